@@ -1,0 +1,201 @@
+//! Command-line flags (each also an environment variable) and the validated
+//! configuration they produce.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::model::ModelSpec;
+
+/// Serve ONNX models over HTTP: PUT float32 rows to /score, get scores back.
+#[derive(Debug, Parser)]
+#[command(name = "score-server", version, about)]
+pub struct Args {
+    /// Model to serve, as PATH or NAME=PATH (the name defaults to the file
+    /// stem). Repeat for several models; the first is the default model of
+    /// `/score`. With none, the bundled demo model is served as "demo".
+    #[arg(long = "model", env = "SCORE_MODEL", value_delimiter = ',')]
+    pub models: Vec<String>,
+
+    /// Address to listen on. Binding beyond loopback exposes the service to
+    /// the network: put it behind your proxy or firewall.
+    #[arg(long, env = "SCORE_LISTEN", default_value = "127.0.0.1:8099")]
+    pub listen: SocketAddr,
+
+    /// Model worker threads. 0 means one per available core: compute-bound
+    /// models gain nothing from more, and fewer leave cores to the network.
+    #[arg(long, env = "SCORE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Most rows in one model call. Large requests are split into chunks of
+    /// at most this size (so idle workers share them) and small concurrent
+    /// requests are merged up to it. Larger amortises call overhead; smaller
+    /// bounds the memory of intermediate tensors per worker.
+    #[arg(long, env = "SCORE_MAX_BATCH_ROWS", default_value_t = 4096)]
+    pub max_batch_rows: usize,
+
+    /// Largest request body (bytes; K, M, G, KiB, MiB, GiB suffixes). Larger
+    /// answers 413. Must cover the client's batch size: rows × columns × 4.
+    #[arg(long, env = "SCORE_BODY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
+    pub body_limit: usize,
+
+    /// Request bytes admitted at once (being read, queued or scored). Beyond
+    /// it requests get 429 with Retry-After at once. This bounds memory:
+    /// roughly this plus the outputs plus the workers' intermediate tensors.
+    #[arg(long, env = "SCORE_MAX_INFLIGHT_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
+    pub max_inflight_bytes: usize,
+
+    /// Requests admitted at once, whatever their size; beyond it 429. Bounds
+    /// the compute queue and the per-request overhead of many tiny requests.
+    #[arg(long, env = "SCORE_MAX_INFLIGHT_REQUESTS", default_value_t = 512)]
+    pub max_inflight_requests: usize,
+
+    /// Time allowed to receive a request body (e.g. 30s, 2m). A slow or
+    /// stalled sender holds admission budget until then; answers 408.
+    #[arg(long, env = "SCORE_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Time allowed to receive a request's headers on a connection.
+    #[arg(long, env = "SCORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// After SIGTERM, keep accepting (answering 503 and failing /readyz) for
+    /// this long so load balancers notice, before closing the listener.
+    #[arg(long, env = "SCORE_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// After the listener closes, wait at most this long for in-flight
+    /// requests before exiting anyway.
+    #[arg(long, env = "SCORE_DRAIN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Models to serve; the first is the default.
+    pub models: Vec<ModelSpec>,
+    /// Listen address (used by the binary; `run` takes a bound listener).
+    pub listen: SocketAddr,
+    /// Worker threads (resolved, ≥ 1).
+    pub workers: usize,
+    /// Most rows per model call.
+    pub max_batch_rows: usize,
+    /// Largest body in bytes.
+    pub body_limit: usize,
+    /// Admission budget in bytes.
+    pub max_inflight_bytes: usize,
+    /// Admission budget in requests.
+    pub max_inflight_requests: usize,
+    /// Body receive timeout.
+    pub body_timeout: Duration,
+    /// Header receive timeout.
+    pub header_timeout: Duration,
+    /// Delay between SIGTERM and closing the listener.
+    pub drain_delay: Duration,
+    /// Longest wait for in-flight requests at exit.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    /// The configuration of a server started with no flags.
+    fn default() -> Self {
+        Args::parse_from(["score-server"])
+            .into_config()
+            .expect("the defaults are valid; this is a bug")
+    }
+}
+
+impl Args {
+    /// Validates the flags.
+    pub fn into_config(self) -> Result<Config, String> {
+        let models = if self.models.is_empty() {
+            vec![ModelSpec::demo()]
+        } else {
+            self.models.iter().map(|m| ModelSpec::parse(m)).collect::<Result<Vec<_>, _>>()?
+        };
+        for (i, m) in models.iter().enumerate() {
+            if models[..i].iter().any(|o| o.name == m.name) {
+                return Err(format!("two models are named {:?}; use NAME=PATH", m.name));
+            }
+        }
+        let workers = match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if self.max_batch_rows == 0 {
+            return Err("--max-batch-rows must be at least 1".into());
+        }
+        if self.body_limit == 0 || self.max_inflight_bytes == 0 || self.max_inflight_requests == 0 {
+            return Err(
+                "--body-limit, --max-inflight-bytes and --max-inflight-requests must be positive"
+                    .into(),
+            );
+        }
+        Ok(Config {
+            models,
+            listen: self.listen,
+            workers,
+            max_batch_rows: self.max_batch_rows,
+            body_limit: self.body_limit,
+            max_inflight_bytes: self.max_inflight_bytes,
+            max_inflight_requests: self.max_inflight_requests,
+            body_timeout: self.body_timeout,
+            header_timeout: self.header_timeout,
+            drain_delay: self.drain_delay,
+            drain_timeout: self.drain_timeout,
+        })
+    }
+}
+
+/// Parses `65536`, `64K`, `64KiB`, `64M`, `64MiB`, `1G`, `1GiB` (binary
+/// multiples either way: a body limit is a memory size).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a size like 64MiB"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2k"), Ok(2048));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn defaults_serve_the_demo_model_on_loopback() {
+        let config = Config::default();
+        assert_eq!(config.models, vec![ModelSpec::demo()]);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8099");
+        assert!(config.workers >= 1);
+        assert_eq!(config.body_limit, 64 << 20);
+    }
+
+    #[test]
+    fn named_models_and_duplicates() {
+        let args = Args::parse_from(["s", "--model", "a=x/a.onnx", "--model", "models/b.onnx"]);
+        let config = args.into_config().expect("valid");
+        assert_eq!(config.models[0].name, "a");
+        assert_eq!(config.models[1].name, "b");
+        let dup = Args::parse_from(["s", "--model", "x/a.onnx", "--model", "y/a.onnx"]);
+        assert!(dup.into_config().unwrap_err().contains("two models"));
+    }
+}

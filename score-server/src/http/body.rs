@@ -1,0 +1,276 @@
+//! Request bodies and the headers that describe them: content type, the
+//! column check, the deadline, reading under a limit and a timeout, and
+//! decoding binary or JSON rows.
+//!
+//! These are functions rather than one `FromRequest` extractor because
+//! admission has to sit between validating the headers and reading the body:
+//! an overloaded server must not buffer a 64 MiB body only to refuse it.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
+
+use crate::error::ApiError;
+
+/// Request header: the client's idea of the input width.
+pub const COLUMNS_HEADER: &str = "x-score-columns";
+/// Request header: relative deadline in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-score-deadline-ms";
+
+/// How the rows are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// float32 little-endian, row-major.
+    Binary,
+    /// `[[...], ...]`.
+    Json,
+}
+
+/// The body's format from its Content-Type. A missing Content-Type is read
+/// as binary, the protocol's native form.
+pub fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Binary);
+    };
+    let text = value.to_str().unwrap_or_default();
+    let mime = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/octet-stream" => Ok(Format::Binary),
+        "application/json" => Ok(Format::Json),
+        _ => Err(ApiError::UnsupportedMediaType(text.to_string())),
+    }
+}
+
+/// Checks `X-Score-Columns` against the model's width.
+pub fn check_columns(headers: &HeaderMap, model: &str, expected: usize) -> Result<(), ApiError> {
+    let Some(sent) = parse_header::<usize>(headers, COLUMNS_HEADER)? else {
+        return Ok(());
+    };
+    if sent != expected {
+        return Err(ApiError::ColumnMismatch { model: model.to_string(), sent, expected });
+    }
+    Ok(())
+}
+
+/// The absolute deadline from `X-Score-Deadline-Ms`, counted from `arrival`.
+pub fn deadline(headers: &HeaderMap, arrival: Instant) -> Result<Option<Instant>, ApiError> {
+    Ok(parse_header::<u64>(headers, DEADLINE_HEADER)?
+        .map(|ms| arrival + Duration::from_millis(ms.min(86_400_000))))
+}
+
+/// The declared Content-Length, if any.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    parse_header::<usize>(headers, header::CONTENT_LENGTH.as_str())
+}
+
+/// Whether the client waits for `100 Continue` before sending its body: then
+/// a refusal needs no draining, the body never comes.
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+fn parse_header<T: std::str::FromStr>(
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    let Some(value) = headers.get(name) else { return Ok(None) };
+    value.to_str().ok().and_then(|s| s.trim().parse().ok()).map(Some).ok_or_else(|| {
+        ApiError::BadParameter(format!("header {name} must be a non-negative integer"))
+    })
+}
+
+/// Reads the whole body into one buffer, refusing more than `limit` bytes
+/// and giving up after `timeout`.
+pub async fn read(
+    body: Body,
+    size_hint: usize,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::with_capacity(size_hint.min(limit));
+    let read = async {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::BadShape(format!("error reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| ApiError::BodyTimeout(timeout))??;
+    Ok(buf.freeze())
+}
+
+/// Reads and throws away up to `limit` bytes of a body we refuse, so that the
+/// client, still sending, reads our answer instead of a reset connection.
+/// Holds no more than one frame at a time.
+pub async fn discard(body: Body, limit: usize, timeout: Duration) {
+    let drain = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}
+
+/// Checks a binary body and returns its row count.
+pub fn binary_rows(body: &Bytes, columns: usize) -> Result<usize, ApiError> {
+    let row_bytes = columns * 4;
+    if body.len() % row_bytes != 0 {
+        return Err(ApiError::BadShape(format!(
+            "body of {} bytes is not a whole number of rows: the model takes {columns} float32 columns, \
+             {row_bytes} bytes per row",
+            body.len()
+        )));
+    }
+    Ok(body.len() / row_bytes)
+}
+
+/// Parses `[[...], ...]` straight into float32 little-endian rows (no
+/// intermediate `Vec<Vec<f64>>`) and returns them with the row count.
+pub fn json_rows(body: &[u8], columns: usize) -> Result<(Bytes, usize), ApiError> {
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let rows = RowsSeed { out: &mut out, columns }
+        .deserialize(&mut de)
+        .and_then(|rows| de.end().map(|()| rows))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::BadShape(e.to_string()),
+            _ => ApiError::MalformedJson(e.to_string()),
+        })?;
+    Ok((Bytes::from(out), rows))
+}
+
+struct RowsSeed<'a> {
+    out: &'a mut Vec<u8>,
+    columns: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an array of rows, each an array of {} numbers", self.columns)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut rows = 0;
+        while seq
+            .next_element_seed(RowSeed { out: self.out, columns: self.columns, index: rows })?
+            .is_some()
+        {
+            rows += 1;
+        }
+        Ok(rows)
+    }
+}
+
+struct RowSeed<'a> {
+    out: &'a mut Vec<u8>,
+    columns: usize,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "row {} as an array of {} numbers", self.index, self.columns)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut count = 0;
+        while let Some(v) = seq.next_element::<f64>()? {
+            count += 1;
+            if count > self.columns {
+                return Err(A::Error::custom(format!(
+                    "row {} has more than {} values, the model takes {}",
+                    self.index, self.columns, self.columns
+                )));
+            }
+            self.out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+        if count != self.columns {
+            return Err(A::Error::custom(format!(
+                "row {} has {count} values, the model takes {}",
+                self.index, self.columns
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_rows_decode_to_le_floats() {
+        let (bytes, rows) = json_rows(b"[[1, 2.5], [-3, 4e2]]", 2).expect("valid");
+        assert_eq!(rows, 2);
+        let floats: Vec<f32> =
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        assert_eq!(floats, vec![1.0, 2.5, -3.0, 400.0]);
+    }
+
+    #[test]
+    fn json_shape_and_syntax_errors_differ() {
+        let short = json_rows(b"[[1, 2], [3]]", 2).unwrap_err();
+        assert!(
+            matches!(short, ApiError::BadShape(ref m) if m.contains("row 1 has 1 values")),
+            "{short}"
+        );
+        let long = json_rows(b"[[1, 2, 3]]", 2).unwrap_err();
+        assert!(matches!(long, ApiError::BadShape(_)), "{long}");
+        let text = json_rows(b"[[\"a\", 2]]", 2).unwrap_err();
+        assert!(matches!(text, ApiError::BadShape(_)), "{text}");
+        let broken = json_rows(b"[[1, 2]", 2).unwrap_err();
+        assert!(matches!(broken, ApiError::MalformedJson(_)), "{broken}");
+        let trailing = json_rows(b"[[1, 2]] x", 2).unwrap_err();
+        assert!(matches!(trailing, ApiError::MalformedJson(_)), "{trailing}");
+    }
+
+    #[test]
+    fn binary_rows_need_whole_rows() {
+        assert_eq!(binary_rows(&Bytes::from(vec![0u8; 24]), 3).ok(), Some(2));
+        assert!(binary_rows(&Bytes::from(vec![0u8; 20]), 3).is_err());
+        assert_eq!(binary_rows(&Bytes::new(), 3).ok(), Some(0));
+    }
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(format(&h).ok(), Some(Format::Binary));
+        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().expect("valid"));
+        assert_eq!(format(&h).ok(), Some(Format::Json));
+        h.insert(header::CONTENT_TYPE, "text/csv".parse().expect("valid"));
+        assert!(matches!(format(&h), Err(ApiError::UnsupportedMediaType(_))));
+    }
+}

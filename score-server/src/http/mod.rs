@@ -1,0 +1,80 @@
+//! The HTTP interface: routes, middleware and the error fallbacks.
+
+pub mod body;
+mod control;
+mod score;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use score::{
+    COLUMNS_HEADER, COMPUTE_HEADER, OUTPUT_HEADER, QUEUE_HEADER, ROWS_HEADER, ScoreParams,
+    VERSION_HEADER,
+};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The router, with its middleware. Public so tests can drive it without a
+/// socket (`tower::ServiceExt::oneshot`).
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/score", put(score::score_default).post(score::score_default))
+        .route("/models/{name}/score", put(score::score_named).post(score::score_named))
+        .route("/models", get(control::list_models))
+        .route("/models/{name}", get(control::model_info))
+        .route("/healthz", get(control::healthz))
+        .route("/readyz", get(control::readyz))
+        .route("/metrics", get(control::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Outermost first: metrics see every answer, including the 500 the
+        // panic catcher makes; the trace span covers the handler.
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(state.clone(), observe))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal("a request handler panicked".into()).into_response()
+                }))
+                .layer(TraceLayer::new_for_http()),
+        )
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Counts requests and latency by route template.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route =
+        request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    // Extension methods are caller-chosen strings: fold them into one label.
+    let method = match *request.method() {
+        Method::GET
+        | Method::PUT
+        | Method::POST
+        | Method::HEAD
+        | Method::DELETE
+        | Method::OPTIONS => request.method().as_str().to_string(),
+        _ => "other".to_string(),
+    };
+    let response = next.run(request).await;
+    state.metrics.observe_http(&route, &method, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,46 @@
+//! The `score-server` binary: flags → config → bind → serve.
+
+use anyhow::Context;
+use clap::Parser;
+use score_server::{Args, load, server};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = Args::parse().into_config().map_err(anyhow::Error::msg)?;
+    tracing::info!(?config, "starting");
+    // Few async threads: they only move bytes; the cores belong to the
+    // model workers.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.clamp(1, 2))
+        .thread_name("score-io")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listen = config.listen;
+        let state = load(config).await.context("cannot start")?;
+        for model in state.models.iter() {
+            tracing::info!(
+                model = %model.name, version = %model.version, source = %model.source,
+                columns = model.input.columns,
+                outputs = ?model.outputs.iter().map(|o| format!("{}[{}]:{}", o.name, o.columns, o.dtype)).collect::<Vec<_>>(),
+                "model loaded"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, workers = state.pool.workers(), "listening");
+        server::serve(state, listener, server::shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}

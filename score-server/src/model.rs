@@ -1,0 +1,429 @@
+//! Loading an ONNX model into an optimized tract plan, and what we know of it.
+//!
+//! A servable model has one float32 input of shape `[batch, n]` and any number
+//! of numeric outputs whose first dimension is the batch. The batch dimension
+//! is made symbolic before optimisation (skl2onnx exports leave it unset), so
+//! one plan serves every request size.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use tract_onnx::pb::type_proto::Value as TypeValue;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+
+/// The model the server serves when started with no `--model`: a binary
+/// logistic regression over 100 features (see `models/generate.py`).
+pub const DEMO_MODEL: &[u8] = include_bytes!("../../models/logreg.onnx");
+
+/// Name under which the bundled demo model is served.
+pub const DEMO_MODEL_NAME: &str = "demo";
+
+/// Why a model could not be loaded. Every variant names the model.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("model {name}: cannot read {path}: {source}")]
+    Read {
+        /// Model name.
+        name: String,
+        /// Path that failed.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The model uses operators tract does not implement.
+    #[error(
+        "model {name}: unsupported ONNX operator(s): {}; the server cannot run this model",
+        ops.join(", ")
+    )]
+    UnsupportedOperators {
+        /// Model name.
+        name: String,
+        /// Operator types (with domain where not the default one).
+        ops: Vec<String>,
+    },
+    /// The model's inputs or outputs are not of a shape the server can serve.
+    #[error("model {name}: {reason}")]
+    Unservable {
+        /// Model name.
+        name: String,
+        /// What is wrong, in a sentence.
+        reason: String,
+    },
+    /// tract failed to parse, type, optimise or run the model.
+    #[error("model {name}: {stage} failed: {source:#}")]
+    Tract {
+        /// Model name.
+        name: String,
+        /// Which step failed.
+        stage: &'static str,
+        /// tract's error chain.
+        source: TractError,
+    },
+}
+
+/// Where a model's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A file on disk.
+    Path(PathBuf),
+    /// The demo model compiled into the binary.
+    Bundled,
+}
+
+impl fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSource::Path(p) => write!(f, "{}", p.display()),
+            ModelSource::Bundled => f.write_str("<bundled demo model>"),
+        }
+    }
+}
+
+/// A model to load: its serving name and where it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Name used in `/models/{name}`.
+    pub name: String,
+    /// Where the ONNX bytes come from.
+    pub source: ModelSource,
+}
+
+impl ModelSpec {
+    /// Parses `NAME=PATH` or `PATH` (the name is then the file stem).
+    pub fn parse(arg: &str) -> Result<Self, String> {
+        let (name, path) = match arg.split_once('=') {
+            Some((name, path)) => (name.to_string(), PathBuf::from(path)),
+            None => {
+                let path = PathBuf::from(arg);
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                (stem.to_string(), path)
+            }
+        };
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(format!(
+                "model name {name:?} must be non-empty and use only letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if path.as_os_str().is_empty() {
+            return Err(format!("model {name}: empty path"));
+        }
+        Ok(ModelSpec { name, source: ModelSource::Path(path) })
+    }
+
+    /// The bundled demo model.
+    pub fn demo() -> Self {
+        ModelSpec { name: DEMO_MODEL_NAME.to_string(), source: ModelSource::Bundled }
+    }
+}
+
+/// One model output as exposed by `GET /models/{name}`.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputInfo {
+    /// ONNX output name, used with `?output=NAME`.
+    pub name: String,
+    /// Element type produced by the model (converted to float32 on the wire).
+    pub dtype: String,
+    /// Symbolic shape, e.g. `["N", "2"]`.
+    pub shape: Vec<String>,
+    /// Floats per row on the wire (product of the non-batch dimensions).
+    pub columns: usize,
+}
+
+/// The model's single input.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputInfo {
+    /// ONNX input name.
+    pub name: String,
+    /// Always `float32`.
+    pub dtype: String,
+    /// Symbolic shape, e.g. `["N", "100"]`.
+    pub shape: Vec<String>,
+    /// Features per row (n).
+    pub columns: usize,
+}
+
+/// A loaded, optimized model ready to be run by the worker pool.
+pub struct Model {
+    /// Serving name.
+    pub name: String,
+    /// Content hash of the ONNX bytes (first 16 hex digits of SHA-256).
+    pub version: String,
+    /// Where it was loaded from.
+    pub source: ModelSource,
+    /// The input.
+    pub input: InputInfo,
+    /// Every output, in the model's order.
+    pub outputs: Vec<OutputInfo>,
+    /// Index of the output served when the request names none: the first
+    /// floating-point output (for a classifier, the probabilities).
+    pub default_output: usize,
+    /// The optimized plan; each worker spawns its own state from it.
+    pub plan: Arc<TypedRunnableModel>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("input", &self.input)
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Reads and loads a model.
+    pub fn load(spec: &ModelSpec) -> Result<Model, LoadError> {
+        let bytes =
+            match &spec.source {
+                ModelSource::Bundled => DEMO_MODEL.to_vec(),
+                ModelSource::Path(path) => std::fs::read(path).map_err(|source| {
+                    LoadError::Read { name: spec.name.clone(), path: path.clone(), source }
+                })?,
+            };
+        Self::from_bytes(&spec.name, spec.source.clone(), &bytes)
+    }
+
+    /// Loads a model from ONNX bytes.
+    pub fn from_bytes(name: &str, source: ModelSource, bytes: &[u8]) -> Result<Model, LoadError> {
+        let tract_err = |stage| {
+            let name = name.to_string();
+            move |source| LoadError::Tract { name, stage, source }
+        };
+        let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(tract_err("parsing"))?;
+        let graph =
+            proto.graph.as_ref().ok_or_else(|| unservable("the file has no graph".into()))?;
+
+        let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> =
+            graph.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).collect();
+        let [input] = inputs[..] else {
+            return Err(unservable(format!(
+                "the server serves models with exactly one input, this one has {}",
+                inputs.len()
+            )));
+        };
+        let (batch_name, columns) = input_dims(input).map_err(unservable)?;
+
+        let mut model = onnx.model_for_proto_model(&proto).map_err(tract_err("parsing"))?;
+        let unsupported = unimplemented_ops(&model, graph);
+        if !unsupported.is_empty() {
+            return Err(LoadError::UnsupportedOperators {
+                name: name.to_string(),
+                ops: unsupported,
+            });
+        }
+        let batch = model.symbols.sym(&batch_name);
+        model
+            .set_input_fact(0, f32::fact([batch.to_dim(), columns.to_dim()]).into())
+            .map_err(tract_err("setting the input shape"))?;
+        let typed = model.into_optimized().map_err(tract_err("optimizing"))?;
+
+        let mut outputs = Vec::with_capacity(typed.outputs.len());
+        for (ix, outlet) in typed.outputs.iter().enumerate() {
+            let fact = typed.outlet_fact(*outlet).map_err(tract_err("typing outputs"))?;
+            let out_name = graph
+                .output
+                .get(ix)
+                .map(|o| o.name.clone())
+                .or_else(|| typed.outlet_label(*outlet).map(str::to_string))
+                .unwrap_or_else(|| format!("output_{ix}"));
+            let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            let columns = dims
+                .iter()
+                .skip(1)
+                .map(|d| d.to_usize().ok())
+                .product::<Option<usize>>()
+                .ok_or_else(|| {
+                    unservable(format!(
+                        "output {out_name} has shape {dims:?}: only the first (batch) dimension may vary"
+                    ))
+                })?;
+            outputs.push(OutputInfo {
+                name: out_name,
+                dtype: dtype_name(fact.datum_type),
+                shape: dims.iter().map(|d| d.to_string()).collect(),
+                columns: columns.max(1),
+            });
+            if !is_numeric(fact.datum_type) {
+                // Kept in the metadata, refused with 404 when asked for.
+                tracing::warn!(model = name, output = %outputs[ix].name, dtype = ?fact.datum_type,
+                    "output is not numeric and cannot be served");
+            }
+        }
+        let default_output = typed
+            .outputs
+            .iter()
+            .position(|o| typed.outlet_fact(*o).is_ok_and(|f| f.datum_type.is_float()))
+            .or_else(|| {
+                typed
+                    .outputs
+                    .iter()
+                    .position(|o| typed.outlet_fact(*o).is_ok_and(|f| is_numeric(f.datum_type)))
+            })
+            .ok_or_else(|| unservable("the model has no numeric output".into()))?;
+
+        let plan = typed.into_runnable().map_err(tract_err("planning"))?;
+        let model = Model {
+            name: name.to_string(),
+            version: hex_prefix(&Sha256::digest(bytes), 8),
+            source,
+            input: InputInfo {
+                name: input.name.clone(),
+                dtype: "float32".into(),
+                shape: vec![batch_name, columns.to_string()],
+                columns,
+            },
+            outputs,
+            default_output,
+            plan,
+        };
+        model.smoke_test()?;
+        Ok(model)
+    }
+
+    /// Index of the output called `name`, if the server can serve it.
+    pub fn output_index(&self, name: &str) -> Option<usize> {
+        self.outputs.iter().position(|o| o.name == name && is_servable_dtype(&o.dtype))
+    }
+
+    /// Runs two rows of zeros through the plan so that a model that parses
+    /// but cannot run fails at start-up, not on the first request.
+    fn smoke_test(&self) -> Result<(), LoadError> {
+        let input = Tensor::zero::<f32>(&[2, self.input.columns]).map_err(|source| {
+            LoadError::Tract { name: self.name.clone(), stage: "test run", source }
+        })?;
+        let mut state = self.plan.spawn().map_err(|source| LoadError::Tract {
+            name: self.name.clone(),
+            stage: "test run",
+            source,
+        })?;
+        let outs = state.run(tvec![input.into()]).map_err(|source| LoadError::Tract {
+            name: self.name.clone(),
+            stage: "test run",
+            source,
+        })?;
+        for (info, out) in self.outputs.iter().zip(outs.iter()) {
+            if is_servable_dtype(&info.dtype) && out.shape().first() != Some(&2) {
+                return Err(LoadError::Unservable {
+                    name: self.name.clone(),
+                    reason: format!(
+                        "output {} has shape {:?} for 2 input rows: its first dimension is not the batch",
+                        info.name,
+                        out.shape()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `[batch, n]` from the ONNX input declaration: the batch symbol's name
+/// (the model's own `dim_param`, or `N`) and the width n.
+fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, usize), String> {
+    let Some(TypeValue::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Err(format!("input {} is not a tensor", input.name));
+    };
+    // 1 is FLOAT in onnx.proto's TensorProto.DataType.
+    if tensor.elem_type != 1 {
+        return Err(format!(
+            "input {} has ONNX element type {}, the server feeds float32 (type 1) only",
+            input.name, tensor.elem_type
+        ));
+    }
+    let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    let [batch, width] = dims else {
+        return Err(format!(
+            "input {} has rank {}, the server feeds [batch, features] matrices",
+            input.name,
+            dims.len()
+        ));
+    };
+    let batch_name = match &batch.value {
+        Some(DimValue::DimParam(p)) if !p.is_empty() => p.clone(),
+        _ => "N".to_string(),
+    };
+    match &width.value {
+        Some(DimValue::DimValue(n)) if *n > 0 => Ok((batch_name, *n as usize)),
+        other => Err(format!(
+            "input {} must have a fixed number of features, found {other:?}",
+            input.name
+        )),
+    }
+}
+
+/// Operators the loader left as `Unimplemented(..)` placeholders.
+fn unimplemented_ops(model: &InferenceModel, graph: &pb::GraphProto) -> Vec<String> {
+    let mut ops: Vec<String> = model
+        .nodes()
+        .iter()
+        .filter_map(|node| {
+            let op = node.op.name();
+            let ty = op.strip_prefix("Unimplemented(")?.strip_suffix(')')?.to_string();
+            let domain = graph
+                .node
+                .iter()
+                .find(|n| n.op_type == ty)
+                .map(|n| n.domain.clone())
+                .unwrap_or_default();
+            Some(if domain.is_empty() { ty } else { format!("{domain}.{ty}") })
+        })
+        .collect();
+    ops.sort();
+    ops.dedup();
+    ops
+}
+
+fn is_numeric(dt: DatumType) -> bool {
+    dt.is_number() || dt == DatumType::Bool || dt == DatumType::TDim
+}
+
+fn dtype_name(dt: DatumType) -> String {
+    let name = match dt {
+        DatumType::F16 => "float16",
+        DatumType::F32 => "float32",
+        DatumType::F64 => "float64",
+        DatumType::I8 => "int8",
+        DatumType::I16 => "int16",
+        DatumType::I32 => "int32",
+        // tract types integer label outputs as symbolic dims after a Cast;
+        // in the ONNX file (and once converted) they are int64.
+        DatumType::I64 | DatumType::TDim => "int64",
+        DatumType::U8 => "uint8",
+        DatumType::U16 => "uint16",
+        DatumType::U32 => "uint32",
+        DatumType::U64 => "uint64",
+        DatumType::Bool => "bool",
+        DatumType::String => "string",
+        other => return format!("{other:?}").to_lowercase(),
+    };
+    name.to_string()
+}
+
+fn is_servable_dtype(dtype: &str) -> bool {
+    dtype != "string" && dtype != "blob" && dtype != "opaque"
+}
+
+fn hex_prefix(digest: &[u8], bytes: usize) -> String {
+    digest.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The path of a fixture model in the repository's `models/` folder; used by
+/// tests and benches.
+pub fn fixture_path(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file)
+}

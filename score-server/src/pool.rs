@@ -1,0 +1,435 @@
+//! The compute pool: OS threads that run the models, fed by one bounded queue.
+//!
+//! Model compute never runs on tokio threads: a scoring call takes from
+//! microseconds to seconds and would stall every connection sharing the
+//! runtime. Each worker owns one tract state per model, spawned from the
+//! model's shared optimized plan.
+//!
+//! A request is cut into chunks ([`Pool::score`]) so that idle workers score a
+//! large request in parallel; a request keeps at most `workers + 1` chunks in
+//! the queue at a time, so one huge request cannot fill the queue and small
+//! requests interleave with it. A worker that pops a small job also takes the
+//! jobs queued right behind it for the same model (up to `max_batch_rows`)
+//! and scores them in one model call: dynamic batching with no added wait.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
+use tract_onnx::prelude::*;
+
+use crate::metrics::Metrics;
+use crate::model::Model;
+
+/// Requests smaller than this many rows per worker are not split: below it the
+/// per-call overhead outweighs the parallelism.
+const MIN_CHUNK_ROWS: usize = 256;
+
+/// Why scoring failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// The queue is full. Admission control makes this unreachable in
+    /// practice; it is reported as overload rather than waited on.
+    #[error("the compute queue is full")]
+    QueueFull,
+    /// The request's deadline passed before its work started.
+    #[error("the deadline passed before the work started")]
+    DeadlineExceeded,
+    /// The model failed (tract error or panic); the detail is for the log.
+    #[error("model {model} failed: {detail}")]
+    Model {
+        /// Model name.
+        model: String,
+        /// What tract said.
+        detail: String,
+    },
+    /// The pool shut down while the request was queued.
+    #[error("the worker pool stopped")]
+    Stopped,
+}
+
+/// Pool sizing.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Worker threads.
+    pub workers: usize,
+    /// Most rows in one model call (splitting and merging both respect it).
+    pub max_batch_rows: usize,
+    /// Most requests admitted at once; sizes the queue.
+    pub max_requests: usize,
+}
+
+/// One request to score: rows × columns float32 little-endian.
+#[derive(Debug)]
+pub struct ScoreJob {
+    /// Index of the model in the pool's model list.
+    pub model: usize,
+    /// Index of the output to return.
+    pub output: usize,
+    /// Input rows.
+    pub rows: usize,
+    /// The rows, `rows * columns * 4` bytes.
+    pub input: Bytes,
+    /// Work not started by then is dropped.
+    pub deadline: Option<Instant>,
+}
+
+/// A scored request.
+#[derive(Debug)]
+pub struct Scored {
+    /// `rows * columns * 4` bytes of float32 little-endian.
+    pub data: Vec<u8>,
+    /// Floats per row.
+    pub columns: usize,
+    /// Longest time a chunk of this request waited in the queue.
+    pub queue_time: Duration,
+    /// Model time summed over the chunks (exceeds wall time when parallel).
+    pub compute_time: Duration,
+}
+
+struct Job {
+    model: usize,
+    output: usize,
+    rows: usize,
+    input: Bytes,
+    deadline: Option<Instant>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<ChunkOut, ComputeError>>,
+    span: tracing::Span,
+}
+
+struct ChunkOut {
+    data: Vec<u8>,
+    columns: usize,
+    queue_time: Duration,
+    compute_time: Duration,
+}
+
+/// The worker threads and the sending end of their queue.
+pub struct Pool {
+    sender: Option<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    models: Arc<[Arc<Model>]>,
+    config: PoolConfig,
+    /// Exponentially weighted compute cost in nanoseconds per input byte
+    /// (f64 bits), for Retry-After estimates.
+    ns_per_byte: Arc<AtomicU64>,
+}
+
+impl Pool {
+    /// Starts `config.workers` threads, each with a state for every model.
+    pub fn start(
+        models: Arc<[Arc<Model>]>,
+        config: PoolConfig,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Pool> {
+        // Each admitted request has at most `window` chunks queued, so this
+        // bound is never reached while admission holds; it is a backstop.
+        let capacity = config.max_requests.saturating_mul(window(&config)).max(1);
+        let (sender, receiver) = crossbeam_channel::bounded(capacity);
+        let ns_per_byte = Arc::new(AtomicU64::new(1.0f64.to_bits()));
+        let mut threads = Vec::with_capacity(config.workers);
+        for ix in 0..config.workers {
+            let worker = Worker {
+                receiver: receiver.clone(),
+                models: models.clone(),
+                max_batch_rows: config.max_batch_rows,
+                metrics: metrics.clone(),
+                ns_per_byte: ns_per_byte.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("score-worker-{ix}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        Ok(Pool { sender: Some(sender), threads, models, config, ns_per_byte })
+    }
+
+    /// Scores a request: splits it into chunks, lets idle workers take them,
+    /// and reassembles the outputs in order. Dropping the future abandons the
+    /// chunks not yet started (workers skip them).
+    pub async fn score(&self, job: ScoreJob) -> Result<Scored, ComputeError> {
+        let model = &self.models[job.model];
+        let row_bytes = model.input.columns * 4;
+        let chunk = chunk_rows(job.rows, &self.config);
+        let span = tracing::Span::current();
+        let mut pending = VecDeque::new();
+        let mut next_row = 0;
+        let mut scored = Scored {
+            data: Vec::new(),
+            columns: model.outputs[job.output].columns,
+            queue_time: Duration::ZERO,
+            compute_time: Duration::ZERO,
+        };
+        scored.data.reserve_exact(job.rows * scored.columns * 4);
+        loop {
+            while pending.len() < window(&self.config) && next_row < job.rows {
+                let rows = chunk.min(job.rows - next_row);
+                let (reply, receiver) = oneshot::channel();
+                self.submit(Job {
+                    model: job.model,
+                    output: job.output,
+                    rows,
+                    input: job.input.slice(next_row * row_bytes..(next_row + rows) * row_bytes),
+                    deadline: job.deadline,
+                    enqueued: Instant::now(),
+                    reply,
+                    span: span.clone(),
+                })?;
+                pending.push_back(receiver);
+                next_row += rows;
+            }
+            let Some(receiver) = pending.pop_front() else { break };
+            let out = receiver.await.map_err(|_| ComputeError::Stopped)??;
+            scored.columns = out.columns;
+            scored.data.extend_from_slice(&out.data);
+            scored.queue_time = scored.queue_time.max(out.queue_time);
+            scored.compute_time += out.compute_time;
+        }
+        Ok(scored)
+    }
+
+    fn submit(&self, job: Job) -> Result<(), ComputeError> {
+        let sender = self.sender.as_ref().ok_or(ComputeError::Stopped)?;
+        sender.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => ComputeError::QueueFull,
+            TrySendError::Disconnected(_) => ComputeError::Stopped,
+        })
+    }
+
+    /// Jobs waiting in the queue (not counting those being scored).
+    pub fn queued(&self) -> usize {
+        self.sender.as_ref().map_or(0, Sender::len)
+    }
+
+    /// How long the workers need to score `bytes` of input, from recent
+    /// throughput.
+    pub fn estimate(&self, bytes: usize) -> Duration {
+        let ns_per_byte = f64::from_bits(self.ns_per_byte.load(Ordering::Relaxed));
+        Duration::from_secs_f64(bytes as f64 * ns_per_byte / 1e9 / self.config.workers as f64)
+    }
+
+    /// Worker thread count.
+    pub fn workers(&self) -> usize {
+        self.config.workers
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the channel lets each worker finish its job and exit.
+        self.sender.take();
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a score worker panicked outside a model call; this is a bug");
+            }
+        }
+    }
+}
+
+/// Chunks of one request in the queue at once: one per worker, plus one so a
+/// worker finishing a chunk finds the next already queued.
+fn window(config: &PoolConfig) -> usize {
+    config.workers + 1
+}
+
+/// Rows per chunk: an equal share per worker, but neither so small that
+/// per-call overhead dominates nor above the per-call cap.
+fn chunk_rows(rows: usize, config: &PoolConfig) -> usize {
+    rows.div_ceil(config.workers).max(MIN_CHUNK_ROWS).min(config.max_batch_rows).max(1)
+}
+
+struct Worker {
+    receiver: Receiver<Job>,
+    models: Arc<[Arc<Model>]>,
+    max_batch_rows: usize,
+    metrics: Arc<Metrics>,
+    ns_per_byte: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut states: Vec<Option<TypedSimpleState>> = Vec::new();
+        for model in self.models.iter() {
+            match model.plan.spawn() {
+                Ok(state) => states.push(Some(state)),
+                Err(e) => {
+                    tracing::error!(model = %model.name, error = %e, "cannot create model state");
+                    states.push(None);
+                }
+            }
+        }
+        // A job popped while gathering a batch that belongs to another model.
+        let mut carry: Option<Job> = None;
+        loop {
+            let first = match carry.take() {
+                Some(job) => job,
+                None => match self.receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            let Some(first) = self.admit(first) else { continue };
+            let model = first.model;
+            let mut rows = first.rows;
+            let mut batch = vec![first];
+            while rows < self.max_batch_rows {
+                let Ok(job) = self.receiver.try_recv() else { break };
+                if job.model != model || rows + job.rows > self.max_batch_rows {
+                    carry = Some(job);
+                    break;
+                }
+                if let Some(job) = self.admit(job) {
+                    rows += job.rows;
+                    batch.push(job);
+                }
+            }
+            self.score_batch(&mut states[model], batch, rows);
+        }
+    }
+
+    /// Drops a job whose caller has gone or whose deadline has passed.
+    fn admit(&self, job: Job) -> Option<Job> {
+        if job.reply.is_closed() {
+            self.metrics.jobs_abandoned.inc();
+            return None;
+        }
+        if job.deadline.is_some_and(|d| Instant::now() > d) {
+            self.metrics.jobs_deadline_exceeded.inc();
+            let _ = job.reply.send(Err(ComputeError::DeadlineExceeded));
+            return None;
+        }
+        Some(job)
+    }
+
+    fn score_batch(&self, state: &mut Option<TypedSimpleState>, batch: Vec<Job>, rows: usize) {
+        let model = &self.models[batch[0].model];
+        let started = Instant::now();
+        let result = match state.as_mut() {
+            Some(state) => {
+                let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let input = build_input(&batch, rows, model.input.columns)?;
+                    state.run(tvec![input.into()])
+                }));
+                match run {
+                    Ok(result) => result.map_err(|e| format!("{e:#}")),
+                    Err(panic) => Err(panic_message(&panic)),
+                }
+            }
+            None => Err("no model state on this worker".to_string()),
+        };
+        let compute_time = started.elapsed();
+        self.metrics.observe_batch(&model.name, rows, batch.len(), compute_time);
+        let input_bytes: usize = batch.iter().map(|j| j.input.len()).sum();
+        self.update_cost(compute_time, input_bytes);
+
+        let outputs = match result {
+            Ok(outputs) => outputs,
+            Err(detail) => {
+                if detail.starts_with("panic") {
+                    // The state may be half-updated: start from a fresh one.
+                    *state = model.plan.spawn().ok();
+                }
+                for job in batch {
+                    let _ = job.reply.send(Err(ComputeError::Model {
+                        model: model.name.clone(),
+                        detail: detail.clone(),
+                    }));
+                }
+                return;
+            }
+        };
+        // Convert each requested output once, then hand every job its rows.
+        let mut converted: Vec<Option<Result<(Vec<f32>, usize), String>>> =
+            vec![None; outputs.len()];
+        let mut offset = 0;
+        for job in batch {
+            let _enter = job.span.enter();
+            let out = converted[job.output]
+                .get_or_insert_with(|| output_as_f32(&outputs[job.output], rows))
+                .as_ref();
+            let reply = match out {
+                Ok((values, columns)) => {
+                    let slice = &values[offset * columns..(offset + job.rows) * columns];
+                    let mut data = Vec::with_capacity(slice.len() * 4);
+                    for v in slice {
+                        data.extend_from_slice(&v.to_le_bytes());
+                    }
+                    let queue_time = started.saturating_duration_since(job.enqueued);
+                    self.metrics.queue_wait.observe(queue_time.as_secs_f64());
+                    Ok(ChunkOut { data, columns: *columns, queue_time, compute_time })
+                }
+                Err(detail) => {
+                    Err(ComputeError::Model { model: model.name.clone(), detail: detail.clone() })
+                }
+            };
+            offset += job.rows;
+            // A receiver dropped meanwhile is a caller that went away: fine.
+            let _ = job.reply.send(reply);
+        }
+    }
+
+    fn update_cost(&self, elapsed: Duration, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let sample = elapsed.as_nanos() as f64 / bytes as f64;
+        let old = f64::from_bits(self.ns_per_byte.load(Ordering::Relaxed));
+        // Racy read-modify-write between workers is fine for an estimate.
+        self.ns_per_byte.store((0.8 * old + 0.2 * sample).to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Concatenates the jobs' rows into one `[rows, columns]` tensor, decoding
+/// little-endian explicitly (the body's alignment is arbitrary).
+fn build_input(batch: &[Job], rows: usize, columns: usize) -> TractResult<Tensor> {
+    let mut values = Vec::with_capacity(rows * columns);
+    for job in batch {
+        values.extend(
+            job.input.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+    }
+    Tensor::from_shape(&[rows, columns], &values)
+}
+
+/// Converts one model output to float32, checking that its first dimension is
+/// the batch. Returns the values and the floats per row.
+fn output_as_f32(value: &TValue, rows: usize) -> Result<(Vec<f32>, usize), String> {
+    let tensor: &Tensor = value;
+    if tensor.shape().first() != Some(&rows) {
+        return Err(format!(
+            "output has shape {:?}, expected {rows} rows in its first dimension",
+            tensor.shape()
+        ));
+    }
+    let as_i64;
+    let tensor = if tensor.datum_type() == DatumType::TDim {
+        as_i64 = tensor.cast_to::<i64>().map_err(|e| format!("{e:#}"))?;
+        &*as_i64
+    } else {
+        tensor
+    };
+    let floats = tensor.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
+    let values = floats
+        .try_as_plain_ram()
+        .and_then(|view| view.as_slice::<f32>().map(<[f32]>::to_vec))
+        .map_err(|e| format!("{e:#}"))?;
+    let columns = if rows == 0 { 1 } else { values.len() / rows };
+    Ok((values, columns))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown payload".into());
+    format!("panic in model call: {what}")
+}

@@ -1,0 +1,120 @@
+//! What every request handler shares: the models, the pool, the admission
+//! budget, the metrics and the draining flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::admission::Admission;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, ModelInfoLabels};
+use crate::model::{LoadError, Model};
+use crate::pool::{Pool, PoolConfig};
+
+/// Longest Retry-After we suggest: past it the estimate is too unreliable to
+/// be worth making the client wait for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Shared server state.
+pub struct AppState {
+    /// Loaded models; index 0 is the default.
+    pub models: Arc<[Arc<Model>]>,
+    /// The compute pool.
+    pub pool: Pool,
+    /// The admission budget.
+    pub admission: Admission,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The configuration the server runs with.
+    pub config: Config,
+    draining: AtomicBool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A model failed to load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Worker threads could not be spawned.
+    #[error("cannot start worker threads: {0}")]
+    Threads(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Loads every model and starts the worker pool. Blocking: model
+    /// optimisation takes from milliseconds to seconds.
+    pub fn new(config: Config) -> Result<Arc<AppState>, StartError> {
+        let models: Vec<Arc<Model>> = config
+            .models
+            .iter()
+            .map(|spec| Model::load(spec).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let models: Arc<[Arc<Model>]> = models.into();
+        let metrics = Arc::new(Metrics::new());
+        for model in models.iter() {
+            metrics
+                .model_info
+                .get_or_create(&ModelInfoLabels {
+                    model: model.name.clone(),
+                    version: model.version.clone(),
+                })
+                .set(1);
+        }
+        metrics.workers.set(config.workers as i64);
+        let pool = Pool::start(
+            models.clone(),
+            PoolConfig {
+                workers: config.workers,
+                max_batch_rows: config.max_batch_rows,
+                max_requests: config.max_inflight_requests,
+            },
+            metrics.clone(),
+        )?;
+        let admission = Admission::new(config.max_inflight_bytes, config.max_inflight_requests);
+        Ok(Arc::new(AppState {
+            models,
+            pool,
+            admission,
+            metrics,
+            config,
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// The model called `name`.
+    pub fn model_index(&self, name: &str) -> Result<usize, ApiError> {
+        self.models.iter().position(|m| m.name == name).ok_or_else(|| ApiError::UnknownModel {
+            name: name.to_string(),
+            available: self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Starts draining: `/readyz` and new scoring requests answer 503.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
+    }
+
+    /// Retry-After for a refused request: the time the workers need to clear
+    /// the admitted backlog, between 1 s and [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Duration {
+        let estimate = self.pool.estimate(self.admission.inflight_bytes());
+        Duration::from_secs(estimate.as_secs_f64().ceil() as u64)
+            .clamp(Duration::from_secs(1), MAX_RETRY_AFTER)
+    }
+
+    /// Refreshes the gauges that are cheaper to read on scrape than to keep
+    /// up to date on every request.
+    pub fn refresh_gauges(&self) {
+        self.metrics.inflight_bytes.set(self.admission.inflight_bytes() as i64);
+        self.metrics.inflight_requests.set(self.admission.inflight_requests() as i64);
+        self.metrics.queued_jobs.set(self.pool.queued() as i64);
+    }
+}
