@@ -23,6 +23,10 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+import onnx
+from onnx import TensorProto, helper
 
 OUT = pathlib.Path(__file__).resolve().parent
 SEED = 20261122
@@ -96,6 +100,42 @@ def main():
     mlp = MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=30,
                         random_state=SEED).fit(x, y)
     export("mlp", mlp, 100, x[:SAMPLE_ROWS], zipmap=False)
+
+    # Test-only fixtures below: they exercise failure paths, not models.
+
+    # A default skl2onnx scaling pipeline: uses ai.onnx.ml Scaler, which
+    # tract does not implement, so loading must fail naming the operator.
+    x, y = make_classification(n_samples=500, n_features=4, random_state=SEED + 4)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
+    onx = to_onnx(pipe, x[:1].astype(np.float32),
+                  options={id(pipe.steps[-1][1]): {"zipmap": False}},
+                  target_opset=TARGET_OPSET)
+    (OUT / "unsupported-scaler.onnx").write_bytes(onx.SerializeToString())
+
+    # A model that fails at run time on purpose: it gathers from a 3-element
+    # table at the index given by column 0, so a row starting with 7 is out
+    # of range (the 500 path). Zeros, as in the start-up check, are fine.
+    graph = helper.make_graph(
+        [
+            helper.make_node("Slice", ["X", "starts", "ends", "axes"], ["first"]),
+            helper.make_node("Cast", ["first"], ["index"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["table", "index"], ["picked"], axis=0),
+            helper.make_node("Reshape", ["picked", "shape"], ["Y"]),
+        ],
+        "faulty",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 1])],
+        initializer=[
+            helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("table", TensorProto.FLOAT, [3], [10.0, 20.0, 30.0]),
+            helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    (OUT / "faulty.onnx").write_bytes(model.SerializeToString())
 
 
 if __name__ == "__main__":

@@ -89,14 +89,13 @@ fn parse_header<T: std::str::FromStr>(
 /// Reads the whole body into one buffer, refusing more than `limit` bytes
 /// and giving up after `timeout`.
 pub async fn read(
-    body: Body,
+    body: &mut Body,
     size_hint: usize,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
     let mut buf = BytesMut::with_capacity(size_hint.min(limit));
     let read = async {
-        let mut body = body;
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|e| ApiError::BadShape(format!("error reading the body: {e}")))?;
@@ -113,16 +112,20 @@ pub async fn read(
     Ok(buf.freeze())
 }
 
-/// Reads and throws away up to `limit` bytes of a body we refuse, so that the
-/// client, still sending, reads our answer instead of a reset connection.
-/// Holds no more than one frame at a time.
-pub async fn discard(body: Body, limit: usize, timeout: Duration) {
+/// Most bytes of a refused body we read and throw away, as a multiple of the
+/// body limit; past it the connection is simply closed.
+const DISCARD_FACTOR: usize = 4;
+
+/// Reads and throws away (up to a bound) the body of a request we refuse, so
+/// that a client still sending reads our answer instead of a reset
+/// connection. Holds no more than one frame at a time.
+pub async fn discard(body: &mut Body, limit: usize, timeout: Duration) {
+    let cap = limit.saturating_mul(DISCARD_FACTOR);
     let drain = async {
-        let mut body = body;
         let mut seen = 0usize;
         while let Some(Ok(frame)) = body.frame().await {
             seen += frame.data_ref().map_or(0, Bytes::len);
-            if seen > limit {
+            if seen > cap {
                 break;
             }
         }

@@ -88,14 +88,16 @@ async fn score(
         })?,
     };
 
-    let (parts, request_body) = request.into_parts();
+    let (parts, mut request_body) = request.into_parts();
     let format = body::format(&parts.headers)?;
     let columns = model.input.columns;
     body::check_columns(&parts.headers, &model.name, columns)?;
     let deadline = body::deadline(&parts.headers, arrival)?;
     let declared = body::content_length(&parts.headers)?;
     let limit = state.config.body_limit;
+    let timeout = state.config.body_timeout;
     if declared.is_some_and(|len| len > limit) {
+        body::discard(&mut request_body, limit, timeout).await;
         return Err(ApiError::PayloadTooLarge { limit });
     }
 
@@ -107,13 +109,20 @@ async fn score(
             state.metrics.reject("overloaded");
             let retry_after = state.retry_after();
             if !body::expects_continue(&parts.headers) {
-                body::discard(request_body, limit, state.config.body_timeout).await;
+                body::discard(&mut request_body, limit, timeout).await;
             }
             return Err(ApiError::Overloaded { retry_after });
         }
     };
-    let bytes =
-        body::read(request_body, declared.unwrap_or(0), limit, state.config.body_timeout).await?;
+    let bytes = match body::read(&mut request_body, declared.unwrap_or(0), limit, timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            if matches!(e, ApiError::PayloadTooLarge { .. }) {
+                body::discard(&mut request_body, limit, timeout).await;
+            }
+            return Err(e);
+        }
+    };
     permit.shrink_to(bytes.len());
 
     let (input, rows) = match format {

@@ -1,0 +1,345 @@
+//! Router tests: the real models and worker pool behind `app(state)`, driven
+//! with `oneshot`, no socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
+use clap::Parser;
+use http_body_util::BodyExt;
+use score_server::model::fixture_path;
+use score_server::{AppState, Args, app};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn state(models: &[&str], extra: &[&str]) -> Arc<AppState> {
+    let mut argv = vec!["score-server".to_string()];
+    for m in models {
+        let (name, file) = m.split_once('=').unwrap_or((m, m));
+        argv.push("--model".into());
+        argv.push(format!("{name}={}", fixture_path(&format!("{file}.onnx")).display()));
+    }
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let config = Args::parse_from(argv).into_config().expect("valid flags");
+    AppState::new(config).expect("models load")
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+async fn send(state: &Arc<AppState>, request: Request<Body>) -> (StatusCode, Response, Vec<u8>) {
+    let response = app(state.clone()).oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes().to_vec();
+    (status, Response::from_parts(parts, Body::empty()), bytes)
+}
+
+fn put(uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::put(uri).header(header::CONTENT_TYPE, content_type).body(body.into()).expect("request")
+}
+
+fn error_kind(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).expect("errors are JSON");
+    assert!(v["error"].as_str().is_some_and(|s| !s.is_empty()), "no error sentence: {v}");
+    v["kind"].as_str().expect("kind").to_string()
+}
+
+struct Reference {
+    columns: usize,
+    input: Vec<f32>,
+    rows: usize,
+    outputs: Vec<(String, String, Vec<f32>)>,
+}
+
+fn reference(name: &str) -> Reference {
+    let text = std::fs::read_to_string(fixture_path(&format!("{name}.reference.json")))
+        .expect("reference file");
+    let v: Value = serde_json::from_str(&text).expect("reference JSON");
+    let flat = |rows: &Value| -> Vec<f32> {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(|r| {
+                r.as_array().expect("row").iter().map(|x| x.as_f64().expect("num") as f32)
+            })
+            .collect()
+    };
+    let rows = v["input"].as_array().expect("input").len();
+    let outputs = v["outputs"]
+        .as_object()
+        .expect("outputs")
+        .iter()
+        .map(|(k, o)| {
+            (k.clone(), o["dtype"].as_str().expect("dtype").to_string(), flat(&o["values"]))
+        })
+        .collect();
+    Reference {
+        columns: v["columns"].as_u64().expect("columns") as usize,
+        input: flat(&v["input"]),
+        rows,
+        outputs,
+    }
+}
+
+/// Every fixture model, every output, against onnxruntime's outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_with_onnxruntime_for_every_fixture() {
+    let names = ["logreg", "forest", "linreg", "mlp"];
+    let state = state(&names, &[]);
+    for name in names {
+        let r = reference(name);
+        assert_eq!(r.input.len(), r.rows * r.columns);
+        for (output, dtype, expected) in &r.outputs {
+            let uri = format!("/models/{name}/score?output={output}");
+            let (status, response, body) =
+                send(&state, put(&uri, "application/octet-stream", f32_bytes(&r.input))).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{name}/{output}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(response.headers()["x-score-rows"], r.rows.to_string().as_str());
+            let got = floats(&body);
+            assert_eq!(got.len(), expected.len(), "{name}/{output}: length");
+            let max_diff =
+                got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            println!("parity {name}/{output} ({dtype}): max abs diff {max_diff:e}");
+            if dtype.starts_with("int") {
+                assert_eq!(&got, expected, "{name}/{output}: labels differ");
+            } else {
+                assert!(max_diff <= 1e-5, "{name}/{output}: max abs diff {max_diff}");
+            }
+        }
+    }
+}
+
+/// The default output is the first float output: a classifier's probabilities.
+#[tokio::test]
+async fn default_output_and_json_agree_with_binary() {
+    let state = state(&["logreg"], &[]);
+    let r = reference("logreg");
+    let rows: Vec<Vec<f32>> = r.input.chunks(r.columns).take(3).map(<[f32]>::to_vec).collect();
+    let json = serde_json::to_vec(&rows).expect("json");
+    let (status, response, body) = send(&state, put("/score", "application/json", json)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["output"], "probabilities");
+    assert_eq!(v["columns"], 2);
+    let from_json: Vec<f32> = v["outputs"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("num") as f32))
+        .collect();
+
+    let binary = f32_bytes(&r.input[..3 * r.columns]);
+    let (status, response, body) =
+        send(&state, put("/score", "application/octet-stream", binary)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response.headers()["x-score-columns"], "2");
+    assert_eq!(response.headers()["x-score-output"], "probabilities");
+    assert_eq!(from_json, floats(&body));
+}
+
+#[tokio::test]
+async fn client_errors_are_json_with_the_right_status() {
+    let state = state(&["logreg", "linreg"], &["--body-limit", "4KiB"]);
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            put("/score", "application/octet-stream", vec![0u8; 401]),
+            StatusCode::BAD_REQUEST,
+            "bad_shape",
+        ),
+        (
+            Request::put("/score")
+                .header("x-score-columns", "99")
+                .body(Body::from(vec![0u8; 400]))
+                .expect("request"),
+            StatusCode::BAD_REQUEST,
+            "column_mismatch",
+        ),
+        (
+            Request::put("/score")
+                .header("x-score-deadline-ms", "soon")
+                .body(Body::empty())
+                .expect("r"),
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+        ),
+        (put("/score", "application/json", "[[1,2"), StatusCode::BAD_REQUEST, "malformed_json"),
+        (put("/score", "application/json", "[[1,2]]"), StatusCode::BAD_REQUEST, "bad_shape"),
+        (
+            put("/score?outptu=x", "application/json", "[]"),
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+        ),
+        (
+            put("/models/nope/score", "application/json", "[]"),
+            StatusCode::NOT_FOUND,
+            "unknown_model",
+        ),
+        (
+            put("/score?output=nope", "application/json", "[]"),
+            StatusCode::NOT_FOUND,
+            "unknown_output",
+        ),
+        (
+            Request::get("/models/nope").body(Body::empty()).expect("r"),
+            StatusCode::NOT_FOUND,
+            "unknown_model",
+        ),
+        (Request::get("/nope").body(Body::empty()).expect("r"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            Request::delete("/score").body(Body::empty()).expect("r"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            put("/score", "application/octet-stream", vec![0u8; 8000]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            put("/score", "text/csv", "1,2"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for (request, status, kind) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (got, _, body) = send(&state, request).await;
+        assert_eq!(got, status, "{what}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(error_kind(&body), kind, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn empty_body_scores_zero_rows() {
+    let state = state(&["logreg"], &[]);
+    let (status, response, body) =
+        send(&state, put("/score", "application/octet-stream", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response.headers()["x-score-rows"], "0");
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn a_passed_deadline_answers_504_and_skips_the_work() {
+    let state = state(&["logreg"], &[]);
+    let request = Request::put("/score")
+        .header("x-score-deadline-ms", "0")
+        .body(Body::from(vec![0u8; 400 * 10]))
+        .expect("request");
+    let (status, _, body) = send(&state, request).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_kind(&body), "deadline_exceeded");
+    assert!(state.metrics.encode().contains("score_jobs_deadline_exceeded_total 1"));
+}
+
+#[tokio::test]
+async fn a_model_failure_answers_a_generic_500() {
+    let state = state(&["faulty"], &[]);
+    let (status, _, body) = send(&state, put("/score", "application/json", "[[1, 0]]")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = send(&state, put("/score", "application/json", "[[7, 0]]")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(error_kind(&body), "internal");
+    assert!(!String::from_utf8_lossy(&body).contains("gather"), "detail leaked");
+    // The worker survives the failure.
+    let (status, _, _) = send(&state, put("/score", "application/json", "[[2, 0]]")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_readiness_metadata_and_metrics() {
+    let state = state(&["logreg", "forest"], &[]);
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("request");
+    let (status, _, _) = send(&state, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&state, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _, body) = send(&state, get("/models")).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["models"][0]["name"], "logreg");
+    assert_eq!(v["models"][0]["default"], true);
+    let (_, _, body) = send(&state, get("/models/forest")).await;
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["input"]["columns"], 10);
+    assert_eq!(v["outputs"][0]["name"], "label");
+    assert_eq!(v["outputs"][0]["dtype"], "int64");
+    assert_eq!(v["outputs"][1]["columns"], 3);
+    assert_eq!(v["default_output"], "probabilities");
+    assert_eq!(v["version"].as_str().map(str::len), Some(16));
+
+    send(&state, put("/score", "application/octet-stream", vec![0u8; 800])).await;
+    let (status, response, body) = send(&state, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE].to_str().expect("ascii").contains("openmetrics")
+    );
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(text.contains(r#"score_rows_total{model="logreg"} 2"#), "{text}");
+    assert!(text.contains(r#"route="/score""#), "{text}");
+    assert!(text.contains(r#"score_model_info{model="forest""#), "{text}");
+
+    state.start_draining();
+    let (status, response, body) = send(&state, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(error_kind(&body), "draining");
+    let (status, _, _) =
+        send(&state, put("/score", "application/octet-stream", vec![0u8; 400])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, _) = send(&state, get("/healthz")).await;
+    assert_eq!(status, StatusCode::OK, "alive while draining");
+}
+
+/// A request of 120,000 rows split over two workers equals the same rows
+/// scored in one model call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_request_split_across_workers_equals_one_chunk() {
+    const ROWS: usize = 120_000;
+    let columns = 100;
+    // Deterministic pseudo-random features in [-3, 3).
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let input: Vec<f32> = (0..ROWS * columns)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 6.0 - 3.0
+        })
+        .collect();
+    let body = f32_bytes(&input);
+
+    let split = state(&["logreg"], &["--workers", "2", "--max-batch-rows", "4096"]);
+    let whole = state(&["logreg"], &["--workers", "1", "--max-batch-rows", "200000"]);
+    let (s1, _, split_out) =
+        send(&split, put("/score", "application/octet-stream", body.clone())).await;
+    let (s2, _, whole_out) = send(&whole, put("/score", "application/octet-stream", body)).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(split_out.len(), ROWS * 2 * 4);
+    assert_eq!(floats(&split_out), floats(&whole_out));
+
+    let calls = |state: &AppState| {
+        let text = state.metrics.encode();
+        text.lines()
+            .find(|l| l.starts_with(r#"score_model_calls_total{model="logreg"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .expect("model_calls metric")
+    };
+    assert!(calls(&split) >= (ROWS / 4096) as u64, "split into {} calls", calls(&split));
+    assert_eq!(calls(&whole), 1);
+}
