@@ -347,8 +347,7 @@ impl Worker {
             }
         };
         // Convert each requested output once, then hand every job its rows.
-        let mut converted: Vec<Option<Result<(Vec<f32>, usize), String>>> =
-            vec![None; outputs.len()];
+        let mut converted: Vec<Option<Result<FloatOutput, String>>> = vec![None; outputs.len()];
         let mut offset = 0;
         for job in batch {
             let _enter = job.span.enter();
@@ -399,9 +398,12 @@ fn build_input(batch: &[Job], rows: usize, columns: usize) -> TractResult<Tensor
     Tensor::from_shape(&[rows, columns], &values)
 }
 
+/// An output's values as float32 and its floats per row.
+type FloatOutput = (Vec<f32>, usize);
+
 /// Converts one model output to float32, checking that its first dimension is
-/// the batch. Returns the values and the floats per row.
-fn output_as_f32(value: &TValue, rows: usize) -> Result<(Vec<f32>, usize), String> {
+/// the batch.
+fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput, String> {
     let tensor: &Tensor = value;
     if tensor.shape().first() != Some(&rows) {
         return Err(format!(
@@ -421,7 +423,7 @@ fn output_as_f32(value: &TValue, rows: usize) -> Result<(Vec<f32>, usize), Strin
         .try_as_plain_ram()
         .and_then(|view| view.as_slice::<f32>().map(<[f32]>::to_vec))
         .map_err(|e| format!("{e:#}"))?;
-    let columns = if rows == 0 { 1 } else { values.len() / rows };
+    let columns = values.len().checked_div(rows).unwrap_or(1);
     Ok((values, columns))
 }
 

@@ -33,11 +33,10 @@ impl Server {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" listening ") {
-                    if let Some(addr) = line.split("address=").nth(1) {
-                        let _ =
-                            tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
-                    }
+                if let Some(addr) =
+                    line.split("address=").nth(1).filter(|_| line.contains(" listening "))
+                {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
                 }
                 lines.lock().expect("log lock").push(line);
             }

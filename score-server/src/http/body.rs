@@ -136,7 +136,7 @@ pub async fn discard(body: &mut Body, limit: usize, timeout: Duration) {
 /// Checks a binary body and returns its row count.
 pub fn binary_rows(body: &Bytes, columns: usize) -> Result<usize, ApiError> {
     let row_bytes = columns * 4;
-    if body.len() % row_bytes != 0 {
+    if !body.len().is_multiple_of(row_bytes) {
         return Err(ApiError::BadShape(format!(
             "body of {} bytes is not a whole number of rows: the model takes {columns} float32 columns, \
              {row_bytes} bytes per row",

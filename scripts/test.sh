@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints, and the whole test suite.
+# Installs what it needs itself, so it works on a fresh machine:
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  # nextest gives each test its own process; doctests need cargo test.
+  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi
