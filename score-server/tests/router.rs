@@ -343,3 +343,53 @@ async fn large_request_split_across_workers_equals_one_chunk() {
     assert!(calls(&split) >= (ROWS / 4096) as u64, "split into {} calls", calls(&split));
     assert_eq!(calls(&whole), 1);
 }
+
+/// Many small concurrent requests on one worker get merged into fewer model
+/// calls, and every request still gets exactly its own rows back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_small_requests_each_get_their_own_rows() {
+    const REQUESTS: usize = 200;
+    const ROWS: usize = 10;
+    let merged = state(&["mlp"], &["--workers", "1"]);
+    let single = state(&["mlp"], &["--workers", "1", "--max-batch-rows", "1"]);
+    let bodies: Vec<Vec<u8>> = (0..REQUESTS)
+        .map(|r| {
+            f32_bytes(
+                &(0..ROWS * 100)
+                    .map(|i| ((r * 131 + i * 17) % 89) as f32 / 30.0 - 1.5)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = bodies
+        .iter()
+        .map(|body| {
+            let (state, body) = (merged.clone(), body.clone());
+            tokio::spawn(async move {
+                send(&state, put("/score", "application/octet-stream", body)).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, _, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::OK);
+        answers.push(body);
+    }
+    for (body, answer) in bodies.into_iter().zip(answers) {
+        let (status, _, alone) =
+            send(&single, put("/score", "application/octet-stream", body)).await;
+        assert_eq!(status, StatusCode::OK);
+        let (a, b) = (floats(&alone), floats(&answer));
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(a.len() == b.len() && diff <= 1e-6, "merged answer differs by {diff}");
+    }
+    let text = merged.metrics.encode();
+    let calls: u64 = text
+        .lines()
+        .find(|l| l.starts_with(r#"score_model_calls_total{model="mlp"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("model_calls metric");
+    println!("{REQUESTS} requests in {calls} model calls");
+    assert!(calls < REQUESTS as u64, "no request was merged: {calls} calls");
+}
