@@ -8,9 +8,11 @@
 //! A request is cut into chunks ([`Pool::score`]) so that idle workers score a
 //! large request in parallel; a request keeps at most `workers + 1` chunks in
 //! the queue at a time, so one huge request cannot fill the queue and small
-//! requests interleave with it. A worker that pops a small job also takes the
-//! jobs queued right behind it for the same model (up to `max_batch_rows`)
-//! and scores them in one model call: dynamic batching with no added wait.
+//! requests interleave with it. A worker that pops a small job (under
+//! [`MIN_CHUNK_ROWS`] rows) also takes the small jobs queued right behind it
+//! for the same model (until the call has that many rows) and scores them in one model
+//! call: dynamic batching with no added wait. Chunks of a split request are
+//! never merged: that would undo the split and leave the other workers idle.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -28,8 +30,9 @@ use crate::metrics::Metrics;
 use crate::model::Model;
 
 /// Requests smaller than this many rows per worker are not split: below it the
-/// per-call overhead outweighs the parallelism.
-const MIN_CHUNK_ROWS: usize = 256;
+/// per-call overhead outweighs the parallelism. Jobs smaller than it are the
+/// ones merged.
+pub const MIN_CHUNK_ROWS: usize = 256;
 
 /// Why scoring failed.
 #[derive(Debug, thiserror::Error)]
@@ -280,9 +283,12 @@ impl Worker {
             let model = first.model;
             let mut rows = first.rows;
             let mut batch = vec![first];
-            while rows < self.max_batch_rows {
+            while rows < MIN_CHUNK_ROWS && rows < self.max_batch_rows {
                 let Ok(job) = self.receiver.try_recv() else { break };
-                if job.model != model || rows + job.rows > self.max_batch_rows {
+                if job.model != model
+                    || job.rows >= MIN_CHUNK_ROWS
+                    || rows + job.rows > self.max_batch_rows
+                {
                     carry = Some(job);
                     break;
                 }
@@ -363,7 +369,9 @@ impl Worker {
                     }
                     let queue_time = started.saturating_duration_since(job.enqueued);
                     self.metrics.queue_wait.observe(queue_time.as_secs_f64());
-                    Ok(ChunkOut { data, columns: *columns, queue_time, compute_time })
+                    // A merged call's time is shared in proportion to rows.
+                    let share = compute_time.mul_f64(job.rows as f64 / rows as f64);
+                    Ok(ChunkOut { data, columns: *columns, queue_time, compute_time: share })
                 }
                 Err(detail) => {
                     Err(ComputeError::Model { model: model.name.clone(), detail: detail.clone() })

@@ -1,0 +1,95 @@
+//! Cutting a stream of rows into request bodies, capped by rows and by bytes.
+
+use bytes::Bytes;
+
+use crate::error::ScoreError;
+
+/// A request's worth of rows, already encoded as the wire body.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Index of the batch's first row in the input.
+    pub first_row: u64,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// `rows × columns` float32 little-endian.
+    pub body: Bytes,
+}
+
+/// Accumulates rows (or blocks of rows) into batches.
+#[derive(Debug)]
+pub struct Batcher {
+    columns: usize,
+    max_rows: usize,
+    buf: Vec<u8>,
+    rows: usize,
+    next_row: u64,
+}
+
+impl Batcher {
+    /// Batches of at most `max_rows` rows and `max_bytes` bytes (at least one
+    /// row each).
+    pub fn new(columns: usize, max_rows: usize, max_bytes: usize) -> Self {
+        let row_bytes = columns * 4;
+        let max_rows = max_rows.min(max_bytes / row_bytes.max(1)).max(1);
+        Batcher { columns, max_rows, buf: Vec::new(), rows: 0, next_row: 0 }
+    }
+
+    /// Rows per full batch.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// Adds one row; returns a batch when this row filled one.
+    pub fn push_row(&mut self, row: &[f32]) -> Result<Option<Batch>, ScoreError> {
+        if row.len() != self.columns {
+            return Err(ScoreError::BadRow {
+                row: self.next_row + self.rows as u64,
+                len: row.len(),
+                columns: self.columns,
+            });
+        }
+        if self.buf.is_empty() {
+            self.buf.reserve_exact(self.max_rows * self.columns * 4);
+        }
+        for v in row {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+        self.rows += 1;
+        Ok((self.rows == self.max_rows).then(|| self.take()))
+    }
+
+    /// Adds a block of whole rows (row-major); returns the batches it
+    /// completed.
+    pub fn push_block(&mut self, block: &[f32]) -> Result<Vec<Batch>, ScoreError> {
+        if self.columns == 0 || block.len() % self.columns != 0 {
+            return Err(ScoreError::BadRow {
+                row: self.next_row + self.rows as u64,
+                len: block.len(),
+                columns: self.columns,
+            });
+        }
+        let mut done = Vec::new();
+        for row in block.chunks_exact(self.columns) {
+            if let Some(batch) = self.push_row(row)? {
+                done.push(batch);
+            }
+        }
+        Ok(done)
+    }
+
+    /// The partial batch, if any rows are pending.
+    pub fn flush(&mut self) -> Option<Batch> {
+        (self.rows > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Batch {
+        let batch = Batch {
+            first_row: self.next_row,
+            rows: self.rows,
+            body: Bytes::from(std::mem::take(&mut self.buf)),
+        };
+        self.next_row += self.rows as u64;
+        self.rows = 0;
+        batch
+    }
+}

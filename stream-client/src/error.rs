@@ -1,0 +1,62 @@
+//! The client's error type.
+
+use std::time::Duration;
+
+/// Why rows could not be scored. Every variant that concerns rows names the
+/// first row it covers; the output ends after an error, so it covers that row
+/// and every row after it.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// An input row of the wrong width.
+    #[error("input row {row} has {len} values, the model takes {columns}")]
+    BadRow {
+        /// Index of the row in the input.
+        row: u64,
+        /// Its width.
+        len: usize,
+        /// The expected width.
+        columns: usize,
+    },
+    /// The server refused the batch with a non-transient status.
+    #[error("{url} refused rows {first_row}..{}: HTTP {status}: {message}", first_row + *rows as u64)]
+    Rejected {
+        /// Endpoint URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's error sentence.
+        message: String,
+        /// First row of the batch.
+        first_row: u64,
+        /// Rows in the batch.
+        rows: usize,
+    },
+    /// Transient failures went on past the attempts or the retry budget.
+    #[error("gave up on rows {first_row}..{} after {attempts} attempts: {last}", first_row + *rows as u64)]
+    GaveUp {
+        /// First row of the batch.
+        first_row: u64,
+        /// Rows in the batch.
+        rows: usize,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// The server's answer does not match the request.
+    #[error("bad answer from {url} for rows {first_row}..: {detail}")]
+    BadResponse {
+        /// Endpoint URL.
+        url: String,
+        /// First row of the batch.
+        first_row: u64,
+        /// What does not match.
+        detail: String,
+    },
+    /// The overall deadline passed.
+    #[error("the overall deadline of {0:?} passed")]
+    Deadline(Duration),
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,47 @@
+//! `stream-client`: feed a fleet of score-servers from a batch job, with
+//! bounded memory, in order, with retries.
+//!
+//! A Spark task (or any batch job) hands the client an iterator over its
+//! partition. The client cuts the rows into request bodies (capped by rows
+//! and bytes), keeps at most `in_flight` requests in flight, retries
+//! transient failures (connect errors, timeouts, 429, 502, 503, 504) with
+//! jittered backoff under a retry budget, spreads requests over several
+//! servers, and yields the scores in input order. Memory stays near
+//! `in_flight × batch` whatever the input's length, and the output ends only
+//! once every row has a result, or with the error that stopped it.
+//!
+//! ```no_run
+//! use stream_client::{Client, ClientConfig};
+//!
+//! # fn main() -> Result<(), stream_client::ScoreError> {
+//! let mut config = ClientConfig::new(["http://127.0.0.1:8099"], 100);
+//! config.in_flight = 8;
+//! let client = Client::new(config)?;
+//! let rows = (0..1_000_000).map(|i| vec![(i % 7) as f32; 100]);
+//! for batch in client.score_rows(rows) {
+//!     let batch = batch?; // an error ends the output: no row is skipped silently
+//!     for scores in batch.rows() {
+//!         let _probabilities: &[f32] = scores;
+//!     }
+//! }
+//! println!("{:?}", client.stats());
+//! # Ok(()) }
+//! ```
+//!
+//! The blocking iterator must be driven from a plain thread (as Spark's task
+//! threads and Python are); from async code use [`Client::score_stream`].
+
+mod batch;
+mod client;
+mod endpoints;
+mod error;
+pub mod retry;
+mod runtime;
+mod stats;
+mod stream;
+
+pub use batch::{Batch, Batcher};
+pub use client::{Client, ClientConfig, Scored};
+pub use error::ScoreError;
+pub use stats::Stats;
+pub use stream::ScoreIter;

@@ -1,0 +1,312 @@
+//! Ordered, bounded scoring of a whole input: the blocking [`ScoreIter`] and
+//! the async [`Client::score_stream`].
+//!
+//! Both keep at most `in_flight` batches in flight, each driven by a task
+//! spawned on the process runtime, so requests progress whatever the
+//! consumer's pace; the input is pulled only when a slot is free (the
+//! backpressure), and results come out in input order. The output ends only
+//! after the last result; after an error it yields that error and ends.
+//! Dropping the output aborts the requests in flight.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use futures_util::{Stream, StreamExt};
+use tokio::task::JoinHandle;
+
+use crate::batch::{Batch, Batcher};
+use crate::client::{Client, Scored};
+use crate::error::ScoreError;
+
+type Pending = VecDeque<JoinHandle<Result<Scored, ScoreError>>>;
+
+/// What the iterator pulls: rows one by one, or row-major blocks.
+enum Input<I, B> {
+    Rows(I),
+    Blocks(B),
+}
+
+/// Blocking iterator of scored batches, in input order.
+pub struct ScoreIter<I, B> {
+    client: Client,
+    input: Input<I, B>,
+    batcher: Batcher,
+    ready: VecDeque<Batch>,
+    pending: Pending,
+    deadline: Option<Instant>,
+    exhausted: bool,
+    finished: bool,
+    input_error: Option<ScoreError>,
+}
+
+impl Client {
+    /// Scores rows pulled from `rows` on the calling thread.
+    pub fn score_rows<I>(&self, rows: I) -> ScoreIter<I::IntoIter, std::iter::Empty<Vec<f32>>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[f32]>,
+    {
+        self.iter(Input::Rows(rows.into_iter()))
+    }
+
+    /// Scores row-major blocks of whole rows (e.g. Arrow record batches'
+    /// float buffers) pulled from `blocks` on the calling thread.
+    pub fn score_blocks<B>(&self, blocks: B) -> ScoreIter<std::iter::Empty<Vec<f32>>, B::IntoIter>
+    where
+        B: IntoIterator,
+        B::Item: AsRef<[f32]>,
+    {
+        self.iter(Input::Blocks(blocks.into_iter()))
+    }
+
+    fn iter<I, B>(&self, input: Input<I, B>) -> ScoreIter<I, B> {
+        let c = &self.inner.config;
+        ScoreIter {
+            client: self.clone(),
+            input,
+            batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
+            ready: VecDeque::new(),
+            pending: VecDeque::new(),
+            deadline: c.deadline.map(|d| Instant::now() + d),
+            exhausted: false,
+            finished: false,
+            input_error: None,
+        }
+    }
+
+    /// Async version: scores row-major blocks from `blocks` (a block may hold
+    /// one row), yielding scored batches in input order.
+    pub fn score_stream<S>(
+        &self,
+        blocks: S,
+    ) -> impl Stream<Item = Result<Scored, ScoreError>> + Send + 'static
+    where
+        S: Stream + Send + Unpin + 'static,
+        S::Item: AsRef<[f32]> + Send,
+    {
+        let c = &self.inner.config;
+        let state = StreamState {
+            client: self.clone(),
+            blocks,
+            batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
+            ready: VecDeque::new(),
+            pending: VecDeque::new(),
+            deadline: c.deadline.map(|d| Instant::now() + d),
+            exhausted: false,
+            finished: false,
+        };
+        futures_util::stream::unfold(state, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        })
+    }
+
+    fn spawn(&self, pending: &mut Pending, batch: Batch, deadline: Option<Instant>) {
+        let inner = self.inner.clone();
+        let handle = crate::runtime::shared().handle;
+        pending.push_back(handle.spawn(async move { inner.score(batch, deadline).await }));
+    }
+
+    fn spawn_error(&self, pending: &mut Pending, error: ScoreError) {
+        let handle = crate::runtime::shared().handle;
+        pending.push_back(handle.spawn(async move { Err(error) }));
+    }
+}
+
+impl<I, B> ScoreIter<I, B>
+where
+    I: Iterator,
+    I::Item: AsRef<[f32]>,
+    B: Iterator,
+    B::Item: AsRef<[f32]>,
+{
+    /// Pulls input until a batch is ready or the input ends.
+    fn pull(&mut self) {
+        while self.ready.is_empty() && !self.exhausted {
+            let pushed = match &mut self.input {
+                Input::Rows(rows) => match rows.next() {
+                    Some(row) => {
+                        self.batcher.push_row(row.as_ref()).map(|b| b.into_iter().collect())
+                    }
+                    None => Ok(Vec::new()).inspect(|_| self.exhausted = true),
+                },
+                Input::Blocks(blocks) => match blocks.next() {
+                    Some(block) => self.batcher.push_block(block.as_ref()),
+                    None => Ok(Vec::new()).inspect(|_| self.exhausted = true),
+                },
+            };
+            match pushed {
+                Ok(batches) => self.ready.extend(batches),
+                Err(e) => {
+                    // Score the rows before the bad one, then report it.
+                    self.input_error = Some(e);
+                    self.exhausted = true;
+                }
+            }
+            if self.exhausted {
+                self.ready.extend(self.batcher.flush());
+            }
+        }
+    }
+
+    /// The client's counters.
+    pub fn stats(&self) -> crate::Stats {
+        self.client.stats()
+    }
+}
+
+impl<I, B> Iterator for ScoreIter<I, B>
+where
+    I: Iterator,
+    I::Item: AsRef<[f32]>,
+    B: Iterator,
+    B::Item: AsRef<[f32]>,
+{
+    type Item = Result<Scored, ScoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let window = self.client.inner.config.in_flight;
+        while self.pending.len() < window {
+            self.pull();
+            let Some(batch) = self.ready.pop_front() else { break };
+            self.client.spawn(&mut self.pending, batch, self.deadline);
+        }
+        if self.pending.len() < window && self.ready.is_empty() {
+            if let Some(e) = self.input_error.take() {
+                self.client.spawn_error(&mut self.pending, e);
+            }
+        }
+        let Some(head) = self.pending.pop_front() else {
+            self.finished = true;
+            log_end(&self.client);
+            return None;
+        };
+        let result = crate::runtime::shared().handle.block_on(head);
+        Some(self.settle(result))
+    }
+}
+
+impl<I, B> ScoreIter<I, B> {
+    fn settle(
+        &mut self,
+        result: Result<Result<Scored, ScoreError>, tokio::task::JoinError>,
+    ) -> Result<Scored, ScoreError> {
+        let result = match result {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
+        };
+        match &result {
+            Ok(scored) => self.client.inner.counters.delivered(scored.rows),
+            Err(e) => {
+                tracing::error!(error = %e, "scoring stopped");
+                self.finished = true;
+                abort_all(&mut self.pending);
+                log_end(&self.client);
+            }
+        }
+        result
+    }
+}
+
+impl<I, B> Drop for ScoreIter<I, B> {
+    fn drop(&mut self) {
+        abort_all(&mut self.pending);
+    }
+}
+
+struct StreamState<S> {
+    client: Client,
+    blocks: S,
+    batcher: Batcher,
+    ready: VecDeque<Batch>,
+    pending: Pending,
+    deadline: Option<Instant>,
+    exhausted: bool,
+    finished: bool,
+}
+
+impl<S> StreamState<S>
+where
+    S: Stream + Unpin,
+    S::Item: AsRef<[f32]>,
+{
+    async fn next(&mut self) -> Option<Result<Scored, ScoreError>> {
+        if self.finished {
+            return None;
+        }
+        let window = self.client.inner.config.in_flight;
+        while self.pending.len() < window && !(self.exhausted && self.ready.is_empty()) {
+            if let Some(batch) = self.ready.pop_front() {
+                self.client.spawn(&mut self.pending, batch, self.deadline);
+                continue;
+            }
+            match self.blocks.next().await {
+                Some(block) => match self.batcher.push_block(block.as_ref()) {
+                    Ok(batches) => self.ready.extend(batches),
+                    Err(e) => {
+                        self.exhausted = true;
+                        self.ready.extend(self.batcher.flush());
+                        let batches: Vec<Batch> = self.ready.drain(..).collect();
+                        for batch in batches {
+                            self.client.spawn(&mut self.pending, batch, self.deadline);
+                        }
+                        self.client.spawn_error(&mut self.pending, e);
+                    }
+                },
+                None => {
+                    self.exhausted = true;
+                    self.ready.extend(self.batcher.flush());
+                }
+            }
+        }
+        let Some(head) = self.pending.pop_front() else {
+            self.finished = true;
+            log_end(&self.client);
+            return None;
+        };
+        let result = match head.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
+        };
+        match &result {
+            Ok(scored) => self.client.inner.counters.delivered(scored.rows),
+            Err(_) => {
+                self.finished = true;
+                abort_all(&mut self.pending);
+                log_end(&self.client);
+            }
+        }
+        Some(result)
+    }
+}
+
+impl<S> Drop for StreamState<S> {
+    fn drop(&mut self) {
+        abort_all(&mut self.pending);
+    }
+}
+
+fn abort_all(pending: &mut Pending) {
+    for handle in pending.drain(..) {
+        handle.abort();
+    }
+}
+
+fn log_end(client: &Client) {
+    let s = client.stats();
+    tracing::info!(
+        rows = s.rows_scored,
+        requests = s.requests,
+        retries = s.total_retries(),
+        failed_batches = s.failed_batches,
+        bytes_sent = s.bytes_sent,
+        p50_ms = s.latency_p50.as_secs_f64() * 1e3,
+        p99_ms = s.latency_p99.as_secs_f64() * 1e3,
+        "scoring stream ended"
+    );
+}
