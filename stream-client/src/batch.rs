@@ -61,7 +61,7 @@ impl Batcher {
     /// Adds a block of whole rows (row-major); returns the batches it
     /// completed.
     pub fn push_block(&mut self, block: &[f32]) -> Result<Vec<Batch>, ScoreError> {
-        if self.columns == 0 || block.len() % self.columns != 0 {
+        if self.columns == 0 || !block.len().is_multiple_of(self.columns) {
             return Err(ScoreError::BadRow {
                 row: self.next_row + self.rows as u64,
                 len: block.len(),

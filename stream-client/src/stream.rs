@@ -174,10 +174,11 @@ where
             let Some(batch) = self.ready.pop_front() else { break };
             self.client.spawn(&mut self.pending, batch, self.deadline);
         }
-        if self.pending.len() < window && self.ready.is_empty() {
-            if let Some(e) = self.input_error.take() {
-                self.client.spawn_error(&mut self.pending, e);
-            }
+        if self.pending.len() < window
+            && self.ready.is_empty()
+            && let Some(e) = self.input_error.take()
+        {
+            self.client.spawn_error(&mut self.pending, e);
         }
         let Some(head) = self.pending.pop_front() else {
             self.finished = true;
