@@ -1,0 +1,436 @@
+//! stream-client against a real score-server on 127.0.0.1:0 for the normal
+//! path, and against scripted stub servers for the faults a real server
+//! cannot produce on demand.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use clap::Parser;
+use stream_client::retry::Retryable;
+use stream_client::{Client, ClientConfig, ScoreError, Scored};
+use tokio::runtime::Runtime;
+
+/// A server running on its own runtime; `kill` drops every connection at
+/// once, as a crashed process would.
+struct Running {
+    addr: SocketAddr,
+    runtime: Option<Runtime>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn kill(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The real score-server with a fixture model.
+fn real_server(model: &str, extra: &[&str]) -> Running {
+    let path = score_server::model::fixture_path(&format!("{model}.onnx"));
+    let mut argv = vec!["score-server".to_string(), "--model".into(), path.display().to_string()];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let config = score_server::Args::parse_from(argv).into_config().expect("flags");
+    let state = score_server::AppState::new(config).expect("model loads");
+    let rt = runtime();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(score_server::server::serve(state, listener, std::future::pending()));
+    Running { addr, runtime: Some(rt) }
+}
+
+/// A stub serving `router` at `/score`.
+fn stub(router: Router) -> Running {
+    let rt = runtime();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move { axum::serve(listener, router).await });
+    Running { addr, runtime: Some(rt) }
+}
+
+/// The stub "model": each row's first value, one column.
+fn echo_first(body: &Bytes, columns: usize) -> Response {
+    let out: Vec<u8> = body.chunks_exact(columns * 4).flat_map(|row| row[..4].to_vec()).collect();
+    let rows = out.len() / 4;
+    ([("x-score-columns", "1".to_string()), ("x-score-rows", rows.to_string())], out)
+        .into_response()
+}
+
+fn rows(n: usize, columns: usize) -> Vec<Vec<f32>> {
+    (0..n).map(|i| (0..columns).map(|j| (i * columns + j) as f32 * 0.001 - 1.0).collect()).collect()
+}
+
+fn collect(
+    results: impl Iterator<Item = Result<Scored, ScoreError>>,
+) -> Result<Vec<f32>, ScoreError> {
+    let mut out = Vec::new();
+    let mut next_row = 0;
+    for batch in results {
+        let batch = batch?;
+        assert_eq!(batch.first_row, next_row, "batches out of order");
+        next_row += batch.rows as u64;
+        out.extend_from_slice(&batch.values);
+    }
+    Ok(out)
+}
+
+#[test]
+fn scores_equal_one_direct_request_in_order() {
+    let server = real_server("logreg", &[]);
+    let input = rows(20_000, 100);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 777;
+    config.in_flight = 3;
+    let client = Client::new(config).expect("config");
+    let streamed = collect(client.score_rows(input.iter())).expect("scored");
+
+    let body: Vec<u8> = input.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let direct = reqwest::blocking::Client::new()
+        .put(format!("{}/score", server.url()))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .expect("direct request")
+        .bytes()
+        .expect("body");
+    let direct: Vec<f32> =
+        direct.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    assert_eq!(streamed, direct);
+    let stats = client.stats();
+    assert_eq!(stats.rows_scored, 20_000);
+    assert_eq!(stats.requests, 20_000u64.div_ceil(777));
+    assert_eq!(stats.total_retries(), 0);
+}
+
+#[test]
+fn order_is_kept_under_random_latencies() {
+    let router = Router::new().route(
+        "/score",
+        put(|body: Bytes| async move {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..25))).await;
+            echo_first(&body, 3)
+        }),
+    );
+    let server = stub(router);
+    let mut config = ClientConfig::new([server.url()], 3);
+    config.batch_rows = 10;
+    config.in_flight = 8;
+    let client = Client::new(config).expect("config");
+    let input = rows(2_000, 3);
+    let out = collect(client.score_rows(input.iter())).expect("scored");
+    let expected: Vec<f32> = input.iter().map(|r| r[0]).collect();
+    assert_eq!(out, expected);
+}
+
+/// Against a slow server, rows pulled but not yet yielded never exceed the
+/// window: `in_flight` batches in flight plus one being assembled.
+#[test]
+fn memory_stays_within_the_window_against_a_slow_server() {
+    let router = Router::new().route(
+        "/score",
+        put(|body: Bytes| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            echo_first(&body, 2)
+        }),
+    );
+    let server = stub(router);
+    let (batch_rows, in_flight) = (50, 4);
+    let mut config = ClientConfig::new([server.url()], 2);
+    config.batch_rows = batch_rows;
+    config.in_flight = in_flight;
+    let client = Client::new(config).expect("config");
+    let pulled = Arc::new(AtomicU64::new(0));
+    let counter = pulled.clone();
+    let input = (0..5_000u64).map(move |i| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        vec![i as f32, 0.0]
+    });
+    let window = ((in_flight + 1) * batch_rows) as u64;
+    let (mut yielded, mut worst) = (0u64, 0u64);
+    for batch in client.score_rows(input) {
+        let batch = batch.expect("scored");
+        worst = worst.max(pulled.load(Ordering::Relaxed) - yielded);
+        yielded += batch.rows as u64;
+        // A slow consumer: requests keep progressing meanwhile.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    println!("worst pulled - yielded: {worst} rows (window {window})");
+    assert_eq!(yielded, 5_000);
+    assert!(worst <= window, "{worst} rows held, window is {window}");
+    assert!(worst > window / 2, "the window was never used: {worst}");
+}
+
+#[test]
+fn retries_wait_for_retry_after_then_succeed() {
+    let hits = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let seen = hits.clone();
+    let router = Router::new().route(
+        "/score",
+        put(move |body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                let n = {
+                    let mut h = seen.lock().expect("lock");
+                    h.push(Instant::now());
+                    h.len()
+                };
+                if n == 1 {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "{\"error\":\"busy\",\"kind\":\"overloaded\"}",
+                    )
+                        .into_response();
+                }
+                echo_first(&body, 1)
+            }
+        }),
+    );
+    let server = stub(router);
+    let mut config = ClientConfig::new([server.url()], 1);
+    config.batch_rows = 100;
+    let client = Client::new(config).expect("config");
+    let out = collect(client.score_rows(rows(100, 1).iter())).expect("scored after a retry");
+    assert_eq!(out.len(), 100);
+    let hits = hits.lock().expect("lock");
+    assert_eq!(hits.len(), 2);
+    let waited = hits[1] - hits[0];
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}, Retry-After said 1 s");
+    assert_eq!(client.stats().retries_for(Retryable::TooManyRequests), 1);
+}
+
+#[test]
+fn the_retry_budget_stops_a_retry_storm() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let router = Router::new().route(
+        "/score",
+        put(move || {
+            seen.fetch_add(1, Ordering::Relaxed);
+            async {
+                (StatusCode::SERVICE_UNAVAILABLE, "{\"error\":\"draining\",\"kind\":\"draining\"}")
+            }
+        }),
+    );
+    let server = stub(router);
+    let mut config = ClientConfig::new([server.url()], 1);
+    config.max_attempts = 100;
+    config.retry_ratio = 0.0;
+    config.retry_min_per_sec = 0.0;
+    config.backoff.base = Duration::from_millis(1);
+    let client = Client::new(config).expect("config");
+    let err = collect(client.score_rows(rows(10, 1).iter())).unwrap_err();
+    assert!(
+        matches!(&err, ScoreError::GaveUp { last, .. } if last.contains("retry budget")),
+        "{err}"
+    );
+    // One first attempt and the single retry the empty budget starts with.
+    assert_eq!(hits.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_client_error_fails_at_once_with_the_servers_message() {
+    let server = real_server("logreg", &[]);
+    let client = Client::new(ClientConfig::new([server.url()], 99)).expect("config");
+    let err = collect(client.score_rows(rows(10, 99).iter())).unwrap_err();
+    match &err {
+        ScoreError::Rejected { status, message, first_row, .. } => {
+            assert_eq!(*status, 400);
+            assert!(message.contains("X-Score-Columns is 99"), "{message}");
+            assert_eq!(*first_row, 0);
+        }
+        other => panic!("expected Rejected, got {other}"),
+    }
+    assert_eq!(client.stats().requests, 1, "a 400 must not be retried");
+}
+
+#[test]
+fn a_bad_input_row_is_reported_after_the_rows_before_it() {
+    let server = real_server("logreg", &[]);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 10;
+    let client = Client::new(config).expect("config");
+    let mut input = rows(25, 100);
+    input[23].pop();
+    let results: Vec<_> = client.score_rows(input.iter()).collect();
+    let scored: usize = results.iter().filter_map(|r| r.as_ref().ok()).map(|b| b.rows).sum();
+    assert_eq!(scored, 23, "rows before the bad one are scored");
+    assert!(
+        matches!(results.last(), Some(Err(ScoreError::BadRow { row: 23, len: 99, .. }))),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn a_timed_out_attempt_is_cancelled_and_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let router = Router::new().route(
+        "/score",
+        put(move |body: Bytes| {
+            let n = seen.fetch_add(1, Ordering::Relaxed);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                echo_first(&body, 1)
+            }
+        }),
+    );
+    let server = stub(router);
+    let mut config = ClientConfig::new([server.url()], 1);
+    config.timeout = Duration::from_millis(300);
+    let client = Client::new(config).expect("config");
+    let started = Instant::now();
+    let out = collect(client.score_rows(rows(5, 1).iter())).expect("scored on the retry");
+    assert_eq!(out.len(), 5);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(client.stats().retries_for(Retryable::Timeout), 1);
+}
+
+/// Two real servers, one killed mid-run: the output equals a clean run.
+#[test]
+fn one_of_two_servers_killed_mid_run_loses_nothing() {
+    let input = rows(60_000, 100);
+    let clean_server = real_server("logreg", &["--workers", "1"]);
+    let mut config = ClientConfig::new([clean_server.url()], 100);
+    config.batch_rows = 500;
+    let clean =
+        collect(Client::new(config).expect("config").score_rows(input.iter())).expect("clean run");
+
+    let a = real_server("logreg", &["--workers", "1"]);
+    let mut b = real_server("logreg", &["--workers", "1"]);
+    let mut config = ClientConfig::new([a.url(), b.url()], 100);
+    config.batch_rows = 500;
+    config.in_flight = 6;
+    let client = Client::new(config).expect("config");
+    let mut out = Vec::new();
+    for (i, batch) in client.score_rows(input.iter()).enumerate() {
+        if i == 20 {
+            b.kill();
+        }
+        out.extend_from_slice(&batch.expect("no batch lost").values);
+    }
+    assert_eq!(out, clean);
+    let stats = client.stats();
+    println!("failover: {stats:?}");
+    assert_eq!(stats.rows_scored, 60_000);
+    assert!(
+        stats.total_retries() >= 1 || stats.ejections >= 1,
+        "the kill went unnoticed: {stats:?}"
+    );
+}
+
+/// A raw TCP "server" that answers the request holding row 0 at once and
+/// holds every other request open without answering, counting connections
+/// still open: a request the client cancels shows up as a closed socket.
+fn hanging_stub() -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let open = counter.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let (head_end, length) = loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = &buf[head_end..head_end + length];
+                if body.get(..4) == Some(&0f32.to_le_bytes()[..]) {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nx-score-columns: 1\r\nx-score-rows: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        length / 4,
+                        length
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body);
+                    return;
+                }
+                open.fetch_add(1, Ordering::SeqCst);
+                while matches!(stream.read(&mut chunk), Ok(n) if n > 0) {}
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (url, open)
+}
+
+/// Dropping the output early cancels the requests in flight: the server
+/// sees their connections close instead of waiting for answers.
+#[test]
+fn dropping_the_output_cancels_requests_in_flight() {
+    let (url, open) = hanging_stub();
+    let mut config = ClientConfig::new([url], 1);
+    config.batch_rows = 10;
+    config.in_flight = 4;
+    let client = Client::new(config).expect("config");
+    let input = (0..1_000).map(|i| vec![i as f32]);
+    let mut iter = client.score_rows(input);
+    let first = iter.next().expect("a first batch").expect("row 0 is answered");
+    assert_eq!(first.values[0], 0.0);
+    let by = Instant::now() + Duration::from_secs(10);
+    while open.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < by, "the other requests never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(iter);
+    let by = Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            Instant::now() < by,
+            "{} requests still in flight after the drop",
+            open.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
