@@ -319,3 +319,35 @@ enum Response {
     Ok { columns: Option<usize>, body: Bytes },
     Failed { status: u16, message: String, retry_after: Option<Duration> },
 }
+
+/// Asks a server for a model's input width (`GET /models/{name}`, or the
+/// default model from `GET /models`). Blocking; call from a plain thread.
+pub fn fetch_input_columns(base_url: &str, model: Option<&str>) -> Result<usize, ScoreError> {
+    let shared = crate::runtime::shared();
+    let base = base_url.trim_end_matches('/');
+    let url = match model {
+        Some(m) => format!("{base}/models/{m}"),
+        None => format!("{base}/models"),
+    };
+    let fail = |detail: String| {
+        ScoreError::Config(format!("cannot read the model's width from {url}: {detail}"))
+    };
+    let doc: serde_json::Value = shared
+        .handle
+        .block_on(async {
+            let response = shared.http.get(&url).timeout(Duration::from_secs(30)).send().await?;
+            response.error_for_status()?.json().await
+        })
+        .map_err(|e| fail(e.to_string()))?;
+    let model_doc = match model {
+        Some(_) => &doc,
+        None => doc["models"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["default"] == true))
+            .ok_or_else(|| fail("no default model listed".into()))?,
+    };
+    model_doc["input"]["columns"]
+        .as_u64()
+        .map(|c| c as usize)
+        .ok_or_else(|| fail("no input.columns in the answer".into()))
+}

@@ -35,13 +35,14 @@ mod batch;
 mod client;
 mod endpoints;
 mod error;
+pub mod files;
 pub mod retry;
 mod runtime;
 mod stats;
 mod stream;
 
 pub use batch::{Batch, Batcher};
-pub use client::{Client, ClientConfig, Scored};
+pub use client::{Client, ClientConfig, Scored, fetch_input_columns};
 pub use error::ScoreError;
 pub use stats::Stats;
 pub use stream::ScoreIter;

@@ -1,6 +1,180 @@
-//! `score-client`: score a file through score-server.
+//! `score-client`: score a file through one or more score-servers, in order,
+//! with bounded memory, retries and failover.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use stream_client::files::{RowReader, RowWriter};
+use stream_client::{Client, ClientConfig, fetch_input_columns};
+use tracing_subscriber::EnvFilter;
+
+/// Score a file of feature rows with score-server.
+///
+/// Formats follow the file extension: `.f32` (raw little-endian float32,
+/// row-major; give --columns or let the server say) and `.npy` (float32, 2-D).
+/// The output is written to OUTPUT.partial and renamed only when every row is
+/// scored; on any error it is removed and the exit code is non-zero.
+#[derive(Debug, Parser)]
+#[command(name = "score-client", version, about)]
+struct Args {
+    /// Server base URL, e.g. http://127.0.0.1:8099. Repeat for several
+    /// servers: batches go to the least busy, a failing one is put aside.
+    #[arg(long = "url", env = "SCORE_URL", value_delimiter = ',', required = true)]
+    urls: Vec<String>,
+    /// Input file (.f32 or .npy).
+    #[arg(long, env = "SCORE_INPUT")]
+    input: PathBuf,
+    /// Output file (.f32 or .npy).
+    #[arg(long, env = "SCORE_OUTPUT")]
+    output: PathBuf,
+    /// Features per row, for .f32 input (default: ask the server).
+    #[arg(long, env = "SCORE_COLUMNS")]
+    columns: Option<usize>,
+    /// Model name (default: the server's default model).
+    #[arg(long, env = "SCORE_MODEL")]
+    model: Option<String>,
+    /// Model output to return (default: the first float output).
+    #[arg(long = "output-name", env = "SCORE_OUTPUT_NAME")]
+    output_name: Option<String>,
+    /// Rows per request. Larger amortises per-request cost; keep rows ×
+    /// columns × 4 under the server's body limit.
+    #[arg(long, env = "SCORE_BATCH_ROWS", default_value_t = 4096)]
+    batch_rows: usize,
+    /// Requests in flight. Memory is about in-flight × batch; more than the
+    /// servers' total workers only adds queueing.
+    #[arg(long, env = "SCORE_IN_FLIGHT", default_value_t = 4)]
+    in_flight: usize,
+    /// Per-request timeout (e.g. 30s); a timed-out request is cancelled and retried.
+    #[arg(long, env = "SCORE_TIMEOUT", default_value = "60s", value_parser = humantime_secs)]
+    timeout: Duration,
+}
+
+fn humantime_secs(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) =
+        s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?}; use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
 
 fn main() {
-    eprintln!("score-client: not implemented yet");
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("score-client: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let columns = match args.columns {
+        Some(c) => Some(c),
+        None if args.input.extension().is_some_and(|e| e == "f32") => {
+            Some(fetch_input_columns(&args.urls[0], args.model.as_deref())?)
+        }
+        None => None,
+    };
+    let reader =
+        RowReader::open(&args.input, columns, args.batch_rows).map_err(anyhow::Error::msg)?;
+    let (total, columns) = (reader.rows(), reader.columns());
+    let mut config = ClientConfig::new(args.urls.clone(), columns);
+    config.model = args.model;
+    config.output = args.output_name;
+    config.batch_rows = args.batch_rows;
+    config.in_flight = args.in_flight;
+    config.timeout = args.timeout;
+    let client = Client::new(config)?;
+    let mut writer = RowWriter::create(&args.output).map_err(anyhow::Error::msg)?;
+
+    // A read error ends the input; it is reported after the rows before it.
+    let read_error = std::cell::RefCell::new(None);
+    let blocks = reader.map_while(|block| match block {
+        Ok(block) => Some(block),
+        Err(e) => {
+            *read_error.borrow_mut() = Some(e);
+            None
+        }
+    });
+    let started = Instant::now();
+    let progress = Progress::new(total);
+    let mut done = 0u64;
+    let result = (|| -> anyhow::Result<()> {
+        for batch in client.score_blocks(blocks) {
+            let batch = batch?;
+            writer.write(&batch.values, batch.columns).map_err(anyhow::Error::msg)?;
+            done += batch.rows as u64;
+            progress.update(done, started);
+        }
+        if let Some(e) = read_error.borrow_mut().take() {
+            bail!("{e}");
+        }
+        if done != total {
+            bail!("scored {done} rows of {total}");
+        }
+        Ok(())
+    })();
+    progress.clear();
+    if let Err(e) = result {
+        writer.abandon();
+        return Err(e).context(format!("{} left unwritten", args.output.display()));
+    }
+    let rows = writer.finish().map_err(anyhow::Error::msg)?;
+    let secs = started.elapsed().as_secs_f64();
+    let stats = client.stats();
+    eprintln!(
+        "score-client: {rows} rows scored in {secs:.2} s ({:.0} rows/s), {} requests, {} retries -> {}",
+        rows as f64 / secs.max(1e-9),
+        stats.requests,
+        stats.total_retries(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// A one-line progress display on stderr when it is a terminal, at most
+/// every 200 ms.
+struct Progress {
+    total: u64,
+    tty: bool,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Progress {
+            total,
+            tty: std::io::stderr().is_terminal(),
+            last: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    fn update(&self, done: u64, started: Instant) {
+        if !self.tty || self.last.get().elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last.set(Instant::now());
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let pct = 100.0 * done as f64 / self.total.max(1) as f64;
+        eprint!("\r{done}/{} rows ({pct:.1}%), {rate:.0} rows/s   ", self.total);
+    }
+
+    fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+    }
 }

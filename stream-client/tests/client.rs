@@ -2,7 +2,8 @@
 //! path, and against scripted stub servers for the faults a real server
 //! cannot produce on demand.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,66 +13,9 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use clap::Parser;
+use common::{real_server, stub};
 use stream_client::retry::Retryable;
 use stream_client::{Client, ClientConfig, ScoreError, Scored};
-use tokio::runtime::Runtime;
-
-/// A server running on its own runtime; `kill` drops every connection at
-/// once, as a crashed process would.
-struct Running {
-    addr: SocketAddr,
-    runtime: Option<Runtime>,
-}
-
-impl Running {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn kill(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// The real score-server with a fixture model.
-fn real_server(model: &str, extra: &[&str]) -> Running {
-    let path = score_server::model::fixture_path(&format!("{model}.onnx"));
-    let mut argv = vec!["score-server".to_string(), "--model".into(), path.display().to_string()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    let config = score_server::Args::parse_from(argv).into_config().expect("flags");
-    let state = score_server::AppState::new(config).expect("model loads");
-    let rt = runtime();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    rt.spawn(score_server::server::serve(state, listener, std::future::pending()));
-    Running { addr, runtime: Some(rt) }
-}
-
-/// A stub serving `router` at `/score`.
-fn stub(router: Router) -> Running {
-    let rt = runtime();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    rt.spawn(async move { axum::serve(listener, router).await });
-    Running { addr, runtime: Some(rt) }
-}
 
 /// The stub "model": each row's first value, one column.
 fn echo_first(body: &Bytes, columns: usize) -> Response {
