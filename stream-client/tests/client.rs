@@ -378,3 +378,57 @@ fn dropping_the_output_cancels_requests_in_flight() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The async API: blocks from a `Stream`, results in order.
+#[test]
+fn the_async_stream_scores_in_order() {
+    use futures_util::StreamExt;
+    let server = real_server("logreg", &[]);
+    let input = rows(5_000, 100);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 300;
+    let client = Client::new(config).expect("config");
+    let expected = collect(client.score_rows(input.iter())).expect("blocking run");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let blocks: Vec<Vec<f32>> = input.chunks(77).map(|c| c.concat()).collect();
+    let streamed = rt.block_on(async {
+        let results = client.score_stream(futures_util::stream::iter(blocks));
+        futures_util::pin_mut!(results);
+        let mut out = Vec::new();
+        let mut next_row = 0;
+        while let Some(batch) = results.next().await {
+            let batch = batch.expect("scored");
+            assert_eq!(batch.first_row, next_row);
+            next_row += batch.rows as u64;
+            out.extend_from_slice(&batch.values);
+        }
+        out
+    });
+    assert_eq!(streamed, expected);
+}
+
+/// The overall deadline ends a stream that cannot finish in time, with an
+/// error rather than a silent stop.
+#[test]
+fn the_overall_deadline_ends_the_stream_with_an_error() {
+    let router = Router::new().route(
+        "/score",
+        put(|body: Bytes| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            echo_first(&body, 1)
+        }),
+    );
+    let server = stub(router);
+    let mut config = ClientConfig::new([server.url()], 1);
+    config.batch_rows = 10;
+    config.in_flight = 1;
+    config.deadline = Some(Duration::from_millis(700));
+    let client = Client::new(config).expect("config");
+    let started = Instant::now();
+    let results: Vec<_> = client.score_rows(rows(1_000, 1).iter()).collect();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let scored: usize = results.iter().filter_map(|r| r.as_ref().ok()).map(|b| b.rows).sum();
+    assert!(scored > 0 && scored < 1_000, "{scored}");
+    assert!(results.last().is_some_and(|r| r.is_err()), "the stream stopped without an error");
+}
