@@ -1,5 +1,6 @@
 //! Streaming readers and writers for the CLI's file formats: raw
-//! little-endian float32 (`.f32`) and NumPy `.npy` (float32, 2-D, C order).
+//! little-endian float32 (`.f32`), NumPy `.npy` (float32, 2-D, C order) and
+//! Parquet (see [`crate::parquet_io`]).
 //! Readers yield blocks of rows and never hold the whole file; writers go to
 //! a temporary file that is renamed only once complete.
 
@@ -14,6 +15,8 @@ pub enum Format {
     F32,
     /// NumPy `.npy`, float32, two dimensions.
     Npy,
+    /// Parquet: numeric feature columns or one list column.
+    Parquet,
 }
 
 impl Format {
@@ -22,28 +25,46 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("f32") => Ok(Format::F32),
             Some("npy") => Ok(Format::Npy),
-            Some("parquet") => Err("Parquet is not supported yet; convert to .npy or .f32".into()),
-            _ => Err(format!("{}: unknown format; use .f32 or .npy", path.display())),
+            Some("parquet") | Some("parq") => Ok(Format::Parquet),
+            _ => Err(format!("{}: unknown format; use .f32, .npy or .parquet", path.display())),
         }
     }
 }
 
 /// Reads blocks of whole rows from an input file.
 pub struct RowReader {
-    reader: BufReader<File>,
+    source: Source,
     columns: usize,
     rows: u64,
     remaining: u64,
     block_rows: usize,
 }
 
+enum Source {
+    Raw(BufReader<File>),
+    Parquet(Box<crate::parquet_io::ParquetRows>),
+}
+
 impl RowReader {
-    /// Opens `path`; `columns` is required for `.f32` and checked for `.npy`.
+    /// Opens `path`; `columns` is required for `.f32` and checked for `.npy`
+    /// and Parquet; `features` picks Parquet columns.
     pub fn open(
         path: &Path,
         columns: Option<usize>,
+        features: Option<&[String]>,
         block_rows: usize,
     ) -> Result<RowReader, String> {
+        if Format::of(path)? == Format::Parquet {
+            let rows = crate::parquet_io::ParquetRows::open(path, features, columns, block_rows)?;
+            let (columns, total) = (rows.columns(), rows.rows());
+            return Ok(RowReader {
+                source: Source::Parquet(Box::new(rows)),
+                columns,
+                rows: total,
+                remaining: total,
+                block_rows,
+            });
+        }
         let ctx = |e: std::io::Error| format!("{}: {e}", path.display());
         let file = File::open(path).map_err(ctx)?;
         let len = file.metadata().map_err(ctx)?.len();
@@ -53,6 +74,7 @@ impl RowReader {
                 let columns = columns.ok_or("a .f32 input needs --columns")?;
                 (columns, len)
             }
+            Format::Parquet => unreachable!("handled above"),
             Format::Npy => {
                 let (header_len, shape) =
                     read_npy_header(&mut reader).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -87,7 +109,13 @@ impl RowReader {
             ));
         }
         let rows = data_len / row_bytes;
-        Ok(RowReader { reader, columns, rows, remaining: rows, block_rows: block_rows.max(1) })
+        Ok(RowReader {
+            source: Source::Raw(reader),
+            columns,
+            rows,
+            remaining: rows,
+            block_rows: block_rows.max(1),
+        })
     }
 
     /// Row width.
@@ -105,12 +133,16 @@ impl Iterator for RowReader {
     type Item = Result<Vec<f32>, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let reader = match &mut self.source {
+            Source::Parquet(rows) => return rows.next(),
+            Source::Raw(reader) => reader,
+        };
         if self.remaining == 0 {
             return None;
         }
         let rows = (self.block_rows as u64).min(self.remaining) as usize;
         let mut bytes = vec![0u8; rows * self.columns * 4];
-        if let Err(e) = self.reader.read_exact(&mut bytes) {
+        if let Err(e) = reader.read_exact(&mut bytes) {
             self.remaining = 0;
             return Some(Err(format!("reading input: {e}")));
         }
@@ -169,12 +201,17 @@ fn read_npy_header(r: &mut impl Read) -> Result<(u64, (usize, usize)), String> {
 ///
 /// [`finish`]: RowWriter::finish
 pub struct RowWriter {
-    writer: BufWriter<File>,
+    sink: Sink,
     format: Format,
     tmp: PathBuf,
     path: PathBuf,
     rows: u64,
     columns: Option<usize>,
+}
+
+enum Sink {
+    Raw(BufWriter<File>),
+    Parquet(crate::parquet_io::ParquetScores),
 }
 
 /// Fixed size of the `.npy` header we write, so it can be rewritten in place
@@ -189,11 +226,17 @@ impl RowWriter {
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
         let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        if format == Format::Npy {
-            writer.write_all(&npy_header(0, 0)).map_err(|e| e.to_string())?;
-        }
-        Ok(RowWriter { writer, format, tmp, path: path.to_path_buf(), rows: 0, columns: None })
+        let sink = match format {
+            Format::Parquet => Sink::Parquet(crate::parquet_io::ParquetScores::new(file)),
+            _ => {
+                let mut writer = BufWriter::with_capacity(1 << 20, file);
+                if format == Format::Npy {
+                    writer.write_all(&npy_header(0, 0)).map_err(|e| e.to_string())?;
+                }
+                Sink::Raw(writer)
+            }
+        };
+        Ok(RowWriter { sink, format, tmp, path: path.to_path_buf(), rows: 0, columns: None })
     }
 
     /// Appends rows of `columns` floats.
@@ -201,24 +244,32 @@ impl RowWriter {
         if *self.columns.get_or_insert(columns) != columns {
             return Err("the server changed the number of output columns mid-stream".into());
         }
-        for v in values {
-            self.writer.write_all(&v.to_le_bytes()).map_err(|e| format!("writing output: {e}"))?;
+        match &mut self.sink {
+            Sink::Parquet(w) => w.write(values, columns)?,
+            Sink::Raw(w) => {
+                for v in values {
+                    w.write_all(&v.to_le_bytes()).map_err(|e| format!("writing output: {e}"))?;
+                }
+            }
         }
         self.rows += (values.len() / columns.max(1)) as u64;
         Ok(())
     }
 
     /// Flushes, fixes the `.npy` header and renames the file into place.
-    pub fn finish(mut self) -> Result<u64, String> {
+    pub fn finish(self) -> Result<u64, String> {
         let err = |e: std::io::Error| format!("writing output: {e}");
-        if self.format == Format::Npy {
-            self.writer.seek(SeekFrom::Start(0)).map_err(err)?;
-            self.writer
-                .write_all(&npy_header(self.rows, self.columns.unwrap_or(0)))
-                .map_err(err)?;
+        match self.sink {
+            Sink::Parquet(w) => w.finish()?,
+            Sink::Raw(mut w) => {
+                if self.format == Format::Npy {
+                    w.seek(SeekFrom::Start(0)).map_err(err)?;
+                    w.write_all(&npy_header(self.rows, self.columns.unwrap_or(0))).map_err(err)?;
+                }
+                w.flush().map_err(err)?;
+                w.get_ref().sync_all().map_err(err)?;
+            }
         }
-        self.writer.flush().map_err(err)?;
-        self.writer.get_ref().sync_all().map_err(err)?;
         std::fs::rename(&self.tmp, &self.path)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         Ok(self.rows)
@@ -255,7 +306,7 @@ mod tests {
         let mut w = RowWriter::create(&path).expect("create");
         w.write(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).expect("write");
         assert_eq!(w.finish().expect("finish"), 2);
-        let reader = RowReader::open(&path, None, 1).expect("open");
+        let reader = RowReader::open(&path, None, None, 1).expect("open");
         assert_eq!((reader.rows(), reader.columns()), (2, 3));
         let rows: Vec<Vec<f32>> = reader.map(|r| r.expect("row")).collect();
         assert_eq!(rows, vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);

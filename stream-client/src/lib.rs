@@ -36,6 +36,7 @@ mod client;
 mod endpoints;
 mod error;
 pub mod files;
+pub mod parquet_io;
 pub mod retry;
 mod runtime;
 mod stats;

@@ -14,7 +14,9 @@ use tracing_subscriber::EnvFilter;
 /// Score a file of feature rows with score-server.
 ///
 /// Formats follow the file extension: `.f32` (raw little-endian float32,
-/// row-major; give --columns or let the server say) and `.npy` (float32, 2-D).
+/// row-major; give --columns or let the server say), `.npy` (float32, 2-D)
+/// and `.parquet` (several numeric columns, or one list column; --features
+/// chooses). Parquet output has one `score` column.
 /// The output is written to OUTPUT.partial and renamed only when every row is
 /// scored; on any error it is removed and the exit code is non-zero.
 #[derive(Debug, Parser)]
@@ -33,6 +35,10 @@ struct Args {
     /// Features per row, for .f32 input (default: ask the server).
     #[arg(long, env = "SCORE_COLUMNS")]
     columns: Option<usize>,
+    /// Parquet feature columns, comma-separated: several numeric columns or
+    /// one list column (default: the only list column, else every float column).
+    #[arg(long, env = "SCORE_FEATURES", value_delimiter = ',')]
+    features: Option<Vec<String>>,
     /// Model name (default: the server's default model).
     #[arg(long, env = "SCORE_MODEL")]
     model: Option<String>,
@@ -83,13 +89,13 @@ fn main() {
 fn run(args: Args) -> anyhow::Result<()> {
     let columns = match args.columns {
         Some(c) => Some(c),
-        None if args.input.extension().is_some_and(|e| e == "f32") => {
+        None if args.input.extension().is_some_and(|e| e != "npy") => {
             Some(fetch_input_columns(&args.urls[0], args.model.as_deref())?)
         }
         None => None,
     };
-    let reader =
-        RowReader::open(&args.input, columns, args.batch_rows).map_err(anyhow::Error::msg)?;
+    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)
+        .map_err(anyhow::Error::msg)?;
     let (total, columns) = (reader.rows(), reader.columns());
     let mut config = ClientConfig::new(args.urls.clone(), columns);
     config.model = args.model;

@@ -107,8 +107,8 @@ fn f32_and_npy_round_trips() {
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reader =
-        stream_client::files::RowReader::open(&dir.join("out.npy"), None, 1000).expect("valid npy");
+    let reader = stream_client::files::RowReader::open(&dir.join("out.npy"), None, None, 1000)
+        .expect("valid npy");
     assert_eq!((reader.rows(), reader.columns()), (3_001, 2));
     let got: Vec<f32> = reader.flat_map(|b| b.expect("block")).collect();
     assert_eq!(got, expected);
@@ -164,4 +164,139 @@ fn malformed_inputs_fail_and_leave_no_output() {
         );
     }
     std::fs::remove_dir_all(dir).expect("clean");
+}
+
+mod parquet_files {
+    use std::fs::File;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    use arrow_array::{ArrayRef, Float32Array, Float64Array, Int64Array, ListArray, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+
+    fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())
+                .expect("batch");
+        let mut w = ArrowWriter::try_new(File::create(path).expect("create"), schema, None)
+            .expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+
+    /// The `score` column, flattened.
+    fn scores(path: &Path) -> Vec<f32> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let col = batch.column_by_name("score").expect("score column");
+            match col.data_type() {
+                DataType::Float32 => out.extend(col.as_primitive::<Float32Type>().values().iter()),
+                _ => out.extend(
+                    col.as_fixed_size_list().values().as_primitive::<Float32Type>().values().iter(),
+                ),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parquet_columns_and_list_layouts_round_trip() {
+        let server = real_server("logreg", &[]);
+        let dir = tmpdir("parquet");
+        let rows = 2_500;
+        let input = values(rows, 100);
+        let expected = direct(&server.url(), &input);
+
+        // 100 float64 feature columns and an int64 id that is not a feature.
+        let mut columns: Vec<(String, ArrayRef)> = (0..100)
+            .map(|c| {
+                let col: Vec<f64> = (0..rows).map(|r| input[r * 100 + c] as f64).collect();
+                (format!("f{c:03}"), Arc::new(Float64Array::from(col)) as ArrayRef)
+            })
+            .collect();
+        columns.insert(0, ("id".into(), Arc::new(Int64Array::from_iter_values(0..rows as i64))));
+        let named: Vec<(&str, ArrayRef)> =
+            columns.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        write(&dir.join("cols.parquet"), named);
+        let out = client(
+            &server.url(),
+            &[
+                "--input",
+                dir.join("cols.parquet").to_str().unwrap(),
+                "--output",
+                dir.join("cols.out.parquet").to_str().unwrap(),
+                "--batch-rows",
+                "600",
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(scores(&dir.join("cols.out.parquet")), expected);
+
+        // One list<float32> column.
+        let list = ListArray::from_iter_primitive::<Float32Type, _, _>(
+            input.chunks(100).map(|r| Some(r.iter().map(|v| Some(*v)).collect::<Vec<_>>())),
+        );
+        write(&dir.join("list.parquet"), vec![("features", Arc::new(list) as ArrayRef)]);
+        let out = client(
+            &server.url(),
+            &[
+                "--input",
+                dir.join("list.parquet").to_str().unwrap(),
+                "--output",
+                dir.join("list.out.f32").to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(read_f32(&dir.join("list.out.f32")), expected);
+
+        // A null feature fails loudly, naming the row, and leaves nothing.
+        let mut with_null: Vec<Option<f32>> = (0..10).map(|i| Some(i as f32)).collect();
+        with_null[7] = None;
+        let cols: Vec<(String, ArrayRef)> = (0..100)
+            .map(|c| {
+                let a: ArrayRef = if c == 3 {
+                    Arc::new(Float32Array::from(with_null.clone()))
+                } else {
+                    Arc::new(Float32Array::from(vec![0.5f32; 10]))
+                };
+                (format!("f{c:03}"), a)
+            })
+            .collect();
+        write(
+            &dir.join("null.parquet"),
+            cols.iter().map(|(n, a)| (n.as_str(), a.clone())).collect(),
+        );
+        let out = client(
+            &server.url(),
+            &[
+                "--input",
+                dir.join("null.parquet").to_str().unwrap(),
+                "--output",
+                dir.join("null.out.parquet").to_str().unwrap(),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("\"f003\" has a null at row 7"), "{stderr}");
+        assert!(!dir.join("null.out.parquet").exists());
+        assert!(!dir.join("null.out.parquet.partial").exists());
+        std::fs::remove_dir_all(dir).expect("clean");
+    }
 }
