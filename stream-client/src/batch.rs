@@ -51,8 +51,11 @@ impl Batcher {
         if self.buf.is_empty() {
             self.buf.reserve_exact(self.max_rows * self.columns * 4);
         }
-        for v in row {
-            self.buf.extend_from_slice(&v.to_le_bytes());
+        // Resize then fill: no capacity check per float, and it vectorises.
+        let start = self.buf.len();
+        self.buf.resize(start + row.len() * 4, 0);
+        for (dst, v) in self.buf[start..].chunks_exact_mut(4).zip(row) {
+            dst.copy_from_slice(&v.to_le_bytes());
         }
         self.rows += 1;
         Ok((self.rows == self.max_rows).then(|| self.take()))

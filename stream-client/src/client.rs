@@ -193,9 +193,9 @@ impl Inner {
                 self.send(&shared.http, url, batch.body.clone(), timeout).await
             };
             let (reason, retry_after, last) = match outcome {
-                Ok(Response::Ok { columns, body }) => {
+                Ok(Response::Ok { rows, columns, body }) => {
                     self.endpoints.record(ix, true);
-                    let scored = self.check(url, &batch, columns, body)?;
+                    let scored = self.check(url, &batch, rows, columns, body)?;
                     self.counters.success(scored.values.len() * 4, started.elapsed());
                     return Ok(scored);
                 }
@@ -267,13 +267,16 @@ impl Inner {
             .await?;
         let status = response.status().as_u16();
         if status == 200 {
-            let columns = response
-                .headers()
-                .get("x-score-columns")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            };
+            let (rows, columns) = (header("x-score-rows"), header("x-score-columns"));
             let body = response.bytes().await?;
-            return Ok(Response::Ok { columns, body });
+            return Ok(Response::Ok { rows, columns, body });
         }
         let retry_after = response
             .headers()
@@ -293,6 +296,7 @@ impl Inner {
         &self,
         url: &str,
         batch: &Batch,
+        rows: Option<usize>,
         columns: Option<usize>,
         body: Bytes,
     ) -> Result<Scored, ScoreError> {
@@ -301,6 +305,12 @@ impl Inner {
             ScoreError::BadResponse { url: url.to_string(), first_row: batch.first_row, detail }
         };
         let columns = columns.ok_or_else(|| bad("no X-Score-Columns header".into()))?;
+        if let Some(rows) = rows.filter(|r| *r != batch.rows) {
+            return Err(bad(format!(
+                "X-Score-Rows is {rows} for a request of {} rows",
+                batch.rows
+            )));
+        }
         let expected = batch.rows * columns * 4;
         if columns == 0 || body.len() != expected {
             return Err(bad(format!(
@@ -316,7 +326,7 @@ impl Inner {
 }
 
 enum Response {
-    Ok { columns: Option<usize>, body: Bytes },
+    Ok { rows: Option<usize>, columns: Option<usize>, body: Bytes },
     Failed { status: u16, message: String, retry_after: Option<Duration> },
 }
 

@@ -211,7 +211,7 @@ pub struct RowWriter {
 
 enum Sink {
     Raw(BufWriter<File>),
-    Parquet(crate::parquet_io::ParquetScores),
+    Parquet(Box<crate::parquet_io::ParquetScores>),
 }
 
 /// Fixed size of the `.npy` header we write, so it can be rewritten in place
@@ -227,7 +227,7 @@ impl RowWriter {
         let tmp = PathBuf::from(tmp);
         let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let sink = match format {
-            Format::Parquet => Sink::Parquet(crate::parquet_io::ParquetScores::new(file)),
+            Format::Parquet => Sink::Parquet(Box::new(crate::parquet_io::ParquetScores::new(file))),
             _ => {
                 let mut writer = BufWriter::with_capacity(1 << 20, file);
                 if format == Format::Npy {

@@ -432,3 +432,28 @@ fn the_overall_deadline_ends_the_stream_with_an_error() {
     assert!(scored > 0 && scored < 1_000, "{scored}");
     assert!(results.last().is_some_and(|r| r.is_err()), "the stream stopped without an error");
 }
+
+/// An answer whose shape does not match its request is an error, never
+/// rows silently dropped or invented.
+#[test]
+fn an_answer_of_the_wrong_shape_is_an_error() {
+    let router = Router::new().route(
+        "/score",
+        put(|body: Bytes| async move {
+            // One row short.
+            let rows = body.len() / 4 - 1;
+            (
+                [("x-score-columns", "1".to_string()), ("x-score-rows", rows.to_string())],
+                vec![0u8; rows * 4],
+            )
+                .into_response()
+        }),
+    );
+    let server = stub(router);
+    let client = Client::new(ClientConfig::new([server.url()], 1)).expect("config");
+    let err = collect(client.score_rows(rows(10, 1).iter())).unwrap_err();
+    assert!(
+        matches!(&err, ScoreError::BadResponse { detail, .. } if detail.contains("X-Score-Rows is 9")),
+        "{err}"
+    );
+}
