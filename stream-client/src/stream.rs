@@ -191,26 +191,36 @@ where
 }
 
 impl<I, B> ScoreIter<I, B> {
-    fn settle(
-        &mut self,
-        result: Result<Result<Scored, ScoreError>, tokio::task::JoinError>,
-    ) -> Result<Scored, ScoreError> {
-        let result = match result {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
-        };
-        match &result {
-            Ok(scored) => self.client.inner.counters.delivered(scored.rows),
-            Err(e) => {
-                tracing::error!(error = %e, "scoring stopped");
-                self.finished = true;
-                abort_all(&mut self.pending);
-                log_end(&self.client);
-            }
-        }
-        result
+    fn settle(&mut self, joined: Joined) -> Result<Scored, ScoreError> {
+        settle(&self.client, &mut self.pending, &mut self.finished, joined)
     }
+}
+
+type Joined = Result<Result<Scored, ScoreError>, tokio::task::JoinError>;
+
+/// Turns a finished request task into the next output item; an error ends
+/// the output and aborts the requests still in flight.
+fn settle(
+    client: &Client,
+    pending: &mut Pending,
+    finished: &mut bool,
+    joined: Joined,
+) -> Result<Scored, ScoreError> {
+    let result = match joined {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
+    };
+    match &result {
+        Ok(scored) => client.inner.counters.delivered(scored.rows),
+        Err(e) => {
+            tracing::error!(error = %e, "scoring stopped");
+            *finished = true;
+            abort_all(pending);
+            log_end(client);
+        }
+    }
+    result
 }
 
 impl<I, B> Drop for ScoreIter<I, B> {
@@ -269,19 +279,8 @@ where
             log_end(&self.client);
             return None;
         };
-        let result = match head.await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
-        };
-        match &result {
-            Ok(scored) => self.client.inner.counters.delivered(scored.rows),
-            Err(_) => {
-                self.finished = true;
-                abort_all(&mut self.pending);
-                log_end(&self.client);
-            }
-        }
+        let joined = head.await;
+        let result = settle(&self.client, &mut self.pending, &mut self.finished, joined);
         Some(result)
     }
 }
