@@ -26,16 +26,65 @@ enum Input<I, B> {
     Blocks(B),
 }
 
-/// Blocking iterator of scored batches, in input order.
-pub struct ScoreIter<I, B> {
+/// What both outputs share: the batches waiting to be sent and the window of
+/// requests in flight. Dropping it aborts those requests.
+struct Window {
     client: Client,
-    input: Input<I, B>,
     batcher: Batcher,
     ready: VecDeque<Batch>,
     pending: Pending,
     deadline: Option<Instant>,
     exhausted: bool,
     finished: bool,
+}
+
+impl Window {
+    fn new(client: &Client) -> Self {
+        let c = &client.inner.config;
+        Window {
+            client: client.clone(),
+            batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
+            ready: VecDeque::new(),
+            pending: VecDeque::new(),
+            deadline: c.deadline.map(|d| Instant::now() + d),
+            exhausted: false,
+            finished: false,
+        }
+    }
+}
+
+impl Window {
+    /// Turns a finished request task into the next output item; an error
+    /// ends the output and aborts the requests still in flight.
+    fn settle(&mut self, joined: Joined) -> Result<Scored, ScoreError> {
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
+        };
+        match &result {
+            Ok(scored) => self.client.inner.counters.delivered(scored.rows),
+            Err(e) => {
+                tracing::error!(error = %e, "scoring stopped");
+                self.finished = true;
+                abort_all(&mut self.pending);
+                log_end(&self.client);
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        abort_all(&mut self.pending);
+    }
+}
+
+/// Blocking iterator of scored batches, in input order.
+pub struct ScoreIter<I, B> {
+    w: Window,
+    input: Input<I, B>,
     input_error: Option<ScoreError>,
 }
 
@@ -60,18 +109,7 @@ impl Client {
     }
 
     fn iter<I, B>(&self, input: Input<I, B>) -> ScoreIter<I, B> {
-        let c = &self.inner.config;
-        ScoreIter {
-            client: self.clone(),
-            input,
-            batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
-            ready: VecDeque::new(),
-            pending: VecDeque::new(),
-            deadline: c.deadline.map(|d| Instant::now() + d),
-            exhausted: false,
-            finished: false,
-            input_error: None,
-        }
+        ScoreIter { w: Window::new(self), input, input_error: None }
     }
 
     /// Async version: scores row-major blocks from `blocks` (a block may hold
@@ -84,17 +122,7 @@ impl Client {
         S: Stream + Send + Unpin + 'static,
         S::Item: AsRef<[f32]> + Send,
     {
-        let c = &self.inner.config;
-        let state = StreamState {
-            client: self.clone(),
-            blocks,
-            batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
-            ready: VecDeque::new(),
-            pending: VecDeque::new(),
-            deadline: c.deadline.map(|d| Instant::now() + d),
-            exhausted: false,
-            finished: false,
-        };
+        let state = StreamState { w: Window::new(self), blocks };
         futures_util::stream::unfold(state, |mut s| async move {
             let item = s.next().await?;
             Some((item, s))
@@ -122,36 +150,36 @@ where
 {
     /// Pulls input until a batch is ready or the input ends.
     fn pull(&mut self) {
-        while self.ready.is_empty() && !self.exhausted {
+        while self.w.ready.is_empty() && !self.w.exhausted {
             let pushed = match &mut self.input {
                 Input::Rows(rows) => match rows.next() {
                     Some(row) => {
-                        self.batcher.push_row(row.as_ref()).map(|b| b.into_iter().collect())
+                        self.w.batcher.push_row(row.as_ref()).map(|b| b.into_iter().collect())
                     }
-                    None => Ok(Vec::new()).inspect(|_| self.exhausted = true),
+                    None => Ok(Vec::new()).inspect(|_| self.w.exhausted = true),
                 },
                 Input::Blocks(blocks) => match blocks.next() {
-                    Some(block) => self.batcher.push_block(block.as_ref()),
-                    None => Ok(Vec::new()).inspect(|_| self.exhausted = true),
+                    Some(block) => self.w.batcher.push_block(block.as_ref()),
+                    None => Ok(Vec::new()).inspect(|_| self.w.exhausted = true),
                 },
             };
             match pushed {
-                Ok(batches) => self.ready.extend(batches),
+                Ok(batches) => self.w.ready.extend(batches),
                 Err(e) => {
                     // Score the rows before the bad one, then report it.
                     self.input_error = Some(e);
-                    self.exhausted = true;
+                    self.w.exhausted = true;
                 }
             }
-            if self.exhausted {
-                self.ready.extend(self.batcher.flush());
+            if self.w.exhausted {
+                self.w.ready.extend(self.w.batcher.flush());
             }
         }
     }
 
     /// The client's counters.
     pub fn stats(&self) -> crate::Stats {
-        self.client.stats()
+        self.w.client.stats()
     }
 }
 
@@ -165,79 +193,36 @@ where
     type Item = Result<Scored, ScoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
+        if self.w.finished {
             return None;
         }
-        let window = self.client.inner.config.in_flight;
-        while self.pending.len() < window {
+        let window = self.w.client.inner.config.in_flight;
+        while self.w.pending.len() < window {
             self.pull();
-            let Some(batch) = self.ready.pop_front() else { break };
-            self.client.spawn(&mut self.pending, batch, self.deadline);
+            let Some(batch) = self.w.ready.pop_front() else { break };
+            self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
         }
-        if self.pending.len() < window
-            && self.ready.is_empty()
+        if self.w.pending.len() < window
+            && self.w.ready.is_empty()
             && let Some(e) = self.input_error.take()
         {
-            self.client.spawn_error(&mut self.pending, e);
+            self.w.client.spawn_error(&mut self.w.pending, e);
         }
-        let Some(head) = self.pending.pop_front() else {
-            self.finished = true;
-            log_end(&self.client);
+        let Some(head) = self.w.pending.pop_front() else {
+            self.w.finished = true;
+            log_end(&self.w.client);
             return None;
         };
         let result = crate::runtime::shared().handle.block_on(head);
-        Some(self.settle(result))
-    }
-}
-
-impl<I, B> ScoreIter<I, B> {
-    fn settle(&mut self, joined: Joined) -> Result<Scored, ScoreError> {
-        settle(&self.client, &mut self.pending, &mut self.finished, joined)
+        Some(self.w.settle(result))
     }
 }
 
 type Joined = Result<Result<Scored, ScoreError>, tokio::task::JoinError>;
 
-/// Turns a finished request task into the next output item; an error ends
-/// the output and aborts the requests still in flight.
-fn settle(
-    client: &Client,
-    pending: &mut Pending,
-    finished: &mut bool,
-    joined: Joined,
-) -> Result<Scored, ScoreError> {
-    let result = match joined {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
-    };
-    match &result {
-        Ok(scored) => client.inner.counters.delivered(scored.rows),
-        Err(e) => {
-            tracing::error!(error = %e, "scoring stopped");
-            *finished = true;
-            abort_all(pending);
-            log_end(client);
-        }
-    }
-    result
-}
-
-impl<I, B> Drop for ScoreIter<I, B> {
-    fn drop(&mut self) {
-        abort_all(&mut self.pending);
-    }
-}
-
 struct StreamState<S> {
-    client: Client,
+    w: Window,
     blocks: S,
-    batcher: Batcher,
-    ready: VecDeque<Batch>,
-    pending: Pending,
-    deadline: Option<Instant>,
-    exhausted: bool,
-    finished: bool,
 }
 
 impl<S> StreamState<S>
@@ -246,48 +231,42 @@ where
     S::Item: AsRef<[f32]>,
 {
     async fn next(&mut self) -> Option<Result<Scored, ScoreError>> {
-        if self.finished {
+        if self.w.finished {
             return None;
         }
-        let window = self.client.inner.config.in_flight;
-        while self.pending.len() < window && !(self.exhausted && self.ready.is_empty()) {
-            if let Some(batch) = self.ready.pop_front() {
-                self.client.spawn(&mut self.pending, batch, self.deadline);
+        let window = self.w.client.inner.config.in_flight;
+        while self.w.pending.len() < window && !(self.w.exhausted && self.w.ready.is_empty()) {
+            if let Some(batch) = self.w.ready.pop_front() {
+                self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
                 continue;
             }
             match self.blocks.next().await {
-                Some(block) => match self.batcher.push_block(block.as_ref()) {
-                    Ok(batches) => self.ready.extend(batches),
+                Some(block) => match self.w.batcher.push_block(block.as_ref()) {
+                    Ok(batches) => self.w.ready.extend(batches),
                     Err(e) => {
-                        self.exhausted = true;
-                        self.ready.extend(self.batcher.flush());
-                        let batches: Vec<Batch> = self.ready.drain(..).collect();
+                        self.w.exhausted = true;
+                        self.w.ready.extend(self.w.batcher.flush());
+                        let batches: Vec<Batch> = self.w.ready.drain(..).collect();
                         for batch in batches {
-                            self.client.spawn(&mut self.pending, batch, self.deadline);
+                            self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
                         }
-                        self.client.spawn_error(&mut self.pending, e);
+                        self.w.client.spawn_error(&mut self.w.pending, e);
                     }
                 },
                 None => {
-                    self.exhausted = true;
-                    self.ready.extend(self.batcher.flush());
+                    self.w.exhausted = true;
+                    self.w.ready.extend(self.w.batcher.flush());
                 }
             }
         }
-        let Some(head) = self.pending.pop_front() else {
-            self.finished = true;
-            log_end(&self.client);
+        let Some(head) = self.w.pending.pop_front() else {
+            self.w.finished = true;
+            log_end(&self.w.client);
             return None;
         };
         let joined = head.await;
-        let result = settle(&self.client, &mut self.pending, &mut self.finished, joined);
+        let result = self.w.settle(joined);
         Some(result)
-    }
-}
-
-impl<S> Drop for StreamState<S> {
-    fn drop(&mut self) {
-        abort_all(&mut self.pending);
     }
 }
 
