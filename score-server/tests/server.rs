@@ -338,3 +338,21 @@ async fn sigterm_drains_in_flight_requests() {
     };
     assert!(status.success(), "exit status {status}: {:?}", server.log.lock().expect("log"));
 }
+
+/// A client that never finishes its headers is cut off after
+/// `--header-timeout` instead of holding a connection forever.
+#[test]
+fn a_stalled_header_is_cut_off() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["logreg"], &["--header-timeout", "500ms"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream.write_all(b"PUT /score HTTP/1.1\r\nHost: test\r\n").expect("partial headers");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let held = started.elapsed();
+    assert!(held < Duration::from_secs(5), "a stalled client held the connection for {held:?}");
+    assert!(held >= Duration::from_millis(400), "cut off before the timeout: {held:?}");
+}
