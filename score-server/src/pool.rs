@@ -361,7 +361,18 @@ impl Worker {
                 .get_or_insert_with(|| output_as_f32(&outputs[job.output], rows))
                 .as_ref();
             let reply = match out {
-                Ok((values, columns)) => {
+                Ok((floats, columns)) => {
+                    let values = match floats.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()) {
+                        Ok(values) => values,
+                        Err(e) => {
+                            let _ = job.reply.send(Err(ComputeError::Model {
+                                model: model.name.clone(),
+                                detail: format!("{e:#}"),
+                            }));
+                            offset += job.rows;
+                            continue;
+                        }
+                    };
                     let slice = &values[offset * columns..(offset + job.rows) * columns];
                     let mut data = Vec::with_capacity(slice.len() * 4);
                     for v in slice {
@@ -403,15 +414,17 @@ fn build_input(batch: &[Job], rows: usize, columns: usize) -> TractResult<Tensor
             job.input.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
     }
-    Tensor::from_shape(&[rows, columns], &values)
+    // Moves the vector into the tensor: no second copy of the input.
+    Ok(tract_ndarray::Array2::from_shape_vec((rows, columns), values)?.into_tensor())
 }
 
-/// An output's values as float32 and its floats per row.
-type FloatOutput = (Vec<f32>, usize);
+/// An output as float32 (borrowed when the model already gives float32) and
+/// its floats per row.
+type FloatOutput<'a> = (std::borrow::Cow<'a, Tensor>, usize);
 
 /// Converts one model output to float32, checking that its first dimension is
 /// the batch.
-fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput, String> {
+fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput<'_>, String> {
     let tensor: &Tensor = value;
     if tensor.shape().first() != Some(&rows) {
         return Err(format!(
@@ -419,20 +432,15 @@ fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput, String> {
             tensor.shape()
         ));
     }
-    let as_i64;
-    let tensor = if tensor.datum_type() == DatumType::TDim {
-        as_i64 = tensor.cast_to::<i64>().map_err(|e| format!("{e:#}"))?;
-        &*as_i64
+    let err = |e: TractError| format!("{e:#}");
+    let floats = if tensor.datum_type() == DatumType::TDim {
+        let as_i64 = tensor.cast_to::<i64>().map_err(err)?;
+        std::borrow::Cow::Owned(as_i64.cast_to::<f32>().map_err(err)?.into_owned())
     } else {
-        tensor
+        tensor.cast_to::<f32>().map_err(err)?
     };
-    let floats = tensor.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
-    let values = floats
-        .try_as_plain_ram()
-        .and_then(|view| view.as_slice::<f32>().map(<[f32]>::to_vec))
-        .map_err(|e| format!("{e:#}"))?;
-    let columns = values.len().checked_div(rows).unwrap_or(1);
-    Ok((values, columns))
+    let columns = floats.len().checked_div(rows).unwrap_or(1);
+    Ok((floats, columns))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
