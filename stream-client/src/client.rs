@@ -48,6 +48,10 @@ pub struct ClientConfig {
     pub eject_after: u32,
     /// How long an endpoint stays aside.
     pub eject_for: Duration,
+    /// After a batch fails for good (refused, retries given up, wrong
+    /// answer), yield its error and go on with the next batches instead of
+    /// ending the output. For callers that record errors per row.
+    pub keep_going: bool,
 }
 
 impl ClientConfig {
@@ -71,6 +75,7 @@ impl ClientConfig {
             retry_min_per_sec: 10.0,
             eject_after: 3,
             eject_for: Duration::from_secs(10),
+            keep_going: false,
         }
     }
 
@@ -302,7 +307,12 @@ impl Inner {
     ) -> Result<Scored, ScoreError> {
         let bad = |detail: String| {
             self.counters.failed();
-            ScoreError::BadResponse { url: url.to_string(), first_row: batch.first_row, detail }
+            ScoreError::BadResponse {
+                url: url.to_string(),
+                first_row: batch.first_row,
+                rows: batch.rows,
+                detail,
+            }
         };
         let columns = columns.ok_or_else(|| bad("no X-Score-Columns header".into()))?;
         if let Some(rows) = rows.filter(|r| *r != batch.rows) {

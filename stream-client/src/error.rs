@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 /// Why rows could not be scored. Every variant that concerns rows names the
-/// first row it covers; the output ends after an error, so it covers that row
-/// and every row after it.
+/// first row it covers. By default the output ends after an error, so it
+/// covers that row and every row after it; with
+/// [`ClientConfig::keep_going`](crate::ClientConfig::keep_going) a failed
+/// batch ([`ScoreError::batch`]) covers just its own rows and the output
+/// goes on.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ScoreError {
     /// An input row of the wrong width.
@@ -44,12 +47,14 @@ pub enum ScoreError {
         last: String,
     },
     /// The server's answer does not match the request.
-    #[error("bad answer from {url} for rows {first_row}..: {detail}")]
+    #[error("bad answer from {url} for rows {first_row}..{}: {detail}", first_row + *rows as u64)]
     BadResponse {
         /// Endpoint URL.
         url: String,
         /// First row of the batch.
         first_row: u64,
+        /// Rows in the batch.
+        rows: usize,
         /// What does not match.
         detail: String,
     },
@@ -59,4 +64,18 @@ pub enum ScoreError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+impl ScoreError {
+    /// The rows of the one batch this error is about (first row, rows), for
+    /// the errors that concern a single batch: refused, given up on, or
+    /// answered wrongly. `None` for errors that end the whole output.
+    pub fn batch(&self) -> Option<(u64, usize)> {
+        match self {
+            ScoreError::Rejected { first_row, rows, .. }
+            | ScoreError::GaveUp { first_row, rows, .. }
+            | ScoreError::BadResponse { first_row, rows, .. } => Some((*first_row, *rows)),
+            _ => None,
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::features::FeatureBlock;
+
 /// A file format, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -130,7 +132,7 @@ impl RowReader {
 }
 
 impl Iterator for RowReader {
-    type Item = Result<Vec<f32>, String>;
+    type Item = Result<FeatureBlock, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let reader = match &mut self.source {
@@ -147,10 +149,9 @@ impl Iterator for RowReader {
             return Some(Err(format!("reading input: {e}")));
         }
         self.remaining -= rows as u64;
-        Some(Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()))
+        Some(Ok(FeatureBlock::Owned(
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        )))
     }
 }
 
@@ -308,7 +309,7 @@ mod tests {
         assert_eq!(w.finish().expect("finish"), 2);
         let reader = RowReader::open(&path, None, None, 1).expect("open");
         assert_eq!((reader.rows(), reader.columns()), (2, 3));
-        let rows: Vec<Vec<f32>> = reader.map(|r| r.expect("row")).collect();
+        let rows: Vec<Vec<f32>> = reader.map(|r| r.expect("row").as_ref().to_vec()).collect();
         assert_eq!(rows, vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);
         std::fs::remove_dir_all(dir).expect("clean");
     }

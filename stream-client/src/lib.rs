@@ -35,6 +35,7 @@ mod batch;
 mod client;
 mod endpoints;
 mod error;
+pub mod features;
 pub mod files;
 pub mod parquet_io;
 pub mod retry;

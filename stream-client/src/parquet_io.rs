@@ -7,29 +7,19 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
+use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-/// How the features sit in the file.
-#[derive(Debug)]
-enum Layout {
-    /// One numeric column per feature, in this order (batch column indices).
-    Columns(Vec<usize>),
-    /// One list column holding each row's features.
-    List(usize),
-}
+use crate::features::{FeatureBlock, Features};
 
 /// Reads rows of features from a Parquet file.
 pub struct ParquetRows {
     reader: ParquetRecordBatchReader,
-    layout: Layout,
-    names: Vec<String>,
+    features: Features,
     columns: usize,
     rows: u64,
     next_row: u64,
@@ -51,65 +41,25 @@ impl ParquetRows {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| ctx(&e))?;
         let schema = builder.schema().clone();
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let chosen: Vec<usize> = match features {
-            Some(names) => names
-                .iter()
-                .map(|n| schema.index_of(n).map_err(|_| ctx(&format!("no column named {n:?}"))))
-                .collect::<Result<_, _>>()?,
-            None => {
-                let lists: Vec<usize> = (0..schema.fields().len())
-                    .filter(|&i| is_list(schema.field(i).data_type()))
-                    .collect();
-                if lists.len() == 1 {
-                    lists
-                } else {
-                    (0..schema.fields().len())
-                        .filter(|&i| schema.field(i).data_type().is_floating())
-                        .collect()
-                }
-            }
+        let found = Features::resolve(&schema, features, columns).map_err(|e| ctx(&e))?;
+        let Some(width) = found.width() else {
+            return Err(ctx(&"a list feature column needs --columns or a server to ask"));
         };
-        if chosen.is_empty() {
-            return Err(ctx(&"no feature columns found; name them with --features"));
-        }
-        let names: Vec<String> = chosen.iter().map(|&i| schema.field(i).name().clone()).collect();
+        let chosen: Vec<usize> =
+            found.names().iter().filter_map(|n| schema.index_of(n).ok()).collect();
         let projection =
             parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), chosen.clone());
-        // The projected batch keeps the file's column order.
-        let mut sorted = chosen.clone();
-        sorted.sort_unstable();
-        let position = |i: usize| sorted.iter().position(|&s| s == i).unwrap_or(0);
-        let (layout, width) = if chosen.len() == 1 && is_list(schema.field(chosen[0]).data_type()) {
-            let width = match (schema.field(chosen[0]).data_type(), columns) {
-                (DataType::FixedSizeList(_, n), _) => *n as usize,
-                (_, Some(n)) => n,
-                _ => return Err(ctx(&"a list feature column needs --columns or a server to ask")),
-            };
-            (Layout::List(0), width)
-        } else {
-            for &i in &chosen {
-                let dt = schema.field(i).data_type();
-                if !matches!(
-                    dt,
-                    DataType::Float32 | DataType::Float64 | DataType::Int32 | DataType::Int64
-                ) {
-                    return Err(ctx(&format!(
-                        "column {:?} is {dt}, not a number",
-                        schema.field(i).name()
-                    )));
-                }
-            }
-            (Layout::Columns(chosen.iter().map(|&i| position(i)).collect()), chosen.len())
-        };
-        if let Some(n) = columns.filter(|n| *n != width) {
-            return Err(ctx(&format!("{width} features selected, the model takes {n}")));
-        }
         let reader = builder
             .with_projection(projection)
             .with_batch_size(block_rows.max(1))
             .build()
             .map_err(|e| ctx(&e))?;
-        Ok(ParquetRows { reader, layout, names, columns: width, rows, next_row: 0 })
+        // The projected batches keep the file's column order: find the
+        // features again by name in them.
+        let names = found.names().to_vec();
+        let features =
+            Features::resolve(&reader.schema(), Some(&names), Some(width)).map_err(|e| ctx(&e))?;
+        Ok(ParquetRows { reader, features, columns: width, rows, next_row: 0 })
     }
 
     /// Features per row.
@@ -121,110 +71,23 @@ impl ParquetRows {
     pub fn rows(&self) -> u64 {
         self.rows
     }
-
-    fn to_rows(&self, batch: &RecordBatch) -> Result<Vec<f32>, String> {
-        let n = self.columns;
-        let rows = batch.num_rows();
-        let mut out = vec![0f32; rows * n];
-        match &self.layout {
-            Layout::Columns(indices) => {
-                for (c, &ix) in indices.iter().enumerate() {
-                    let values = floats(batch.column(ix), &self.names[c], self.next_row)?;
-                    for (r, v) in values.into_iter().enumerate() {
-                        out[r * n + c] = v;
-                    }
-                }
-            }
-            Layout::List(ix) => {
-                let column = batch.column(*ix);
-                let name = &self.names[0];
-                if let Some(r) = first_null(column.as_ref()) {
-                    return Err(format!(
-                        "column {name:?} is null at row {}",
-                        self.next_row + r as u64
-                    ));
-                }
-                let (values, offsets): (ArrayRef, Vec<usize>) = match column.data_type() {
-                    DataType::List(_) => {
-                        let l = column.as_list::<i32>();
-                        (
-                            l.values().clone(),
-                            l.value_offsets().iter().map(|o| *o as usize).collect(),
-                        )
-                    }
-                    DataType::LargeList(_) => {
-                        let l = column.as_list::<i64>();
-                        (
-                            l.values().clone(),
-                            l.value_offsets().iter().map(|o| *o as usize).collect(),
-                        )
-                    }
-                    DataType::FixedSizeList(_, size) => {
-                        let l = column.as_fixed_size_list();
-                        let size = *size as usize;
-                        let start = l.offset() * size;
-                        (l.values().clone(), (0..=rows).map(|r| start + r * size).collect())
-                    }
-                    other => return Err(format!("column {name:?} is {other}, not a list")),
-                };
-                let flat = floats(&values, name, self.next_row)?;
-                for r in 0..rows {
-                    let (a, b) = (offsets[r], offsets[r + 1]);
-                    if b - a != n {
-                        return Err(format!(
-                            "row {} of {name:?} has {} values, the model takes {n}",
-                            self.next_row + r as u64,
-                            b - a
-                        ));
-                    }
-                    out[r * n..(r + 1) * n].copy_from_slice(&flat[a..b]);
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl Iterator for ParquetRows {
-    type Item = Result<Vec<f32>, String>;
+    type Item = Result<FeatureBlock, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let batch = match self.reader.next()? {
             Ok(batch) => batch,
             Err(e) => return Some(Err(format!("reading Parquet: {e}"))),
         };
-        let rows = self.to_rows(&batch);
+        let first_row = self.next_row;
         self.next_row += batch.num_rows() as u64;
-        Some(rows)
+        Some(self.features.extract(&batch).and_then(|e| match e.first_error(first_row) {
+            Some(error) => Err(error),
+            None => Ok(e.block),
+        }))
     }
-}
-
-fn is_list(dt: &DataType) -> bool {
-    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _))
-}
-
-fn first_null(array: &dyn Array) -> Option<usize> {
-    (array.null_count() > 0).then(|| (0..array.len()).find(|&i| array.is_null(i))).flatten()
-}
-
-/// A numeric array as float32; a null is an error, never a silent value.
-fn floats(array: &ArrayRef, name: &str, first_row: u64) -> Result<Vec<f32>, String> {
-    if let Some(r) = first_null(array.as_ref()) {
-        return Err(format!("column {name:?} has a null at row {}", first_row + r as u64));
-    }
-    Ok(match array.data_type() {
-        DataType::Float32 => array.as_primitive::<Float32Type>().values().to_vec(),
-        DataType::Float64 => {
-            array.as_primitive::<Float64Type>().values().iter().map(|v| *v as f32).collect()
-        }
-        DataType::Int32 => {
-            array.as_primitive::<Int32Type>().values().iter().map(|v| *v as f32).collect()
-        }
-        DataType::Int64 => {
-            array.as_primitive::<Int64Type>().values().iter().map(|v| *v as f32).collect()
-        }
-        other => return Err(format!("column {name:?} holds {other}, not numbers")),
-    })
 }
 
 /// Writes scores as a Parquet `score` column.

@@ -64,6 +64,9 @@ impl Window {
         };
         match &result {
             Ok(scored) => self.client.inner.counters.delivered(scored.rows),
+            Err(e) if self.client.inner.config.keep_going && e.batch().is_some() => {
+                tracing::warn!(error = %e, "batch failed; going on");
+            }
             Err(e) => {
                 tracing::error!(error = %e, "scoring stopped");
                 self.finished = true;

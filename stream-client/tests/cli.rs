@@ -110,7 +110,7 @@ fn f32_and_npy_round_trips() {
     let reader = stream_client::files::RowReader::open(&dir.join("out.npy"), None, None, 1000)
         .expect("valid npy");
     assert_eq!((reader.rows(), reader.columns()), (3_001, 2));
-    let got: Vec<f32> = reader.flat_map(|b| b.expect("block")).collect();
+    let got: Vec<f32> = reader.flat_map(|b| b.expect("block").as_ref().to_vec()).collect();
     assert_eq!(got, expected);
 
     // The label output, by name.
@@ -294,7 +294,7 @@ mod parquet_files {
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
-        assert!(stderr.contains("\"f003\" has a null at row 7"), "{stderr}");
+        assert!(stderr.contains("row 7: column \"f003\" is null"), "{stderr}");
         assert!(!dir.join("null.out.parquet").exists());
         assert!(!dir.join("null.out.parquet.partial").exists());
         std::fs::remove_dir_all(dir).expect("clean");

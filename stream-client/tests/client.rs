@@ -214,6 +214,52 @@ fn a_client_error_fails_at_once_with_the_servers_message() {
 }
 
 #[test]
+fn keep_going_reports_a_refused_batch_and_scores_the_rest_in_order() {
+    // Refuses any batch holding a negative first value, like a model
+    // rejecting bad data; everything else is echoed.
+    let server = stub(Router::new().route(
+        "/score",
+        put(|body: Bytes| async move {
+            let refused = body.chunks_exact(8).any(|row| row[..4] == (-1f32).to_le_bytes());
+            if refused {
+                return (StatusCode::BAD_REQUEST, r#"{"error":"negative input","kind":"x"}"#)
+                    .into_response();
+            }
+            echo_first(&body, 2)
+        }),
+    ));
+    let mut config = ClientConfig::new([server.url()], 2);
+    config.batch_rows = 10;
+    config.keep_going = true;
+    let client = Client::new(config).expect("config");
+    let input: Vec<[f32; 2]> =
+        (0..50).map(|i| [if i == 13 || i == 41 { -1.0 } else { i as f32 }, 0.0]).collect();
+    let mut next_row = 0u64;
+    let mut failed = Vec::new();
+    for item in client.score_rows(input.iter()) {
+        match item {
+            Ok(batch) => {
+                assert_eq!(batch.first_row, next_row, "out of order");
+                let want: Vec<f32> =
+                    (0..batch.rows).map(|r| (next_row + r as u64) as f32).collect();
+                assert_eq!(batch.values, want);
+                next_row += batch.rows as u64;
+            }
+            Err(e) => {
+                let (first, rows) = e.batch().expect("a per-batch error");
+                assert_eq!(first, next_row, "out of order");
+                assert!(e.to_string().contains("negative input"), "{e}");
+                failed.push(first);
+                next_row += rows as u64;
+            }
+        }
+    }
+    assert_eq!(next_row, 50, "every row accounted for");
+    assert_eq!(failed, vec![10, 40]);
+    assert_eq!(client.stats().requests, 5, "refusals are not retried");
+}
+
+#[test]
 fn a_bad_input_row_is_reported_after_the_rows_before_it() {
     let server = real_server("logreg", &[]);
     let mut config = ClientConfig::new([server.url()], 100);
