@@ -157,12 +157,12 @@ impl Features {
     /// The features of `batch` (a batch of the schema given to `resolve`).
     pub fn extract(&mut self, batch: &RecordBatch) -> Result<Extracted, String> {
         match self.layout.clone() {
-            Layout::Columns(indices) => self.from_columns(batch, &indices),
-            Layout::List(ix) => self.from_list(batch.column(ix)),
+            Layout::Columns(indices) => self.extract_columns(batch, &indices),
+            Layout::List(ix) => self.extract_list(batch.column(ix)),
         }
     }
 
-    fn from_columns(&self, batch: &RecordBatch, indices: &[usize]) -> Result<Extracted, String> {
+    fn extract_columns(&self, batch: &RecordBatch, indices: &[usize]) -> Result<Extracted, String> {
         let rows = batch.num_rows();
         let n = indices.len();
         let mut bad = Vec::new();
@@ -183,7 +183,7 @@ impl Features {
         Ok(Extracted { block: FeatureBlock::Owned(drop_rows(out, n, &bad)), bad })
     }
 
-    fn from_list(&mut self, column: &ArrayRef) -> Result<Extracted, String> {
+    fn extract_list(&mut self, column: &ArrayRef) -> Result<Extracted, String> {
         let rows = column.len();
         let name = &self.names[0];
         let (values, offsets): (ArrayRef, Vec<usize>) = match column.data_type() {
