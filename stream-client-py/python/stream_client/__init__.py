@@ -1,0 +1,263 @@
+"""Score Spark DataFrames through score-server.
+
+A :class:`Scorer` holds configuration only; it pickles, so Spark ships it to
+the executors inside the task closure. On an executor,
+:meth:`Scorer.score_batches` streams the partition's Arrow record batches to
+the servers through the Rust stream-client: rows are batched into requests,
+a bounded number of requests are in flight, transient failures are retried
+(on another server when there are several), and the scored batches come out
+in input order, one per input batch, with the columns named in ``keep``
+passed through. The generator ends only when every row has its score, or
+raises :class:`ScoreError` with the server's message (Spark then retries the
+task). With ``errors="column"`` a failed row gets a null score and a message
+in an error column instead; a null score is never silent.
+
+Typical use::
+
+    from stream_client import Scorer
+
+    scorer = Scorer(["http://scorer-1:8099", "http://scorer-2:8099"])
+    schema = scorer.output_schema(df.schema, features="features", keep=["id"])
+    scored = df.mapInArrow(
+        lambda batches: scorer.score_batches(batches, features="features", keep=["id"]),
+        schema,
+    )
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from ._native import ScoreError, score as _score, stats as _stats
+
+__all__ = ["Scorer", "ScoreError", "stats"]
+
+_ERRORS = ("raise", "column")
+
+
+def stats() -> dict[str, int]:
+    """Counters of this process's clients: rows sent and scored, requests,
+    retries, failed batches, bytes sent, endpoint ejections."""
+    return dict(_stats())
+
+
+class Scorer:
+    """Configuration of a scoring job; cheap, picklable, immutable in use.
+
+    Args:
+        urls: one base URL (``"http://host:8099"``) or several; requests are
+            spread over them and retried on another when one fails. An nginx
+            in front of a fleet is one URL.
+        model: the served model's name (``/models/{model}/score``); ``None``
+            for the server's default model.
+        output: the model output to return (``?output=``); ``None`` for the
+            default one (a classifier's probabilities).
+        batch_rows: most rows per request.
+        in_flight: most requests in flight per task: the backpressure window.
+            Memory per task stays near ``in_flight × batch_rows`` rows.
+        timeout: seconds per request attempt before it is cancelled and
+            retried.
+        batch_bytes: most request body bytes (keep under the server's
+            ``--body-limit``).
+        max_attempts: attempts per batch, the first included.
+        deadline: optional seconds for a whole partition.
+        score_columns: scores per row, if known; otherwise asked of the
+            server (``GET /models``) when a schema or an error column needs it.
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        model: str | None = None,
+        output: str | None = None,
+        batch_rows: int = 4096,
+        in_flight: int = 4,
+        timeout: float = 60.0,
+        *,
+        batch_bytes: int = 16 << 20,
+        max_attempts: int = 8,
+        deadline: float | None = None,
+        score_columns: int | None = None,
+    ) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("at least one server URL is needed")
+        for name, value in (("batch_rows", batch_rows), ("in_flight", in_flight),
+                            ("batch_bytes", batch_bytes), ("max_attempts", max_attempts)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
+        if timeout <= 0 or (deadline is not None and deadline <= 0):
+            raise ValueError("timeout and deadline must be positive seconds")
+        self.model = model
+        self.output = output
+        self.batch_rows = int(batch_rows)
+        self.in_flight = int(in_flight)
+        self.timeout = float(timeout)
+        self.batch_bytes = int(batch_bytes)
+        self.max_attempts = int(max_attempts)
+        self.deadline = None if deadline is None else float(deadline)
+        self.score_columns = None if score_columns is None else int(score_columns)
+
+    def __repr__(self) -> str:
+        return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "
+                f"batch_rows={self.batch_rows}, in_flight={self.in_flight}, "
+                f"timeout={self.timeout})")
+
+    # -- scoring ---------------------------------------------------------
+
+    def score_batches(
+        self,
+        batches: Iterable[Any],
+        features: str | Sequence[str] | None,
+        keep: Sequence[str] = (),
+        score_col: str = "score",
+        errors: str = "raise",
+        error_col: str = "score_error",
+    ) -> Iterator[Any]:
+        """Scores an iterator of ``pyarrow.RecordBatch`` (as ``mapInArrow``
+        gives a task), yielding one ``pyarrow.RecordBatch`` per input batch.
+
+        Args:
+            batches: the input record batches.
+            features: the name of one array column (``array<float>`` or
+                ``array<double>``), or a list of numeric columns in the
+                model's input order; ``None``: the only array column, else
+                every float/double column.
+            keep: columns passed through unchanged (ids), before the score.
+            score_col: the score column: ``float`` when the model output has
+                one value per row, ``array<float>`` otherwise.
+            errors: ``"raise"`` (default): a batch that cannot be scored
+                raises :class:`ScoreError` with the server's message, after
+                the rows before it; ``"column"``: its rows get a null score
+                and the reason in ``error_col``, and the job goes on.
+            error_col: the error column's name when ``errors="column"``.
+        """
+        import pyarrow as pa
+
+        error_col = self._error_col(errors, error_col)
+        k = self.score_columns
+        if error_col is not None and k is None:
+            # A batch may fail before any answer shows the width: learn it
+            # now so the score column's type never depends on luck.
+            k = self.fetch_score_columns()
+        scored = _score(
+            batches,
+            urls=self.urls,
+            features=_feature_list(features),
+            keep=list(keep),
+            score_col=score_col,
+            error_col=error_col,
+            score_columns=k,
+            model=self.model,
+            output=self.output,
+            batch_rows=self.batch_rows,
+            batch_bytes=self.batch_bytes,
+            in_flight=self.in_flight,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            deadline=self.deadline,
+        )
+        for batch in scored:
+            yield pa.record_batch(batch)
+
+    def score_pandas(
+        self,
+        frames: Iterable[Any],
+        features: str | Sequence[str] | None,
+        keep: Sequence[str] = (),
+        score_col: str = "score",
+        errors: str = "raise",
+        error_col: str = "score_error",
+    ) -> Iterator[Any]:
+        """:meth:`score_batches` for ``mapInPandas``: pandas DataFrames in
+        and out (converted through Arrow; prefer ``mapInArrow``, which skips
+        the conversions)."""
+        import pyarrow as pa
+
+        batches = (pa.RecordBatch.from_pandas(df, preserve_index=False) for df in frames)
+        for batch in self.score_batches(batches, features, keep, score_col, errors, error_col):
+            yield batch.to_pandas()
+
+    # -- schema ----------------------------------------------------------
+
+    def output_schema(
+        self,
+        schema: Any,
+        features: str | Sequence[str] | None = None,
+        keep: Sequence[str] = (),
+        score_col: str = "score",
+        errors: str = "raise",
+        error_col: str = "score_error",
+    ) -> Any:
+        """The Spark ``StructType`` that :meth:`score_batches` yields for an
+        input of ``schema``: the ``keep`` fields, then ``score_col`` (float,
+        or array<float> when the model gives several values per row), then
+        the error column if asked for. Asks the server for the output width
+        unless ``score_columns`` was given. ``features`` is checked against
+        the schema when given."""
+        from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
+
+        error_col = self._error_col(errors, error_col)
+        names = schema.fieldNames()
+        for name in list(keep) + (_feature_list(features) or []):
+            if name not in names:
+                raise ValueError(f"no column named {name!r} in the input schema {names}")
+        k = self.score_columns or self.fetch_score_columns()
+        fields = [schema[name] for name in keep]
+        score_type = FloatType() if k == 1 else ArrayType(FloatType(), True)
+        fields.append(StructField(score_col, score_type, True))
+        if error_col is not None:
+            fields.append(StructField(error_col, StringType(), True))
+        return StructType(fields)
+
+    # -- model metadata --------------------------------------------------
+
+    def model_info(self) -> dict[str, Any]:
+        """The served model's metadata (``GET /models/{name}``, or the
+        default model of ``GET /models``), from the first server that
+        answers."""
+        failures = []
+        for base in self.urls:
+            base = base.rstrip("/")
+            path = f"/models/{urllib.parse.quote(self.model)}" if self.model else "/models"
+            try:
+                with urllib.request.urlopen(base + path, timeout=self.timeout) as response:
+                    doc = json.load(response)
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                failures.append(f"{base}{path}: {e}")
+                continue
+            if self.model:
+                return doc
+            for model in doc.get("models", []):
+                if model.get("default"):
+                    return model
+            failures.append(f"{base}{path}: no default model listed")
+        raise ScoreError("cannot read the model's metadata: " + "; ".join(failures))
+
+    def fetch_score_columns(self) -> int:
+        """Scores per row of the configured output, asked of the server."""
+        info = self.model_info()
+        wanted = self.output or info.get("default_output")
+        for out in info.get("outputs", []):
+            if out.get("name") == wanted:
+                return int(out["columns"])
+        raise ScoreError(f"model {info.get('name')!r} has no output {wanted!r}")
+
+    @staticmethod
+    def _error_col(errors: str, error_col: str) -> str | None:
+        if errors not in _ERRORS:
+            raise ValueError(f"errors must be one of {_ERRORS}, got {errors!r}")
+        return error_col if errors == "column" else None
+
+
+def _feature_list(features: str | Sequence[str] | None) -> list[str] | None:
+    if features is None:
+        return None
+    if isinstance(features, str):
+        return [features]
+    return list(features)
