@@ -1,0 +1,159 @@
+"""stream_client in real PySpark (local[2]) against real score-servers."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import FEATURES, as_matrix, read_scores
+
+from stream_client import Scorer, ScoreError
+
+# Probabilities are computed by tract on the server and by onnxruntime here:
+# the same float32 arithmetic up to summation order.
+TOLERANCE = 1e-6
+
+
+def score_with(scorer, df, features, keep=("id",), **kwargs):
+    schema = scorer.output_schema(df.schema, features, keep, **kwargs)
+    return df.mapInArrow(
+        lambda batches: scorer.score_batches(batches, features, keep, **kwargs), schema
+    )
+
+
+def test_a_million_rows_of_an_array_column(spark, dataset, start_server, tmp_path):
+    server = start_server()
+    scorer = Scorer(server.url, batch_rows=4096, in_flight=4)
+    df = spark.read.parquet(str(dataset.path))
+    assert df.rdd.getNumPartitions() >= 2
+    out = tmp_path / "scored"
+    score_with(scorer, df, "features").write.parquet(str(out))
+
+    table = read_scores(out)
+    assert table.schema.names == ["id", "score"]
+    assert table.num_rows == dataset.ROWS
+    np.testing.assert_array_equal(table.column("id").to_numpy(), np.arange(dataset.ROWS))
+    got = as_matrix(table.column("score"))
+    assert got.shape == (dataset.ROWS, 2)
+    np.testing.assert_allclose(got, dataset.expected, rtol=0, atol=TOLERANCE)
+    assert server.rows_scored() == dataset.ROWS, "every row scored once, by the server"
+
+
+def test_separate_feature_columns_and_mapinpandas(spark, dataset, start_server):
+    server = start_server()
+    scorer = Scorer([server.url], batch_rows=1000, in_flight=2)
+    rows = 30_000
+    names = [f"f{j:02d}" for j in range(FEATURES)]
+    df = spark.read.parquet(str(dataset.path)).where(f"id < {rows}")
+    # Doubles, as pandas-born data usually is: converted to float32 on the way.
+    df = df.select("id", *[df.features[j].cast("double").alias(n) for j, n in enumerate(names)])
+
+    by_arrow = score_with(scorer, df, names).toArrow().sort_by("id")
+    assert by_arrow.num_rows == rows
+    np.testing.assert_allclose(
+        as_matrix(by_arrow.column("score")), dataset.expected[:rows], rtol=0, atol=TOLERANCE
+    )
+
+    schema = scorer.output_schema(df.schema, names, ["id"])
+    by_pandas = df.mapInPandas(lambda frames: scorer.score_pandas(frames, names, ["id"]), schema)
+    by_pandas = by_pandas.toArrow().sort_by("id")
+    assert by_pandas.equals(by_arrow), "mapInPandas and mapInArrow disagree"
+
+
+def test_a_single_score_per_row_is_a_float_column(spark, dataset, start_server):
+    server = start_server()
+    scorer = Scorer(server.url, output="label")
+    df = spark.read.parquet(str(dataset.path)).where("id < 5000")
+    scored = score_with(scorer, df, "features")
+    assert scored.schema["score"].dataType.simpleString() == "float"
+    labels = scored.toArrow().sort_by("id").column("score").to_numpy()
+    np.testing.assert_array_equal(labels, dataset.expected[:5000].argmax(axis=1))
+
+
+def test_one_of_two_servers_killed_mid_job_changes_nothing(spark, dataset, start_server, tmp_path):
+    rows = 300_000
+    df = spark.read.parquet(str(dataset.path)).where(f"id < {rows}").repartition(2, "id")
+    a, b = start_server(), start_server()
+    # Small batches and a short timeout: many requests, so the kill lands
+    # mid-job, and a request lost with the server is retried quickly.
+    scorer = Scorer([a.url, b.url], batch_rows=500, in_flight=2, timeout=5.0)
+    out = tmp_path / "with-kill"
+    job = threading.Thread(target=lambda: score_with(scorer, df, "features").write.parquet(str(out)))
+    job.start()
+    deadline = time.monotonic() + 120
+    while a.rows_scored() < 20_000:
+        assert job.is_alive(), "the job ended before the kill"
+        assert time.monotonic() < deadline, "server a never got work"
+        time.sleep(0.01)
+    a.kill()
+    killed_at = a.proc.returncode
+    still_running = job.is_alive()
+    job.join(300)
+    assert killed_at is not None and still_running, "the kill did not land mid-job"
+    assert (out / "_SUCCESS").exists(), "the job failed"
+
+    clean = tmp_path / "clean"
+    score_with(Scorer(b.url, batch_rows=500), df, "features").write.parquet(str(clean))
+    with_kill, reference = read_scores(out), read_scores(clean)
+    assert with_kill.num_rows == rows
+    assert with_kill.equals(reference), "output differs from a clean run"
+    np.testing.assert_allclose(
+        as_matrix(with_kill.column("score")), dataset.expected[:rows], rtol=0, atol=TOLERANCE
+    )
+
+
+def test_a_server_refusal_fails_the_job_with_its_message(spark, dataset, start_server):
+    server = start_server()
+    scorer = Scorer(server.url)
+    names = [f"f{j}" for j in range(FEATURES - 1)]  # one feature short
+    df = spark.read.parquet(str(dataset.path)).where("id < 1000")
+    df = df.select("id", *[df.features[j].alias(n) for j, n in enumerate(names)])
+    with pytest.raises(Exception) as failure:
+        score_with(scorer, df, names).collect()
+    message = str(failure.value)
+    assert "X-Score-Columns is 99 but model logreg takes 100 columns" in message, message
+    assert "ScoreError" in message, message
+
+
+def test_an_error_column_instead_of_failing(spark, dataset, start_server):
+    server = start_server()
+    scorer = Scorer(server.url, batch_rows=100)
+    df = spark.read.parquet(str(dataset.path)).where("id < 2000")
+    # Rows 7 and 1500 lose their features.
+    df = df.selectExpr("id", "IF(id IN (7, 1500), NULL, features) AS features")
+    table = score_with(scorer, df, "features", errors="column").toArrow().sort_by("id")
+    assert table.schema.names == ["id", "score", "score_error"]
+    errors = table.column("score_error").to_pylist()
+    scores = table.column("score").to_pylist()
+    bad = {i for i, e in enumerate(errors) if e is not None}
+    assert bad == {7, 1500}
+    assert all("is null" in errors[i] for i in bad), errors[7]
+    assert all(scores[i] is None for i in bad)
+    good = [i for i in range(2000) if i not in bad]
+    np.testing.assert_allclose(
+        np.array([scores[i] for i in good]), dataset.expected[good], rtol=0, atol=TOLERANCE
+    )
+
+
+def test_the_scorer_pickles_and_checks_its_arguments():
+    scorer = Scorer(["http://127.0.0.1:1", "http://127.0.0.1:2"], model="m", in_flight=3)
+    copy = pickle.loads(pickle.dumps(scorer))
+    assert vars(copy) == vars(scorer)
+    with pytest.raises(ValueError, match="in_flight must be at least 1"):
+        Scorer("http://127.0.0.1:1", in_flight=0)
+    with pytest.raises(ValueError, match="errors must be one of"):
+        list(scorer.score_batches([], "f", errors="ignore"))
+
+
+def test_no_server_raises_after_the_retries():
+    batch = pa.record_batch(
+        [pa.array([1, 2]), pa.array([[0.0] * FEATURES] * 2, type=pa.list_(pa.float32()))],
+        names=["id", "features"],
+    )
+    scorer = Scorer("http://127.0.0.1:9", max_attempts=2, timeout=1.0)
+    with pytest.raises(ScoreError, match="gave up on rows 0..2 after 2 attempts"):
+        list(scorer.score_batches([batch], "features"))
