@@ -21,3 +21,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+step "Python package: PySpark tests (builds the wheel; venv cached in ~/.cache/score)"
+scripts/test-python.sh

@@ -333,10 +333,9 @@ fn score(
 ) -> PyResult<Scoring> {
     init_logging();
     let seconds = |what: &str, s: f64| {
-        Duration::try_from_secs_f64(s)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| PyValueError::new_err(format!("{what} must be a positive number of seconds")))
+        Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+            PyValueError::new_err(format!("{what} must be a positive number of seconds"))
+        })
     };
     let mut config = ClientConfig::new(urls, 1);
     config.model = model;

@@ -36,7 +36,9 @@ mod client;
 mod endpoints;
 mod error;
 pub mod features;
+#[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "files")]
 pub mod parquet_io;
 pub mod retry;
 mod runtime;

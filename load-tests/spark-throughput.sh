@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The PySpark job three ways (stream_client, pandas UDF + broadcast model,
+# plain `requests`) on this machine, side by side: see spark_bench.py.
+#   load-tests/spark-throughput.sh [ROWS] [ROUNDS]
+# Release builds of the server and the wheel; the server gets 2 workers and
+# shares the 2 cores with Spark (as a co-located sidecar would).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-1000000}
+rounds=${2:-3}
+source scripts/python-env.sh
+cargo build --release -q -p score-server
+target=$(cargo metadata --format-version 1 --no-deps |
+  "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+rm -f "$target"/wheels/stream_client-*.whl
+"$VENV/bin/maturin" build --quiet --release -m stream-client-py/Cargo.toml \
+  -i "$VENV/bin/python" --out "$target/wheels"
+"$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
+
+log=$(mktemp /tmp/spark-bench-server.XXXXXX)
+"$target/release/score-server" --listen 127.0.0.1:0 --workers 2 >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 200); do grep -q "listening" "$log" && break; sleep 0.1; done
+addr=$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$log" | head -1)
+"$VENV/bin/python" load-tests/spark_bench.py --url "http://$addr" \
+  --model models/logreg.onnx --rows "$rows" --rounds "$rounds" --data "$target/bench-data"
