@@ -1,0 +1,120 @@
+"""The binding without Spark: Arrow in and out, laziness, the GIL, errors."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import FEATURES
+
+from stream_client import Scorer, ScoreError
+
+
+def batches(n_batches: int, rows: int, start: int = 0):
+    rng = np.random.default_rng(start)
+    for b in range(n_batches):
+        x = rng.standard_normal((rows, FEATURES), dtype=np.float32)
+        ids = pa.array(np.arange(start + b * rows, start + (b + 1) * rows, dtype=np.int64))
+        offsets = pa.array(np.arange(0, (rows + 1) * FEATURES, FEATURES, dtype=np.int32))
+        yield pa.record_batch([ids, pa.ListArray.from_arrays(offsets, pa.array(x.ravel()))],
+                              names=["id", "features"])
+
+
+def test_passthrough_columns_are_not_copied(start_server):
+    server = start_server()
+    inputs = list(batches(3, 1000))
+    outputs = list(Scorer(server.url, batch_rows=700).score_batches(iter(inputs), "features",
+                                                                     keep=["id"]))
+    assert [len(o) for o in outputs] == [1000, 1000, 1000]
+    for i, o in zip(inputs, outputs):
+        assert o.column("id").buffers()[1].address == i.column("id").buffers()[1].address
+        assert o.column("score").type == pa.list_(pa.field("element", pa.float32()))
+
+
+def test_input_is_pulled_only_as_the_window_allows(start_server):
+    server = start_server()
+    pulled = 0
+
+    def counting():
+        nonlocal pulled
+        for b in batches(40, 500):
+            pulled += 1
+            yield b
+
+    in_flight = 2
+    scorer = Scorer(server.url, batch_rows=500, in_flight=in_flight)
+    yielded = 0
+    for out in scorer.score_batches(counting(), "features"):
+        yielded += 1
+        # One batch per request: in flight, plus the one being cut.
+        assert pulled - yielded <= in_flight + 1, (pulled, yielded)
+    assert (pulled, yielded) == (40, 40)
+
+
+class SlowEcho(BaseHTTPRequestHandler):
+    """Answers each row's first value after a pause, from a Python thread:
+    it can only answer while the client has released the GIL."""
+
+    def do_PUT(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        threading.Event().wait(0.2)
+        x = np.frombuffer(body, dtype="<f4").reshape(-1, FEATURES)
+        out = np.ascontiguousarray(x[:, :1]).tobytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("X-Score-Rows", str(len(x)))
+        self.send_header("X-Score-Columns", "1")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_gil_is_released_while_waiting():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SlowEcho)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        scorer = Scorer(f"http://127.0.0.1:{httpd.server_port}", batch_rows=250, in_flight=4,
+                        timeout=10.0, max_attempts=1)
+        inputs = list(batches(2, 1000))
+        out = pa.Table.from_batches(list(scorer.score_batches(iter(inputs), "features")))
+        expected = np.concatenate([
+            b.column("features").flatten().to_numpy().reshape(-1, FEATURES)[:, 0]
+            for b in inputs])
+        np.testing.assert_array_equal(out.column("score").to_numpy(), expected)
+    finally:
+        httpd.shutdown()
+
+
+def test_an_input_error_is_raised_after_the_rows_before_it(start_server):
+    server = start_server()
+
+    def failing():
+        yield from batches(3, 100)
+        raise OSError("the input broke")
+
+    got = []
+    with pytest.raises(OSError, match="the input broke"):
+        for out in Scorer(server.url, batch_rows=64).score_batches(failing(), "features"):
+            got.append(len(out))
+    assert got == [100, 100, 100]
+
+
+def test_a_row_of_the_wrong_width_names_its_row(start_server):
+    server = start_server()
+    good = next(batches(1, 10))
+    short = pa.record_batch([pa.array([10]), pa.array([[1.0] * (FEATURES - 1)],
+                                                       type=pa.list_(pa.float32()))],
+                            names=["id", "features"])
+    scorer = Scorer(server.url)
+    with pytest.raises(ScoreError, match=r"row 10: \"features\" has 99 values, the model takes 100"):
+        list(scorer.score_batches([good, short], "features"))
+    out = list(scorer.score_batches([good, short], "features", errors="column"))
+    assert out[1].column("score").null_count == 1
+    assert "has 99 values" in out[1].column("score_error")[0].as_py()
