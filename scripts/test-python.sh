@@ -24,4 +24,4 @@ rm -f "$wheels"/stream_client-*.whl
   "$wheels"/stream_client-*.whl
 
 cd stream-client-py
-exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${@:-tests}"
