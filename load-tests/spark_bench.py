@@ -18,7 +18,6 @@ the rounds is reported, with ratios.
         --model models/logreg.onnx --rows 1000000 --rounds 3
 """
 
-from __future__ import annotations
 
 import argparse
 import os
@@ -54,6 +53,7 @@ def main() -> None:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", "4g")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
