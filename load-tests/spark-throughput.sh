@@ -4,6 +4,8 @@
 #   [MODEL=mlp] load-tests/spark-throughput.sh [ROWS] [ROUNDS]
 # MODEL: a fixture in models/ with 100 inputs and a `probabilities` output
 # (logreg, the demo model: cheap; mlp: 100-256-256-10, compute-bound).
+# MASTER (default local[2]) and WORKERS (server threads, default 2): e.g.
+# MASTER='local[1]' WORKERS=1 gives Spark and the server a core each.
 # Release builds of the server and the wheel; the server gets 2 workers and
 # shares the 2 cores with Spark (as a co-located sidecar would).
 set -euo pipefail
@@ -21,10 +23,11 @@ rm -f "$target"/wheels/stream_client-*.whl
 "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
 
 log=$(mktemp /tmp/spark-bench-server.XXXXXX)
-"$target/release/score-server" --listen 127.0.0.1:0 --workers 2 --model "$model" >"$log" 2>&1 &
+"$target/release/score-server" --listen 127.0.0.1:0 --workers "${WORKERS:-2}" --model "$model" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 200); do grep -q "listening" "$log" && break; sleep 0.1; done
 addr=$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$log" | head -1)
 "$VENV/bin/python" load-tests/spark_bench.py --url "http://$addr" \
-  --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data"
+  --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data" \
+  --master "${MASTER:-local[2]}"

@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--data", default="target/bench-data")
     p.add_argument("--only", default="trivial,a,b,b2,c")
+    p.add_argument("--master", default="local[2]")
     args = p.parse_args()
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -47,7 +48,7 @@ def main() -> None:
     from stream_client import Scorer
 
     spark = (
-        SparkSession.builder.master("local[2]")
+        SparkSession.builder.master(args.master)
         .appName("spark-bench")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
@@ -177,7 +178,7 @@ def main() -> None:
             variants[v][1]().write.format("noop").mode("overwrite").save()
             times[v].append(time.perf_counter() - started)
 
-    print(f"\n{args.rows:,} rows x 100 float32 features, local[2], {partitions} partitions, "
+    print(f"\n{args.rows:,} rows x 100 float32 features, {args.master}, {partitions} partitions, "
           f"median of {args.rounds} rounds (model {Path(args.model).name})\n")
     print(f"| variant | seconds | rows/s | vs (b) | vs (c) |")
     print(f"|---|---:|---:|---:|---:|")
