@@ -118,3 +118,23 @@ def test_a_row_of_the_wrong_width_names_its_row(start_server):
     out = list(scorer.score_batches([good, short], "features", errors="column"))
     assert out[1].column("score").null_count == 1
     assert "has 99 values" in out[1].column("score_error")[0].as_py()
+
+
+def test_a_forked_child_gets_its_own_client(start_server):
+    # Spark's Python daemon forks its workers: a child must not use the
+    # parent's runtime threads (they do not exist in the child) or pool.
+    import os
+
+    server = start_server()
+    scorer = Scorer(server.url, batch_rows=100, timeout=10.0, max_attempts=2)
+    parent = pa.Table.from_batches(list(scorer.score_batches(batches(2, 300), "features")))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            child = pa.Table.from_batches(list(scorer.score_batches(batches(2, 300), "features")))
+            code = 0 if child.equals(parent) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
