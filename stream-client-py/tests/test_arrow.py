@@ -136,5 +136,14 @@ def test_a_forked_child_gets_its_own_client(start_server):
             code = 0 if child.equals(parent) else 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    import signal
+    import time
+
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung (a runtime inherited from the parent?)")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
