@@ -5,6 +5,22 @@
 #   ${SCORE_CACHE_DIR:-~/.cache/score}/venv-<hash>
 # Also exports what PySpark needs to stay on loopback with Java 17.
 requirements=stream-client-py/requirements-test.txt
+
+# PySpark needs a JVM (17) and the venv module; install them if missing and
+# allowed (root with apt-get), else say what is missing.
+need_pkgs=()
+command -v java >/dev/null 2>&1 || [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] ||
+  need_pkgs+=(openjdk-17-jre-headless)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need_pkgs[*]} (apt-get)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
+  else
+    echo "missing: ${need_pkgs[*]}; install them (e.g. apt-get install ${need_pkgs[*]})" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+fi
 cache=${SCORE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/score}
 hash=$( (python3 --version; cat "$requirements") | sha256sum | cut -c1-12)
 VENV=$cache/venv-$hash
