@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Regenerates models/zoo/ (the exports users make: scikit-learn pipelines,
+# trees, XGBoost, LightGBM, SVMs; models/zoo.py) and docs/models.md (which of
+# them score-server loads and how close it is to onnxruntime;
+# models/zoo_status.py). Own venv (xgboost-cpu, lightgbm, onnxmltools) under
+# target/, from the pinned requirements-zoo.txt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${ZOO_VENV:-$here/../target/zoo-venv}
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements-zoo.txt" "$venv/requirements.txt"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r "$here/requirements-zoo.txt"
+  cp "$here/requirements-zoo.txt" "$venv/requirements.txt"
+fi
+rm -rf "$here/zoo"
+"$venv/bin/python" "$here/zoo.py"
+cd "$here/.."
+cargo build -q -p score-server
+target=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+mkdir -p docs
+python3 "$here/zoo_status.py" "$target/debug/score-server" > docs/models.md
+echo "wrote docs/models.md" >&2
