@@ -23,8 +23,6 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 import onnx
 from onnx import TensorProto, helper
 
@@ -102,15 +100,6 @@ def main():
     export("mlp", mlp, 100, x[:SAMPLE_ROWS], zipmap=False)
 
     # Test-only fixtures below: they exercise failure paths, not models.
-
-    # A default skl2onnx scaling pipeline: uses ai.onnx.ml Scaler, which
-    # tract does not implement, so loading must fail naming the operator.
-    x, y = make_classification(n_samples=500, n_features=4, random_state=SEED + 4)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
-    onx = to_onnx(pipe, x[:1].astype(np.float32),
-                  options={id(pipe.steps[-1][1]): {"zipmap": False}},
-                  target_opset=TARGET_OPSET)
-    (OUT / "unsupported-scaler.onnx").write_bytes(onx.SerializeToString())
 
     # A model that fails at run time on purpose: it gathers from a 3-element
     # table at the index given by column 0, so a row starting with 7 is out

@@ -73,7 +73,9 @@ def write(name, onx, x, source):
     path.write_bytes(onx.SerializeToString())
     x = x[:ROWS].astype(np.float32)
     doc = {"model": f"{name}.onnx", "source": source, "columns": x.shape[1],
-           "input": x.tolist(), "outputs": reference(path, x)}
+           # NaN (missing values for the imputer) as null: JSON has no NaN.
+           "input": [[None if np.isnan(v) else v for v in row] for row in x.tolist()],
+           "outputs": reference(path, x)}
     (OUT / f"{name}.reference.json").write_text(json.dumps(doc) + "\n")
     print(f"{name}: {path.stat().st_size} bytes; "
           + ", ".join(f"{k}{v['shape']}:{v['dtype']}" for k, v in doc["outputs"].items()))

@@ -52,7 +52,8 @@ def start(binary, path):
 
 
 def score(url, output, rows):
-    body = array("f", [v for row in rows for v in row]).tobytes()
+    nan = float("nan")
+    body = array("f", [nan if v is None else v for row in rows for v in row]).tobytes()
     request = urllib.request.Request(f"{url}/score?output={output}", data=body, method="PUT",
                                      headers={"Content-Type": "application/octet-stream"})
     try:

@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod ml;
 pub mod model;
 pub mod pool;
 pub mod server;

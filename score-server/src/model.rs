@@ -201,7 +201,8 @@ impl Model {
             move |source| LoadError::Tract { name, stage, source }
         };
         let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        crate::ml::register(&mut onnx.op_register);
         let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(tract_err("parsing"))?;
         let graph =
             proto.graph.as_ref().ok_or_else(|| unservable("the file has no graph".into()))?;

@@ -1,0 +1,246 @@
+//! ai.onnx.ml operators tract-onnx lacks, registered into its ONNX loader
+//! (issue 5, first part): `Scaler`, `Binarizer`, `Imputer` (float) and
+//! `ZipMap`. Each is an expansion into tract's own typed ops, so tract
+//! optimizes them with the rest of the graph.
+//!
+//! ZipMap turns a probability tensor into a list of {class: probability}
+//! maps, which has no place in a float32 matrix: the server treats it as the
+//! identity on the probability tensor, so a default scikit-learn export
+//! serves its probabilities (columns in class order) under the ZipMap's
+//! output name. Semantics follow the ONNX-ML operator specs.
+
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::change_axes::wire_with_rank_broadcast;
+use tract_onnx::tract_core::ops::logic::{Iff, comp_eq, comp_gt};
+use tract_onnx::tract_core::ops::math::{is_nan, mul, sub};
+use tract_onnx::tract_hir::internal::*;
+
+/// Adds our operators to `reg` (replacing none of tract's).
+pub fn register(reg: &mut OnnxOpRegister) {
+    reg.insert("Scaler", scaler);
+    reg.insert("Binarizer", binarizer);
+    reg.insert("Imputer", imputer);
+    reg.insert("ZipMap", zipmap);
+}
+
+type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+/// `Y = (X - offset) * scale`; offset and scale of length 1 or C.
+#[derive(Debug, Clone, PartialEq)]
+struct Scaler {
+    offset: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+fn scaler(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let offset: Vec<f32> = node.get_attr_opt_vec("offset")?.unwrap_or_else(|| vec![0.0]);
+    let scale: Vec<f32> = node.get_attr_opt_vec("scale")?.unwrap_or_else(|| vec![1.0]);
+    Ok((expand(Scaler { offset, scale }), vec![]))
+}
+
+/// `Y = X > threshold ? 1 : 0`, in X's type.
+#[derive(Debug, Clone, PartialEq)]
+struct Binarizer {
+    threshold: f32,
+}
+
+fn binarizer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let threshold = node.get_attr_opt("threshold")?.unwrap_or(0.0f32);
+    Ok((expand(Binarizer { threshold }), vec![]))
+}
+
+/// Replaces `replaced_value_float` (NaN by default in exports) with the
+/// per-column (or single) `imputed_value_floats`.
+#[derive(Debug, Clone, PartialEq)]
+struct Imputer {
+    imputed: Vec<f32>,
+    replaced: f32,
+}
+
+fn imputer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let imputed: Vec<f32> = node.get_attr_opt_vec("imputed_value_floats")?.unwrap_or_default();
+    ensure!(
+        !imputed.is_empty(),
+        "Imputer without imputed_value_floats (integer imputation is not supported)"
+    );
+    let replaced = node.get_attr_opt("replaced_value_float")?.unwrap_or(0.0f32);
+    Ok((expand(Imputer { imputed, replaced }), vec![]))
+}
+
+/// Identity on the probability tensor (see the module docs).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct ZipMap;
+
+fn zipmap(_ctx: &ParsingContext, _node: &NodeProto) -> Built {
+    Ok((expand(ZipMap), vec![]))
+}
+
+/// Shared inference rules: one float input, one output of its shape.
+fn same_shape_f32(
+    s: &mut Solver<'_>,
+    inputs: &[TensorProxy],
+    outputs: &[TensorProxy],
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&outputs[0].datum_type, DatumType::F32)?;
+    s.equals(&inputs[0].shape, &outputs[0].shape)?;
+    Ok(())
+}
+
+/// The input as f32, and a rank-1 constant of `values` (length 1 or the
+/// input's last dimension) to broadcast against it.
+fn f32_input_and_const(
+    prefix: &str,
+    name: &str,
+    model: &mut TypedModel,
+    input: OutletId,
+    values: &[f32],
+) -> TractResult<(OutletId, OutletId)> {
+    let mut x = input;
+    if model.outlet_fact(x)?.datum_type != f32::datum_type() {
+        x = model.wire_node(
+            format!("{prefix}.to_f32"),
+            tract_onnx::tract_core::ops::cast::cast(f32::datum_type()),
+            &[x],
+        )?[0];
+    }
+    let fact = model.outlet_fact(x)?.clone();
+    if values.len() > 1
+        && let Some(last) = fact.shape.last().and_then(|d| d.to_usize().ok())
+    {
+        ensure!(
+            last == values.len(),
+            "{name} has {} values for {last} columns",
+            values.len()
+        );
+    }
+    let c = model.add_const(format!("{prefix}.{name}"), rctensor1(values))?;
+    Ok((x, c))
+}
+
+impl Expansion for Scaler {
+    fn name(&self) -> StaticName {
+        "Scaler".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let (x, offset) = f32_input_and_const(prefix, "offset", model, inputs[0], &self.offset)?;
+        let (_, scale) = f32_input_and_const(prefix, "scale", model, x, &self.scale)?;
+        let centred = wire_with_rank_broadcast(format!("{prefix}.sub"), model, sub(), &[x, offset])?;
+        wire_with_rank_broadcast(format!("{prefix}.mul"), model, mul(), &[centred[0], scale])
+    }
+}
+
+impl Expansion for Binarizer {
+    fn name(&self) -> StaticName {
+        "Binarizer".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let (x, threshold) =
+            f32_input_and_const(prefix, "threshold", model, inputs[0], &[self.threshold])?;
+        let above = wire_with_rank_broadcast(
+            format!("{prefix}.gt"),
+            model,
+            TypedBinOp(comp_gt(), None),
+            &[x, threshold],
+        )?;
+        model.wire_node(
+            format!("{prefix}.to_f32"),
+            tract_onnx::tract_core::ops::cast::cast(f32::datum_type()),
+            &above,
+        )
+    }
+}
+
+impl Expansion for Imputer {
+    fn name(&self) -> StaticName {
+        "Imputer".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let (x, imputed) = f32_input_and_const(prefix, "imputed", model, inputs[0], &self.imputed)?;
+        let missing = if self.replaced.is_nan() {
+            model.wire_node(format!("{prefix}.is_nan"), is_nan(), &[x])?[0]
+        } else {
+            let (_, replaced) =
+                f32_input_and_const(prefix, "replaced", model, x, &[self.replaced])?;
+            wire_with_rank_broadcast(
+                format!("{prefix}.eq"),
+                model,
+                TypedBinOp(comp_eq(), None),
+                &[x, replaced],
+            )?[0]
+        };
+        wire_with_rank_broadcast(format!("{prefix}.where"), model, Iff, &[missing, imputed, x])
+    }
+}
+
+impl Expansion for ZipMap {
+    fn name(&self) -> StaticName {
+        "ZipMap".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        _prefix: &str,
+        _model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        Ok(inputs.into())
+    }
+}
