@@ -111,11 +111,7 @@ fn f32_input_and_const(
     if values.len() > 1
         && let Some(last) = fact.shape.last().and_then(|d| d.to_usize().ok())
     {
-        ensure!(
-            last == values.len(),
-            "{name} has {} values for {last} columns",
-            values.len()
-        );
+        ensure!(last == values.len(), "{name} has {} values for {last} columns", values.len());
     }
     let c = model.add_const(format!("{prefix}.{name}"), rctensor1(values))?;
     Ok((x, c))
@@ -143,7 +139,8 @@ impl Expansion for Scaler {
     ) -> TractResult<TVec<OutletId>> {
         let (x, offset) = f32_input_and_const(prefix, "offset", model, inputs[0], &self.offset)?;
         let (_, scale) = f32_input_and_const(prefix, "scale", model, x, &self.scale)?;
-        let centred = wire_with_rank_broadcast(format!("{prefix}.sub"), model, sub(), &[x, offset])?;
+        let centred =
+            wire_with_rank_broadcast(format!("{prefix}.sub"), model, sub(), &[x, offset])?;
         wire_with_rank_broadcast(format!("{prefix}.mul"), model, mul(), &[centred[0], scale])
     }
 }
