@@ -5,9 +5,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${MODELS_VENV:-$here/../target/models-venv}
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$venv/requirements.txt"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$venv/requirements.txt"
-fi
+source "$here/venv.sh"
+ensure_venv "$venv" "$here/requirements.txt"
 "$venv/bin/python" "$here/generate.py"

@@ -7,11 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${ZOO_VENV:-$here/../target/zoo-venv}
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements-zoo.txt" "$venv/requirements.txt"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r "$here/requirements-zoo.txt"
-  cp "$here/requirements-zoo.txt" "$venv/requirements.txt"
-fi
+source "$here/venv.sh"
+ensure_venv "$venv" "$here/requirements-zoo.txt"
 rm -rf "$here/zoo"
 "$venv/bin/python" "$here/zoo.py"
 cd "$here/.."
