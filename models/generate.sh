@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate the committed ONNX fixtures and their onnxruntime references.
+# Regenerate the committed ONNX fixtures and their onnxruntime references
+# (generate.py: the demo and test models; ml_cases.py: one-operator
+# conformance cases for our ai.onnx.ml operators).
 # Builds (once) a venv with the pinned requirements under target/, so nothing
 # leaks into the system Python.
 set -euo pipefail
@@ -8,3 +10,4 @@ venv=${MODELS_VENV:-$here/../target/models-venv}
 source "$here/venv.sh"
 ensure_venv "$venv" "$here/requirements.txt"
 "$venv/bin/python" "$here/generate.py"
+"$venv/bin/python" "$here/ml_cases.py"

@@ -17,8 +17,14 @@ use tract_onnx::tract_core::ops::logic::{Iff, comp_eq, comp_gt};
 use tract_onnx::tract_core::ops::math::{is_nan, mul, sub};
 use tract_onnx::tract_hir::internal::*;
 
-/// Adds our operators to `reg` (replacing none of tract's).
+#[cfg(test)]
+mod conformance;
+mod tree;
+
+/// Adds our operators to `reg`, replacing tract's tree ensembles.
 pub fn register(reg: &mut OnnxOpRegister) {
+    reg.insert("TreeEnsembleClassifier", tree::classifier);
+    reg.insert("TreeEnsembleRegressor", tree::regressor);
     reg.insert("Scaler", scaler);
     reg.insert("Binarizer", binarizer);
     reg.insert("Imputer", imputer);

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Operator conformance cases for score-server's own ai.onnx.ml operators
+(issue 5), with onnxruntime's outputs as the reference, into
+models/ml-cases/:
+
+  <name>.onnx            one operator, float32 input [None, n], hand-built
+                         with onnx.helper so every attribute variant of the
+                         ONNX-ML spec is exercised (node modes, missing-value
+                         tracking, aggregate functions, post-transforms,
+                         base_values, the binary-classifier layouts...)
+  <name>.reference.json  the input rows (NaN as null) and onnxruntime's
+                         outputs, in the format of models/zoo/
+
+Converters only ever produce a few of these variants; these cases pin the
+rest. The Rust unit tests in score-server/src/ml/ load each case and compare
+every output with onnxruntime's. Run through `models/generate.sh` (its venv
+has onnx and onnxruntime); seeded, so a re-run writes the same bytes.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+OUT = pathlib.Path(__file__).resolve().parent / "ml-cases"
+ML = "ai.onnx.ml"
+ROWS = 24
+MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
+
+
+def random_trees(rng, n_trees, n_features, depth, modes, missing, thresholds):
+    """Nodes of `n_trees` random binary trees as ONNX-ML attribute lists
+    and the leaves as (tree, node) pairs."""
+    nodes = []
+    leaves = []
+    for tree in range(n_trees):
+        next_id = [0]
+
+        def grow(level):
+            node_id = next_id[0]
+            next_id[0] += 1
+            if level == depth or (level > 0 and rng.random() < 0.25):
+                nodes.append((tree, node_id, 0, "LEAF", 0.0, 0, 0, 0))
+                leaves.append((tree, node_id))
+                return node_id
+            slot = len(nodes)
+            nodes.append(None)
+            true_id = grow(level + 1)
+            false_id = grow(level + 1)
+            mode = modes[rng.integers(len(modes))]
+            feature = int(rng.integers(n_features))
+            value = float(thresholds[rng.integers(len(thresholds))])
+            track = int(missing and rng.random() < 0.5)
+            nodes[slot] = (tree, node_id, feature, mode, value, true_id, false_id, track)
+            return node_id
+
+        grow(0)
+    # Each tree's nodes stay together, root first (onnxruntime requires it;
+    # converters write them so).
+    attrs = {
+        "nodes_treeids": [n[0] for n in nodes],
+        "nodes_nodeids": [n[1] for n in nodes],
+        "nodes_featureids": [n[2] for n in nodes],
+        "nodes_modes": [n[3] for n in nodes],
+        "nodes_values": [n[4] for n in nodes],
+        "nodes_truenodeids": [n[5] for n in nodes],
+        "nodes_falsenodeids": [n[6] for n in nodes],
+    }
+    if missing:
+        attrs["nodes_missing_value_tracks_true"] = [n[7] for n in nodes]
+    return attrs, leaves
+
+
+def leaf_votes(rng, leaves, prefix, layout, n_out, positive, scale=1.0):
+    """Leaf weights: 'one' (every vote for target/class 0), 'per_tree'
+    (each tree votes for one class, as XGBoost/LightGBM multiclass),
+    'dense' (every leaf votes for every class, as random forests),
+    'sparse' (random subsets)."""
+    votes = []
+    for tree, node in leaves:
+        if layout == "one":
+            ids = [0]
+        elif layout == "per_tree":
+            ids = [tree % n_out]
+        elif layout == "dense":
+            ids = list(range(n_out))
+        else:
+            ids = [i for i in range(n_out) if rng.random() < 0.5]
+        for i in ids:
+            w = scale * (float(rng.random()) if positive else float(rng.normal()))
+            votes.append((tree, node, i, round(w, 4)))
+    order = rng.permutation(len(votes))  # the spec does not order votes
+    votes = [votes[i] for i in order]
+    return {
+        f"{prefix}_treeids": [v[0] for v in votes],
+        f"{prefix}_nodeids": [v[1] for v in votes],
+        f"{prefix}_ids": [v[2] for v in votes],
+        f"{prefix}_weights": [v[3] for v in votes],
+    }
+
+
+def inputs(rng, n_features, thresholds, nan):
+    x = rng.normal(size=(ROWS, n_features)).astype(np.float32)
+    # Some values exactly on thresholds, so EQ/NEQ/LEQ/LT differ.
+    mask = rng.random(size=x.shape) < 0.3
+    x[mask] = rng.choice(thresholds, size=mask.sum())
+    if nan:
+        x[rng.random(size=x.shape) < 0.15] = np.nan
+    return x
+
+
+def json_float(v):
+    if isinstance(v, float) and not np.isfinite(v):
+        return None if np.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def save(name, node, n_features, outputs, x, note):
+    graph = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
+        outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(ML, 3)])
+    model.ir_version = 8
+    path = OUT / f"{name}.onnx"
+    path.write_bytes(model.SerializeToString())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"X": x})
+    doc = {"model": f"{name}.onnx", "source": note, "columns": n_features,
+           "input": [[None if np.isnan(v) else float(v) for v in row] for row in x],
+           "outputs": {}}
+    for meta, value in zip(sess.get_outputs(), got):
+        value = np.asarray(value)
+        doc["outputs"][meta.name] = {
+            "dtype": str(value.dtype), "shape": list(value.shape),
+            # JSON has no NaN or infinity (PROBIT outside (0, 1)): null,
+            # "inf", "-inf".
+            "values": [[json_float(v) for v in row]
+                       for row in value.reshape(value.shape[0], -1).tolist()]}
+    (OUT / f"{name}.reference.json").write_text(json.dumps(doc) + "\n")
+
+
+def regressor(rng, name, n_targets=1, aggregate="SUM", post="NONE", base=None, modes=("BRANCH_LEQ",),
+              missing=False, layout="one", n_trees=5, depth=4):
+    n_features = 6
+    thresholds = np.round(rng.normal(size=8), 2).astype(np.float32)
+    attrs, leaves = random_trees(rng, n_trees, n_features, depth, list(modes), missing, thresholds)
+    # PROBIT is finite only on (0, 1): small weights keep most sums there.
+    scale = 0.1 if post == "PROBIT" else 1.0
+    attrs.update(leaf_votes(rng, leaves, "target", layout, n_targets, positive=False, scale=scale))
+    attrs.update(n_targets=n_targets, aggregate_function=aggregate, post_transform=post)
+    if base is not None:
+        attrs["base_values"] = base
+    node = helper.make_node("TreeEnsembleRegressor", ["X"], ["Y"], domain=ML, **attrs)
+    x = inputs(rng, n_features, thresholds, missing)
+    out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])]
+    save(name, node, n_features, out, x,
+         f"TreeEnsembleRegressor n_targets={n_targets} {aggregate} {post} base={base} "
+         f"modes={','.join(modes)} missing={missing} layout={layout}")
+
+
+def classifier(rng, name, n_classes=3, post="NONE", base=None, modes=("BRANCH_LEQ",), missing=False,
+               layout="dense", positive=True, labels=None, n_trees=5, depth=4):
+    n_features = 6
+    thresholds = np.round(rng.normal(size=8), 2).astype(np.float32)
+    attrs, leaves = random_trees(rng, n_trees, n_features, depth, list(modes), missing, thresholds)
+    scale = 0.1 if post == "PROBIT" else 1.0
+    attrs.update(leaf_votes(rng, leaves, "class", layout, n_classes, positive, scale=scale))
+    attrs.update(classlabels_int64s=labels or list(range(n_classes)), post_transform=post)
+    if base is not None:
+        attrs["base_values"] = base
+    node = helper.make_node("TreeEnsembleClassifier", ["X"], ["label", "probabilities"],
+                            domain=ML, **attrs)
+    x = inputs(rng, n_features, thresholds, missing)
+    out = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+           helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_classes])]
+    save(name, node, n_features, out, x,
+         f"TreeEnsembleClassifier classes={n_classes} {post} base={base} modes={','.join(modes)} "
+         f"missing={missing} layout={layout} positive={positive}")
+
+
+def main():
+    OUT.mkdir(exist_ok=True)
+    for old in OUT.glob("*"):
+        old.unlink()
+    rng = np.random.default_rng(20261123)
+    for mode in MODES:
+        regressor(rng, f"tree-reg-{mode.lower()}", modes=(mode,))
+    regressor(rng, "tree-reg-mixed-modes", modes=MODES)
+    regressor(rng, "tree-reg-missing", missing=True)
+    regressor(rng, "tree-reg-missing-mixed-modes", modes=MODES, missing=True)
+    for agg in ["SUM", "AVERAGE", "MIN", "MAX"]:
+        regressor(rng, f"tree-reg-{agg.lower()}-base", aggregate=agg, base=[0.25])
+        regressor(rng, f"tree-reg3-{agg.lower()}", n_targets=3, aggregate=agg, layout="sparse")
+        regressor(rng, f"tree-reg3-{agg.lower()}-base", n_targets=3, aggregate=agg, layout="sparse",
+                  base=[0.5, -0.25, 1.0])
+    for post in ["LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"]:
+        regressor(rng, f"tree-reg-{post.lower()}", post=post)
+        regressor(rng, f"tree-reg3-{post.lower()}", n_targets=3, post=post, layout="dense")
+    regressor(rng, "tree-reg3-per-tree", n_targets=3, layout="per_tree", n_trees=6)
+
+    for post in ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"]:
+        classifier(rng, f"tree-clf3-dense-{post.lower()}", post=post)
+        classifier(rng, f"tree-clf3-sparse-{post.lower()}", post=post, layout="sparse", positive=False)
+        # Binary, one vote per leaf (scikit-learn's GradientBoosting, XGBoost,
+        # LightGBM: mixed signs; random forests: positive).
+        # (Not PROBIT: onnxruntime leaves their second column uninitialized.)
+        for positive in [True, False] if post != "PROBIT" else []:
+            sign = "pos" if positive else "mixed"
+            classifier(rng, f"tree-clf2-one-{sign}-{post.lower()}", n_classes=2, post=post,
+                       layout="one", positive=positive)
+            classifier(rng, f"tree-clf2-one-{sign}-base1-{post.lower()}", n_classes=2, post=post,
+                       layout="one", positive=positive, base=[-0.125])
+            classifier(rng, f"tree-clf2-one-{sign}-base2-{post.lower()}", n_classes=2, post=post,
+                       layout="one", positive=positive, base=[0.25, -0.125])
+        classifier(rng, f"tree-clf2-dense-{post.lower()}", n_classes=2, post=post, layout="dense")
+        classifier(rng, f"tree-clf2-dense-base2-{post.lower()}", n_classes=2, post=post,
+                   layout="dense", base=[0.25, -0.125])
+    classifier(rng, "tree-clf3-per-tree-softmax-base", post="SOFTMAX", layout="per_tree",
+               n_trees=6, positive=False, base=[0.1, -0.2, 0.3])
+    classifier(rng, "tree-clf3-missing-mixed-modes", modes=MODES, missing=True)
+    classifier(rng, "tree-clf3-labels", labels=[7, -3, 12])
+    classifier(rng, "tree-clf2-labels", n_classes=2, layout="one", positive=False, labels=[5, 9])
+    print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+//! Replays `models/ml-cases/` (one operator per model, every attribute
+//! variant, onnxruntime's outputs as reference; `models/ml_cases.py`)
+//! through the server's model loader and our operators.
+
+use std::path::Path;
+
+use serde_json::Value;
+use tract_onnx::prelude::*;
+
+use crate::model::{Model, ModelSource, fixture_path};
+
+/// Largest absolute difference accepted on floats (issue 5's target).
+const TOLERANCE: f32 = 1e-5;
+
+/// Loads `models/ml-cases/<name>.onnx`, runs the reference input and
+/// compares every output with onnxruntime's; returns the mismatches.
+pub(crate) fn check(name: &str) -> Vec<String> {
+    let dir = fixture_path("ml-cases");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("{name}.reference.json")))
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+    )
+    .unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    let model = Model::from_bytes(
+        name,
+        ModelSource::Path(path.clone()),
+        &std::fs::read(Path::new(&path)).unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let rows = reference["input"].as_array().unwrap();
+    let columns = reference["columns"].as_u64().unwrap() as usize;
+    let x: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array().unwrap().iter().map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
+        })
+        .collect();
+    let input = Tensor::from_shape(&[rows.len(), columns], &x).unwrap();
+    let outs = model.plan.spawn().unwrap().run(tvec![input.into()]).unwrap();
+    let mut wrong = vec![];
+    for (info, out) in model.outputs.iter().zip(outs.iter()) {
+        let expected = &reference["outputs"][&info.name];
+        assert!(!expected.is_null(), "{name}: no reference for output {}", info.name);
+        let expected: Vec<Option<f64>> = expected["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(json_float))
+            .collect();
+        let got: Vec<f64> = if out.datum_type() == i64::datum_type() {
+            out.to_plain_array_view::<i64>().unwrap().iter().map(|v| *v as f64).collect()
+        } else {
+            let floats = out.cast_to::<f32>().unwrap();
+            floats.to_plain_array_view::<f32>().unwrap().iter().map(|v| *v as f64).collect()
+        };
+        assert_eq!(got.len(), expected.len(), "{name}: output {} length", info.name);
+        let width = got.len() / rows.len();
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            let ok = match e {
+                None => g.is_nan(),
+                Some(e) => *g == *e || (g - e).abs() <= TOLERANCE as f64,
+            };
+            if !ok {
+                wrong.push(format!(
+                    "{name}: {}[{}][{}] = {g}, onnxruntime {e:?}",
+                    info.name,
+                    i / width,
+                    i % width
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+/// A reference value: a number, null for NaN, "inf" or "-inf".
+fn json_float(v: &Value) -> Option<f64> {
+    match v.as_str() {
+        Some("inf") => Some(f64::INFINITY),
+        Some("-inf") => Some(f64::NEG_INFINITY),
+        _ => v.as_f64(),
+    }
+}
+
+/// Every case whose file name starts with `prefix`.
+pub(crate) fn check_all(prefix: &str) {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_path("ml-cases"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".onnx").filter(|n| n.starts_with(prefix)).map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no case named {prefix}*");
+    let wrong: Vec<String> = names.iter().flat_map(|n| check(n)).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} mismatches against onnxruntime in {} cases:\n{}",
+        wrong.len(),
+        names.len(),
+        wrong.iter().take(60).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
