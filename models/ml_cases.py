@@ -182,6 +182,38 @@ def classifier(rng, name, n_classes=3, post="NONE", base=None, modes=("BRANCH_LE
          f"missing={missing} layout={layout} positive={positive}")
 
 
+def linear(rng, name, n_classes=3, post="NONE", multi_class=0, labels=None, strings=False,
+           intercepts=True):
+    n_features = 7
+    n_models = 1 if n_classes == 2 and not multi_class else n_classes
+    attrs = dict(coefficients=[round(float(v), 4) for v in rng.normal(size=n_models * n_features)],
+                 post_transform=post, multi_class=multi_class)
+    if intercepts:
+        attrs["intercepts"] = [round(float(v), 4) for v in rng.normal(size=n_models)]
+    if strings:
+        attrs["classlabels_strings"] = [f"class-{i}" for i in range(n_classes)]
+    else:
+        attrs["classlabels_ints"] = labels or list(range(n_classes))
+    node = helper.make_node("LinearClassifier", ["X"], ["label", "probabilities"], domain=ML, **attrs)
+    x = inputs(rng, n_features, np.zeros(1, dtype=np.float32), False)
+    label_type = TensorProto.STRING if strings else TensorProto.INT64
+    out = [helper.make_tensor_value_info("label", label_type, [None]),
+           helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_classes])]
+    save(name, node, n_features, out, x,
+         f"LinearClassifier classes={n_classes} {post} multi_class={multi_class} strings={strings}")
+
+
+def linear_regressor(rng, name, targets=1, post="NONE"):
+    n_features = 7
+    attrs = dict(coefficients=[round(float(v), 4) for v in rng.normal(size=targets * n_features)],
+                 intercepts=[round(float(v), 4) for v in rng.normal(size=targets)],
+                 targets=targets, post_transform=post)
+    node = helper.make_node("LinearRegressor", ["X"], ["Y"], domain=ML, **attrs)
+    x = inputs(rng, n_features, np.zeros(1, dtype=np.float32), False)
+    out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, targets])]
+    save(name, node, n_features, out, x, f"LinearRegressor targets={targets} {post}")
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*"):
@@ -224,6 +256,18 @@ def main():
     classifier(rng, "tree-clf3-missing-mixed-modes", modes=MODES, missing=True)
     classifier(rng, "tree-clf3-labels", labels=[7, -3, 12])
     classifier(rng, "tree-clf2-labels", n_classes=2, layout="one", positive=False, labels=[5, 9])
+    for post in ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO"]:
+        linear(rng, f"linear-clf3-{post.lower()}", post=post)
+        linear(rng, f"linear-clf2-{post.lower()}", n_classes=2, post=post)
+    linear(rng, "linear-clf2-multi", n_classes=2, multi_class=1, post="LOGISTIC")
+    linear(rng, "linear-clf3-labels", labels=[4, -1, 9])
+    linear(rng, "linear-clf2-labels", n_classes=2, labels=[3, 8], post="LOGISTIC")
+    linear(rng, "linear-clf3-strings", strings=True, post="SOFTMAX")
+    linear(rng, "linear-clf2-strings", n_classes=2, strings=True, post="LOGISTIC")
+    for post in ["NONE", "PROBIT"]:
+        linear_regressor(rng, f"linear-reg-{post.lower()}", post=post)
+    for post in ["NONE", "LOGISTIC", "SOFTMAX"]:
+        linear_regressor(rng, f"linear-reg3-{post.lower()}", targets=3, post=post)
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 
 

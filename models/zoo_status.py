@@ -68,12 +68,10 @@ def score(url, output, rows):
 def check(url, ref):
     served = json.load(urllib.request.urlopen(f"{url}/models/m", timeout=10))
     names = {o["name"] for o in served["outputs"]}
+    classes_of = {o["name"]: o.get("classes") for o in served["outputs"]}
     results = []
     for name, expected in ref["outputs"].items():
         flat = [v for row in expected["values"] for v in row]
-        if expected["dtype"] == "string":
-            results.append(f"`{name}`: string labels (not servable as float32)")
-            continue
         if name not in names:
             results.append(f"`{name}`: not served")
             continue
@@ -82,6 +80,13 @@ def check(url, ref):
             results.append(f"`{name}`: {error}")
         elif len(got) != len(flat):
             results.append(f"`{name}`: {len(got)} values, expected {len(flat)}")
+        elif expected["dtype"] == "string":
+            # Served as the class index; the names are in the metadata.
+            classes = classes_of.get(name) or []
+            index = [classes.index(v) if v in classes else None for v in flat]
+            wrong = sum(1 for a, b in zip(got, index) if a != b)
+            results.append(f"`{name}`: string labels served as class index, " +
+                           ("identical" if not wrong else f"**{wrong}/{len(flat)} wrong**"))
         elif expected["dtype"].startswith("int"):
             wrong = sum(1 for a, b in zip(got, flat) if a != b)
             results.append(f"`{name}`: labels " + ("identical" if not wrong

@@ -53,7 +53,8 @@ fn bench(c: &mut Criterion) {
         let x = features(columns);
         let mut group = c.benchmark_group(format!("ml_ops/{name}"));
         group.throughput(Throughput::Elements(ROWS as u64));
-        let input: TValue = tract_onnx::prelude::Tensor::from_shape(&[ROWS, columns], &x).unwrap().into();
+        let input: TValue =
+            tract_onnx::prelude::Tensor::from_shape(&[ROWS, columns], &x).unwrap().into();
         let mut state = model.plan.spawn().unwrap();
         group.bench_function("score-server", |b| {
             b.iter(|| black_box(state.run(tvec![input.clone()]).unwrap()))

@@ -136,6 +136,10 @@ pub struct OutputInfo {
     pub shape: Vec<String>,
     /// Floats per row on the wire (product of the non-batch dimensions).
     pub columns: usize,
+    /// For a classifier exported with string class labels: the label output
+    /// carries the class index (int64), and this lists the names by index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 /// The model's single input.
@@ -252,11 +256,13 @@ impl Model {
                         "output {out_name} has shape {dims:?}: only the first (batch) dimension may vary"
                     ))
                 })?;
+            let classes = string_classes(graph, &out_name);
             outputs.push(OutputInfo {
                 name: out_name,
                 dtype: dtype_name(fact.datum_type),
                 shape: dims.iter().map(|d| d.to_string()).collect(),
                 columns: columns.max(1),
+                classes,
             });
             if !is_numeric(fact.datum_type) {
                 // Kept in the metadata, refused with 404 when asked for.
@@ -365,6 +371,27 @@ fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, usize), String> {
             input.name
         )),
     }
+}
+
+/// The `classlabels_strings` of the classifier whose label output is the
+/// graph output `name` (followed back through `Identity` nodes), if any.
+fn string_classes(graph: &pb::GraphProto, name: &str) -> Option<Vec<String>> {
+    let mut name = name.to_string();
+    for _ in 0..graph.node.len() {
+        let node = graph.node.iter().find(|n| n.output.iter().any(|o| *o == name))?;
+        if node.op_type == "Identity" {
+            name = node.input.first()?.clone();
+            continue;
+        }
+        if node.output.first() != Some(&name) {
+            return None;
+        }
+        let attr = node.attribute.iter().find(|a| a.name == "classlabels_strings")?;
+        return Some(
+            attr.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect(),
+        );
+    }
+    None
 }
 
 /// Operators the loader left as `Unimplemented(..)` placeholders.

@@ -106,8 +106,6 @@ async fn parity_with_onnxruntime_for_every_fixture() {
 async fn parity_with_onnxruntime_for_the_zoo_exports() {
     // Refused at load time, with the reason in docs/models.md.
     let unsupported = [
-        "logreg-string-labels",
-        "logreg-string-labels-nozipmap",
         "onehot-logreg",
         "onehot-logreg-nozipmap",
         "svc",
@@ -148,13 +146,19 @@ async fn assert_parity(state: &Arc<AppState>, name: &str, r: &Reference) {
             assert_eq!(response.headers()["x-score-rows"], r.rows.to_string().as_str());
             let got = floats(&body);
             assert_eq!(got.len(), expected.len(), "{name}/{output}: length");
-            let max_diff =
-                got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            println!("parity {name}/{output} ({dtype}): max abs diff {max_diff:e}");
+            // Absolute on probabilities; relative to the value beyond 1
+            // (a regression's 228.21 has a float32 ulp of 1.5e-5, and
+            // summation order differs from onnxruntime's GEMM).
+            let max_diff = got
+                .iter()
+                .zip(expected)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            println!("parity {name}/{output} ({dtype}): max diff {max_diff:e}");
             if dtype.starts_with("int") {
                 assert_eq!(&got, expected, "{name}/{output}: labels differ");
             } else {
-                assert!(max_diff <= 1e-5, "{name}/{output}: max abs diff {max_diff}");
+                assert!(max_diff <= 1e-5, "{name}/{output}: max diff {max_diff}");
             }
         }
     }

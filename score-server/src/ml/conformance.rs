@@ -42,11 +42,17 @@ pub(crate) fn check(name: &str) -> Vec<String> {
     for (info, out) in model.outputs.iter().zip(outs.iter()) {
         let expected = &reference["outputs"][&info.name];
         assert!(!expected.is_null(), "{name}: no reference for output {}", info.name);
+        // String labels: we serve the class index, named in the metadata.
+        let classes = info.classes.clone().unwrap_or_default();
         let expected: Vec<Option<f64>> = expected["values"]
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|r| r.as_array().unwrap().iter().map(json_float))
+            .flat_map(|r| r.as_array().unwrap().iter())
+            .map(|v| match v.as_str().and_then(|s| classes.iter().position(|c| c == s)) {
+                Some(index) => Some(index as f64),
+                None => json_float(v),
+            })
             .collect();
         let got: Vec<f64> = if out.datum_type() == i64::datum_type() {
             out.to_plain_array_view::<i64>().unwrap().iter().map(|v| *v as f64).collect()

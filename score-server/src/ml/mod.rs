@@ -19,12 +19,16 @@ use tract_onnx::tract_hir::internal::*;
 
 #[cfg(test)]
 mod conformance;
+mod linear;
 mod tree;
 
-/// Adds our operators to `reg`, replacing tract's tree ensembles.
+/// Adds our operators to `reg`, replacing tract's tree ensembles and linear
+/// models.
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree::classifier);
     reg.insert("TreeEnsembleRegressor", tree::regressor);
+    reg.insert("LinearClassifier", linear::classifier);
+    reg.insert("LinearRegressor", linear::regressor);
     reg.insert("Scaler", scaler);
     reg.insert("Binarizer", binarizer);
     reg.insert("Imputer", imputer);
