@@ -378,7 +378,7 @@ fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, usize), String> {
 fn string_classes(graph: &pb::GraphProto, name: &str) -> Option<Vec<String>> {
     let mut name = name.to_string();
     for _ in 0..graph.node.len() {
-        let node = graph.node.iter().find(|n| n.output.iter().any(|o| *o == name))?;
+        let node = graph.node.iter().find(|n| n.output.contains(&name))?;
         if node.op_type == "Identity" {
             name = node.input.first()?.clone();
             continue;

@@ -105,12 +105,7 @@ async fn parity_with_onnxruntime_for_every_fixture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parity_with_onnxruntime_for_the_zoo_exports() {
     // Refused at load time, with the reason in docs/models.md.
-    let unsupported = [
-        "onehot-logreg",
-        "onehot-logreg-nozipmap",
-        "svc",
-        "svc-nozipmap",
-    ];
+    let unsupported = ["onehot-logreg", "onehot-logreg-nozipmap", "svc", "svc-nozipmap"];
     let mut zoo: Vec<String> = std::fs::read_dir(fixture_path("zoo"))
         .unwrap()
         .filter_map(|e| {

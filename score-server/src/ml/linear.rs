@@ -29,7 +29,7 @@ impl Weights {
     fn parse(node: &NodeProto, models: usize) -> TractResult<Weights> {
         let coefficients: Vec<f32> = node.get_attr_opt_vec("coefficients")?.unwrap_or_default();
         ensure!(
-            models > 0 && !coefficients.is_empty() && coefficients.len() % models == 0,
+            models > 0 && !coefficients.is_empty() && coefficients.len().is_multiple_of(models),
             "{} coefficients for {models} model(s)",
             coefficients.len()
         );
