@@ -53,11 +53,12 @@ fn bench(c: &mut Criterion) {
         let x = features(columns);
         let mut group = c.benchmark_group(format!("ml_ops/{name}"));
         group.throughput(Throughput::Elements(ROWS as u64));
-        let input: TValue =
-            tract_onnx::prelude::Tensor::from_shape(&[ROWS, columns], &x).unwrap().into();
-        let mut state = model.plan.spawn().unwrap();
+        let input: TValue = tract_onnx::prelude::Tensor::from_shape(&[ROWS, columns], &x)
+            .expect("bench setup")
+            .into();
+        let mut state = model.plan.spawn().expect("bench setup");
         group.bench_function("score-server", |b| {
-            b.iter(|| black_box(state.run(tvec![input.clone()]).unwrap()))
+            b.iter(|| black_box(state.run(tvec![input.clone()]).expect("bench setup")))
         });
         if ort_ok {
             let mut session = Session::builder()
@@ -68,8 +69,10 @@ fn bench(c: &mut Criterion) {
             let input_name = session.inputs[0].name.clone();
             group.bench_function("onnxruntime", |b| {
                 b.iter(|| {
-                    let t = OrtTensor::from_array(([ROWS, columns], x.clone())).unwrap();
-                    let out = session.run(ort::inputs![input_name.as_str() => t]).unwrap();
+                    let t =
+                        OrtTensor::from_array(([ROWS, columns], x.clone())).expect("bench setup");
+                    let out =
+                        session.run(ort::inputs![input_name.as_str() => t]).expect("bench setup");
                     black_box(out.len())
                 })
             });
