@@ -122,6 +122,10 @@ def save(name, node, n_features, outputs, x, note):
         [node], name,
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
         outputs)
+    save_graph(name, graph, n_features, x, note)
+
+
+def save_graph(name, graph, n_features, x, note):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid(ML, 3)])
     model.ir_version = 8
@@ -214,6 +218,26 @@ def linear_regressor(rng, name, targets=1, post="NONE"):
     save(name, node, n_features, out, x, f"LinearRegressor targets={targets} {post}")
 
 
+def onehot(rng, name, cast=False):
+    """OneHotEncoder on two integer-coded columns (cast to int64 first, as
+    skl2onnx does, or fed the floats directly), some values unknown; the
+    [N, 2, 4] output reshaped to [N, 8] as pipelines do."""
+    nodes = []
+    src = "X"
+    if cast:
+        nodes.append(helper.make_node("Cast", ["X"], ["Xi"], to=TensorProto.INT64))
+        src = "Xi"
+    nodes.append(helper.make_node("OneHotEncoder", [src], ["H"], domain=ML,
+                                  cats_int64s=[0, 1, 2, 5], zeros=1))
+    nodes.append(helper.make_node("Reshape", ["H", "shape"], ["Y"]))
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 8])])
+    x = rng.integers(-1, 7, size=(ROWS, 2)).astype(np.float32)
+    save_graph(name, graph, 2, x, f"OneHotEncoder cast={cast}")
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*"):
@@ -268,6 +292,8 @@ def main():
         linear_regressor(rng, f"linear-reg-{post.lower()}", post=post)
     for post in ["NONE", "LOGISTIC", "SOFTMAX"]:
         linear_regressor(rng, f"linear-reg3-{post.lower()}", targets=3, post=post)
+    onehot(rng, "onehot-float")
+    onehot(rng, "onehot-cast", cast=True)
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 
 

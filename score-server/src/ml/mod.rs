@@ -20,6 +20,7 @@ use tract_onnx::tract_hir::internal::*;
 #[cfg(test)]
 mod conformance;
 mod linear;
+mod onehot;
 mod tree;
 
 /// Adds our operators to `reg`, replacing tract's tree ensembles and linear
@@ -29,6 +30,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleRegressor", tree::regressor);
     reg.insert("LinearClassifier", linear::classifier);
     reg.insert("LinearRegressor", linear::regressor);
+    reg.insert("OneHotEncoder", onehot::onehot);
     reg.insert("Scaler", scaler);
     reg.insert("Binarizer", binarizer);
     reg.insert("Imputer", imputer);
