@@ -238,6 +238,90 @@ def onehot(rng, name, cast=False):
     save_graph(name, graph, 2, x, f"OneHotEncoder cast={cast}")
 
 
+KERNELS = {"LINEAR": [0.0, 0.0, 0.0], "RBF": [0.3, 0.0, 0.0], "POLY": [0.2, 0.5, 3.0],
+           "SIGMOID": [0.1, 0.2, 0.0]}
+
+
+def svm(rng, name, n_classes=3, kernel="RBF", proba=False, post="NONE", linear_mode=False):
+    n_features = 5
+    attrs = dict(kernel_type=kernel, kernel_params=KERNELS[kernel], post_transform=post,
+                 classlabels_ints=list(range(n_classes)))
+    pairs = n_classes * (n_classes - 1) // 2
+    if linear_mode:
+        attrs["coefficients"] = [round(float(v), 4) for v in rng.normal(size=n_classes * n_features)]
+        attrs["rho"] = [round(float(rng.normal()), 4)]
+    else:
+        per_class = [int(v) for v in rng.integers(1, 4, size=n_classes)]
+        n_vectors = sum(per_class)
+        attrs.update(
+            vectors_per_class=per_class,
+            support_vectors=[round(float(v), 4) for v in rng.normal(size=n_vectors * n_features)],
+            coefficients=[round(float(v), 4) for v in rng.normal(size=(n_classes - 1) * n_vectors)],
+            rho=[round(float(v), 4) for v in rng.normal(size=pairs)])
+        if proba:
+            attrs["prob_a"] = [round(float(v), 4) for v in -np.abs(rng.normal(size=pairs))]
+            attrs["prob_b"] = [round(float(v), 4) for v in rng.normal(size=pairs) * 0.1]
+    width = n_classes if (linear_mode or proba) else (pairs if n_classes > 2 else 2)
+    node = helper.make_node("SVMClassifier", ["X"], ["label", "probabilities"], domain=ML, **attrs)
+    x = inputs(rng, n_features, np.zeros(1, dtype=np.float32), False)
+    out = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+           helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, width])]
+    save(name, node, n_features, out, x,
+         f"SVMClassifier classes={n_classes} {kernel} proba={proba} {post} linear={linear_mode}")
+
+
+def svm_regressor(rng, name, kernel="RBF", one_class=0, linear_mode=False):
+    n_features = 5
+    attrs = dict(kernel_type=kernel, kernel_params=KERNELS[kernel], one_class=one_class,
+                 rho=[round(float(rng.normal()), 4)])
+    if linear_mode:
+        attrs.update(n_supports=0, coefficients=[round(float(v), 4) for v in rng.normal(size=n_features)])
+    else:
+        n = 6
+        attrs.update(n_supports=n,
+                     support_vectors=[round(float(v), 4) for v in rng.normal(size=n * n_features)],
+                     coefficients=[round(float(v), 4) for v in rng.normal(size=n)])
+    node = helper.make_node("SVMRegressor", ["X"], ["Y"], domain=ML, **attrs)
+    x = inputs(rng, n_features, np.zeros(1, dtype=np.float32), False)
+    out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])]
+    save(name, node, n_features, out, x, f"SVMRegressor {kernel} one_class={one_class} linear={linear_mode}")
+
+
+def elementwise(rng, name, op, nan=False, **attrs):
+    """Scaler, Binarizer, Imputer: [N, 4] in, [N, 4] out."""
+    node = helper.make_node(op, ["X"], ["Y"], domain=ML, **attrs)
+    x = inputs(rng, 4, np.array([0.0, 0.5], dtype=np.float32), nan)
+    out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])]
+    save(name, node, 4, out, x, f"{op} {attrs}")
+
+
+def feature_extractor(rng, name, indices):
+    """ArrayFeatureExtractor with constant indices (a scalar keeps the axis)."""
+    idx = np.array(indices, dtype=np.int64)
+    width = int(np.prod(idx.shape)) if idx.shape else 1
+    graph = helper.make_graph(
+        [helper.make_node("ArrayFeatureExtractor", ["X", "I"], ["Y"], domain=ML)], name,
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 5])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor("I", TensorProto.INT64, list(idx.shape), idx.reshape(-1).tolist())])
+    save_graph(name, graph, 5, inputs(rng, 5, np.zeros(1, dtype=np.float32), False),
+               f"ArrayFeatureExtractor indices={indices}")
+
+
+def unsupported(name):
+    """An operator the server does not implement (LabelEncoder), for the
+    start-up test that names it. No reference: it is never scored."""
+    node = helper.make_node("LabelEncoder", ["X"], ["Y"], domain=ML, keys_floats=[0.0, 1.0],
+                            values_floats=[1.0, 0.0])
+    graph = helper.make_graph(
+        [node], name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(ML, 3)])
+    model.ir_version = 8
+    (OUT / f"{name}.onnx").write_bytes(model.SerializeToString())
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*"):
@@ -294,6 +378,30 @@ def main():
         linear_regressor(rng, f"linear-reg3-{post.lower()}", targets=3, post=post)
     onehot(rng, "onehot-float")
     onehot(rng, "onehot-cast", cast=True)
+    for kernel in KERNELS:
+        svm(rng, f"svm-clf3-{kernel.lower()}", kernel=kernel)
+        svm(rng, f"svm-clf2-{kernel.lower()}", n_classes=2, kernel=kernel)
+        svm_regressor(rng, f"svm-reg-{kernel.lower()}", kernel=kernel)
+    svm(rng, "svm-clf3-proba", proba=True)
+    svm(rng, "svm-clf4-proba", n_classes=4, proba=True)
+    svm(rng, "svm-clf2-proba", n_classes=2, proba=True)
+    svm(rng, "svm-clf2-logistic", n_classes=2, post="LOGISTIC")
+    svm(rng, "svm-clf3-linear-mode", linear_mode=True)
+    svm(rng, "svm-clf2-linear-mode", n_classes=2, linear_mode=True)
+    svm_regressor(rng, "svm-reg-one-class", one_class=1)
+    svm_regressor(rng, "svm-reg-linear-mode", linear_mode=True)
+    elementwise(rng, "scaler-per-column", "Scaler", offset=[0.5, -1.0, 0.0, 2.0],
+                scale=[2.0, 0.5, -1.0, 0.25])
+    elementwise(rng, "scaler-single", "Scaler", offset=[0.5], scale=[3.0])
+    elementwise(rng, "binarizer-default", "Binarizer")
+    elementwise(rng, "binarizer-threshold", "Binarizer", threshold=0.5)
+    elementwise(rng, "imputer-nan-per-column", "Imputer", nan=True,
+                imputed_value_floats=[1.0, 2.0, 3.0, 4.0], replaced_value_float=float("nan"))
+    elementwise(rng, "imputer-value-single", "Imputer", imputed_value_floats=[9.0],
+                replaced_value_float=0.5)
+    feature_extractor(rng, "afe-scalar", 3)
+    feature_extractor(rng, "afe-list", [4, 0, 2])
+    unsupported("unsupported-labelencoder")
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 
 

@@ -99,23 +99,20 @@ async fn parity_with_onnxruntime_for_every_fixture() {
     }
 }
 
-/// Every models/zoo export (docs/models.md) but the few still unsupported:
-/// every output against onnxruntime. Covers our ai.onnx.ml operators in the
+/// Every models/zoo export (docs/models.md): every output against
+/// onnxruntime. Covers our ai.onnx.ml operators in the
 /// pipelines and ensembles that use them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parity_with_onnxruntime_for_the_zoo_exports() {
-    // Refused at load time, with the reason in docs/models.md.
-    let unsupported = ["onehot-logreg", "onehot-logreg-nozipmap", "svc", "svc-nozipmap"];
     let mut zoo: Vec<String> = std::fs::read_dir(fixture_path("zoo"))
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
             name.strip_suffix(".onnx").map(str::to_string)
         })
-        .filter(|name| !unsupported.contains(&name.as_str()))
         .collect();
     zoo.sort();
-    assert_eq!(zoo.len(), 35 - unsupported.len(), "{zoo:?}");
+    assert_eq!(zoo.len(), 35, "{zoo:?}");
     let specs: Vec<String> =
         zoo.iter().enumerate().map(|(i, file)| format!("m{i}=zoo/{file}")).collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();

@@ -21,6 +21,7 @@ use tract_onnx::tract_hir::internal::*;
 mod conformance;
 mod linear;
 mod onehot;
+mod svm;
 mod tree;
 
 /// Adds our operators to `reg`, replacing tract's tree ensembles and linear
@@ -31,6 +32,9 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("LinearClassifier", linear::classifier);
     reg.insert("LinearRegressor", linear::regressor);
     reg.insert("OneHotEncoder", onehot::onehot);
+    reg.insert("ArrayFeatureExtractor", array_feature_extractor);
+    reg.insert("SVMClassifier", svm::classifier);
+    reg.insert("SVMRegressor", svm::regressor);
     reg.insert("Scaler", scaler);
     reg.insert("Binarizer", binarizer);
     reg.insert("Imputer", imputer);
@@ -79,6 +83,66 @@ fn imputer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     );
     let replaced = node.get_attr_opt("replaced_value_float")?.unwrap_or(0.0f32);
     Ok((expand(Imputer { imputed, replaced }), vec![]))
+}
+
+/// Picks along the last axis: `[.., C]` and indices of shape `I` give
+/// `[.., I]`, except that a scalar index keeps the axis (`[.., 1]`), as
+/// onnxruntime does and scikit-learn's SVC export relies on (tract's own
+/// drops it, which breaks the Concat after it).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct ArrayFeatureExtractor;
+
+fn array_feature_extractor(_ctx: &ParsingContext, _node: &NodeProto) -> Built {
+    Ok((expand(ArrayFeatureExtractor), vec![]))
+}
+
+impl Expansion for ArrayFeatureExtractor {
+    fn name(&self) -> StaticName {
+        "ArrayFeatureExtractor".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 2)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.given_2(&inputs[0].rank, &inputs[1].rank, move |s, data, indices| {
+            s.equals(&outputs[0].rank, if indices == 0 { data } else { data - 1 + indices })
+        })?;
+        s.given_2(&inputs[0].shape, &inputs[1].shape, move |s, input, indices| {
+            let mut shape: TVec<TDim> =
+                input.iter().take(input.len().saturating_sub(1)).cloned().collect();
+            if indices.is_empty() {
+                shape.push(1.to_dim());
+            } else {
+                shape.extend(indices.iter().cloned());
+            }
+            s.equals(&outputs[0].shape, shape)
+        })
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let rank = model.outlet_fact(inputs[0])?.rank();
+        ensure!(rank >= 1, "ArrayFeatureExtractor on a scalar");
+        let mut indices = inputs[1];
+        if model.outlet_fact(indices)?.rank() == 0 {
+            indices = model.wire_node(format!("{prefix}.indices"), AxisOp::Add(0), &[indices])?[0]
+        }
+        model.wire_node(
+            prefix,
+            tract_onnx::tract_core::ops::array::Gather { axis: rank - 1, output_type: None },
+            &[inputs[0], indices],
+        )
+    }
 }
 
 /// Identity on the probability tensor (see the module docs).
@@ -251,5 +315,30 @@ impl Expansion for ZipMap {
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
         Ok(inputs.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ml::conformance::check_all;
+
+    #[test]
+    fn scalers_match_onnxruntime() {
+        check_all("scaler");
+    }
+
+    #[test]
+    fn binarizers_match_onnxruntime() {
+        check_all("binarizer");
+    }
+
+    #[test]
+    fn imputers_match_onnxruntime() {
+        check_all("imputer");
+    }
+
+    #[test]
+    fn feature_extractors_match_onnxruntime() {
+        check_all("afe");
     }
 }
