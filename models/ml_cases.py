@@ -288,7 +288,7 @@ def svm_regressor(rng, name, kernel="RBF", one_class=0, linear_mode=False):
 
 
 def elementwise(rng, name, op, nan=False, **attrs):
-    """Scaler, Binarizer, Imputer: [N, 4] in, [N, 4] out."""
+    """Scaler, Binarizer, Imputer, Normalizer: [N, 4] in, [N, 4] out."""
     node = helper.make_node(op, ["X"], ["Y"], domain=ML, **attrs)
     x = inputs(rng, 4, np.array([0.0, 0.5], dtype=np.float32), nan)
     out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])]
@@ -399,6 +399,8 @@ def main():
                 imputed_value_floats=[1.0, 2.0, 3.0, 4.0], replaced_value_float=float("nan"))
     elementwise(rng, "imputer-value-single", "Imputer", imputed_value_floats=[9.0],
                 replaced_value_float=0.5)
+    for norm in ["MAX", "L1", "L2"]:
+        elementwise(rng, f"normalizer-{norm.lower()}", "Normalizer", norm=norm)
     feature_extractor(rng, "afe-scalar", 3)
     feature_extractor(rng, "afe-list", [4, 0, 2])
     unsupported("unsupported-labelencoder")

@@ -15,7 +15,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::Built;
-use super::tree::{PostTransform, logistic, probit};
+use super::tree::{PostTransform, exp, logistic, probit};
 
 /// Coefficients, one row of `features` per model (class or target).
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +166,21 @@ impl EvalOp for Classifier {
                 }
                 labels.push(self.labels[best]);
                 o.copy_from_slice(s);
-                self.post.apply(o);
+                if self.post == PostTransform::Softmax {
+                    // Shift by the row's max here, exponentiate below.
+                    let max = s[best];
+                    o.iter_mut().for_each(|v| *v -= max);
+                } else {
+                    self.post.apply(o);
+                }
+            }
+        }
+        if models > 1 && self.post == PostTransform::Softmax {
+            // One pass over the whole block (vectorizes), then normalize.
+            out.iter_mut().for_each(|v| *v = exp(*v));
+            for row in out.chunks_exact_mut(k) {
+                let sum: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= sum);
             }
         }
         Ok(tvec!(
@@ -322,5 +336,104 @@ mod tests {
         let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
         let b = vec![2.0; 19];
         assert_eq!(super::dot(&a, &b), 2.0 * (0..19).sum::<i32>() as f32);
+    }
+}
+
+/// `Normalizer` (ai.onnx.ml): each row divided by its largest value (MAX),
+/// the sum of its absolute values (L1) or its Euclidean norm (L2). Ours
+/// rather than tract's expansion, which cost more than the linear model it
+/// follows in scikit-learn's LogisticRegression export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Normalizer {
+    Max,
+    L1,
+    L2,
+}
+
+/// Parses a `Normalizer` node.
+pub(crate) fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let op = match node.get_attr_opt::<&str>("norm")?.unwrap_or("MAX") {
+        "MAX" => Normalizer::Max,
+        "L1" => Normalizer::L1,
+        "L2" => Normalizer::L2,
+        other => bail!("unknown norm {other:?}"),
+    };
+    Ok((expand(op), vec![]))
+}
+
+impl Op for Normalizer {
+    fn name(&self) -> StaticName {
+        "Normalizer".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Normalizer {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = inputs[0].cast_to::<f32>()?;
+        let shape: TVec<usize> = input.shape().into();
+        let width = shape.last().copied().unwrap_or(1).max(1);
+        let mut out: Vec<f32> = input.to_plain_array_view::<f32>()?.iter().copied().collect();
+        for row in out.chunks_exact_mut(width) {
+            let d = match self {
+                Normalizer::Max => row.iter().copied().fold(f32::MIN, f32::max),
+                Normalizer::L1 => row.iter().map(|v| v.abs()).sum(),
+                Normalizer::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+            };
+            // A zero denominator leaves the row as it is (onnxruntime).
+            if d != 0.0 {
+                row.iter_mut().for_each(|v| *v /= d);
+            }
+        }
+        Ok(tvec!(Tensor::from_shape(&shape, &out)?.into_tvalue()))
+    }
+}
+
+impl TypedOp for Normalizer {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+impl Expansion for Normalizer {
+    fn name(&self) -> StaticName {
+        "Normalizer".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, DatumType::F32)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, *self, inputs)
+    }
+}
+
+#[cfg(test)]
+mod normalizer_tests {
+    use crate::ml::conformance::check_all;
+
+    #[test]
+    fn normalizers_match_onnxruntime() {
+        check_all("normalizer");
     }
 }

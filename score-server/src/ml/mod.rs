@@ -31,6 +31,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleRegressor", tree::regressor);
     reg.insert("LinearClassifier", linear::classifier);
     reg.insert("LinearRegressor", linear::regressor);
+    reg.insert("Normalizer", linear::normalizer);
     reg.insert("OneHotEncoder", onehot::onehot);
     reg.insert("ArrayFeatureExtractor", array_feature_extractor);
     reg.insert("SVMClassifier", svm::classifier);

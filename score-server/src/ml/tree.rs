@@ -126,7 +126,7 @@ impl PostTransform {
 
 /// `1 / (1 + e^-x)`, computed on |x| for accuracy.
 pub(crate) fn logistic(x: f32) -> f32 {
-    let v = 1.0 / (1.0 + (-x.abs()).exp());
+    let v = 1.0 / (1.0 + exp(-x.abs()));
     if x < 0.0 { 1.0 - v } else { v }
 }
 
@@ -148,12 +148,32 @@ fn erf_inv(x: f32) -> f32 {
 
 pub(crate) fn softmax(scores: &mut [f32]) {
     let max = scores.iter().copied().fold(-f32::MAX, f32::max);
-    let mut sum = 0.0;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
+    scores.iter_mut().for_each(|s| *s = exp(*s - max));
+    let sum: f32 = scores.iter().sum();
     scores.iter_mut().for_each(|s| *s /= sum);
+}
+
+/// `e^x` in float32 to about one ulp (Cephes' `expf`: 2^n · e^r with a
+/// degree-6 polynomial on |r| ≤ ln2/2), branch-free so that loops over
+/// slices vectorize; libm's `expf` is a call per value.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest by the 1.5 · 2^23 trick (no libm floor call).
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 /// Softmax over the non-zero scores; zeros stay (near) zero.
@@ -931,6 +951,17 @@ impl Expansion for Classifier {
 #[cfg(test)]
 mod tests {
     use crate::ml::conformance::check_all;
+
+    #[test]
+    fn fast_exp_is_within_two_ulps_of_libm() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (super::exp(x), x.exp());
+            let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
+            assert!(ulps <= 2, "exp({x}) = {got}, libm {want}: {ulps} ulps");
+            x += 0.0137;
+        }
+    }
 
     #[test]
     fn regressors_match_onnxruntime_in_every_variant() {
