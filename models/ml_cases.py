@@ -308,6 +308,19 @@ def feature_extractor(rng, name, indices):
                f"ArrayFeatureExtractor indices={indices}")
 
 
+def vectorizer(rng, name):
+    """FeatureVectorizer of the input and a copy of its first column."""
+    nodes = [helper.make_node("ArrayFeatureExtractor", ["X", "i0"], ["c0"], domain=ML),
+             helper.make_node("FeatureVectorizer", ["X", "c0"], ["Y"], domain=ML,
+                              inputdimensions=[3, 1])]
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor("i0", TensorProto.INT64, [1], [0])])
+    x = np.round(rng.normal(size=(ROWS, 3)) * 3).astype(np.float32)
+    save_graph(name, graph, 3, x, "FeatureVectorizer of [N, 3] and [N, 1]")
+
+
 def unsupported(name):
     """An operator the server does not implement (LabelEncoder), for the
     start-up test that names it. No reference: it is never scored."""
@@ -403,6 +416,7 @@ def main():
         elementwise(rng, f"normalizer-{norm.lower()}", "Normalizer", norm=norm)
     feature_extractor(rng, "afe-scalar", 3)
     feature_extractor(rng, "afe-list", [4, 0, 2])
+    vectorizer(rng, "vectorizer-mixed")
     unsupported("unsupported-labelencoder")
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 

@@ -34,6 +34,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("Normalizer", linear::normalizer);
     reg.insert("OneHotEncoder", onehot::onehot);
     reg.insert("ArrayFeatureExtractor", array_feature_extractor);
+    reg.insert("FeatureVectorizer", feature_vectorizer);
     reg.insert("SVMClassifier", svm::classifier);
     reg.insert("SVMRegressor", svm::regressor);
     reg.insert("Scaler", scaler);
@@ -143,6 +144,77 @@ impl Expansion for ArrayFeatureExtractor {
             tract_onnx::tract_core::ops::array::Gather { axis: rank - 1, output_type: None },
             &[inputs[0], indices],
         )
+    }
+}
+
+/// Concatenates its inputs' columns into one float row per example; input
+/// `i` must have `inputdimensions[i]` columns (onnxruntime pads or cuts a
+/// mismatch silently; we refuse it at load time).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct FeatureVectorizer {
+    dims: Vec<usize>,
+}
+
+fn feature_vectorizer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let dims: Vec<i64> = node.get_attr_opt_vec("inputdimensions")?.unwrap_or_default();
+    ensure!(
+        dims.len() == node.input.len(),
+        "FeatureVectorizer has {} inputs and {} inputdimensions",
+        node.input.len(),
+        dims.len()
+    );
+    let dims = dims
+        .into_iter()
+        .map(|d| usize::try_from(d).context("negative inputdimensions"))
+        .collect::<TractResult<_>>()?;
+    Ok((expand(FeatureVectorizer { dims }), vec![]))
+}
+
+impl Expansion for FeatureVectorizer {
+    fn name(&self) -> StaticName {
+        "FeatureVectorizer".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, self.dims.len())?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, DatumType::F32)?;
+        s.equals(&outputs[0].rank, 2)?;
+        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+        s.equals(&outputs[0].shape[1], self.dims.iter().sum::<usize>().to_dim())?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let mut parts = tvec![];
+        for (i, (&input, &dim)) in inputs.iter().zip(&self.dims).enumerate() {
+            let mut x = input;
+            if model.outlet_fact(x)?.datum_type != f32::datum_type() {
+                x = model.wire_node(
+                    format!("{prefix}.{i}.to_f32"),
+                    tract_onnx::tract_core::ops::cast::cast(f32::datum_type()),
+                    &[x],
+                )?[0];
+            }
+            let fact = model.outlet_fact(x)?;
+            ensure!(
+                fact.rank() == 2 && fact.shape[1] == dim.to_dim(),
+                "FeatureVectorizer input {i} has shape {:?}, inputdimensions says {dim} columns",
+                fact.shape
+            );
+            parts.push(x);
+        }
+        model.wire_node(prefix, tract_onnx::tract_core::ops::array::TypedConcat::new(1), &parts)
     }
 }
 
@@ -336,6 +408,11 @@ mod tests {
     #[test]
     fn imputers_match_onnxruntime() {
         check_all("imputer");
+    }
+
+    #[test]
+    fn feature_vectorizers_match_onnxruntime() {
+        check_all("vectorizer");
     }
 
     #[test]
