@@ -56,6 +56,8 @@ struct Reference {
     input: Vec<f32>,
     rows: usize,
     outputs: Vec<(String, String, Vec<f32>)>,
+    /// String label outputs by name: the labels as onnxruntime gives them.
+    strings: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn reference(name: &str) -> Reference {
@@ -81,7 +83,24 @@ fn reference(name: &str) -> Reference {
             (k.clone(), o["dtype"].as_str().expect("dtype").to_string(), flat(&o["values"]))
         })
         .collect();
+    let strings = v["outputs"]
+        .as_object()
+        .expect("outputs")
+        .iter()
+        .filter(|(_, o)| o["dtype"] == "string")
+        .map(|(k, o)| {
+            let labels = o["values"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .flat_map(|r| r.as_array().expect("row").iter())
+                .map(|x| x.as_str().expect("string label").to_string())
+                .collect();
+            (k.clone(), labels)
+        })
+        .collect();
     Reference {
+        strings,
         columns: v["columns"].as_u64().expect("columns") as usize,
         input: flat(&v["input"]),
         rows,
@@ -138,6 +157,36 @@ async fn assert_parity(state: &Arc<AppState>, name: &str, r: &Reference) {
             assert_eq!(response.headers()["x-score-rows"], r.rows.to_string().as_str());
             let got = floats(&body);
             assert_eq!(got.len(), expected.len(), "{name}/{output}: length");
+            if dtype == "string" {
+                // Served as the class index; the names are in the metadata.
+                let meta = send(
+                    state,
+                    Request::get(format!("/models/{name}")).body(Body::empty()).expect("request"),
+                )
+                .await;
+                let meta: Value = serde_json::from_slice(&meta.2).expect("metadata JSON");
+                let info = meta["outputs"]
+                    .as_array()
+                    .expect("outputs")
+                    .iter()
+                    .find(|o| o["name"] == output.as_str())
+                    .expect("output in metadata");
+                let classes: Vec<&str> = info["classes"]
+                    .as_array()
+                    .expect("classes listed")
+                    .iter()
+                    .map(|c| c.as_str().expect("class name"))
+                    .collect();
+                let want: Vec<f32> = r.strings[output]
+                    .iter()
+                    .map(|l| {
+                        classes.iter().position(|c| c == l).expect("label among classes") as f32
+                    })
+                    .collect();
+                println!("parity {name}/{output} (string labels as class index)");
+                assert_eq!(got, want, "{name}/{output}: labels differ");
+                continue;
+            }
             // Absolute on probabilities; relative to the value beyond 1
             // (a regression's 228.21 has a float32 ulp of 1.5e-5, and
             // summation order differs from onnxruntime's GEMM).
