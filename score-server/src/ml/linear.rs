@@ -85,10 +85,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
-    PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
-}
-
 /// `LinearClassifier`: int64 labels and float scores.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Classifier {
@@ -102,13 +98,7 @@ impl Eq for Classifier {}
 
 /// Parses a `LinearClassifier` node.
 pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let ints = node.get_attr_opt_vec::<i64>("classlabels_ints")?;
-    let strings = node.get_attr_opt_vec::<String>("classlabels_strings")?;
-    let labels = match (ints, strings) {
-        (Some(ints), None) => ints,
-        (None, Some(strings)) => (0..strings.len() as i64).collect(),
-        _ => bail!("exactly one of classlabels_ints and classlabels_strings must be set"),
-    };
+    let labels = super::class_labels(node, "classlabels_ints")?;
     let models = match node.get_attr_opt_vec::<f32>("intercepts")? {
         Some(i) => i.len(),
         None if labels.len() == 2 => 1,
@@ -120,7 +110,7 @@ pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
         labels.len()
     );
     let weights = Weights::parse(node, models)?;
-    Ok((expand(Classifier { weights, post: post_transform(node)?, labels }), vec![]))
+    Ok((expand(Classifier { weights, post: super::post_transform(node)?, labels }), vec![]))
 }
 
 impl Classifier {
@@ -214,16 +204,7 @@ impl Expansion for Classifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 2)?;
-        s.equals(&outputs[0].datum_type, DatumType::I64)?;
-        s.equals(&outputs[1].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 1)?;
-        s.equals(&outputs[1].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[1], self.n_classes().to_dim())?;
-        Ok(())
+        super::classifier_rules(s, inputs, outputs, self.n_classes())
     }
 
     fn wire(
@@ -250,7 +231,7 @@ pub(crate) fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let targets: i64 = node.get_attr_opt("targets")?.unwrap_or(1);
     ensure!(targets >= 1, "targets is {targets}");
     let weights = Weights::parse(node, targets as usize)?;
-    Ok((expand(Regressor { weights, post: post_transform(node)? }), vec![]))
+    Ok((expand(Regressor { weights, post: super::post_transform(node)? }), vec![]))
 }
 
 impl Op for Regressor {
@@ -298,13 +279,7 @@ impl Expansion for Regressor {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[0].shape[1], self.weights.intercepts.len().to_dim())?;
-        Ok(())
+        super::regressor_rules(s, inputs, outputs, self.weights.intercepts.len())
     }
 
     fn wire(

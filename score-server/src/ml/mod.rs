@@ -391,6 +391,68 @@ impl Expansion for ZipMap {
     }
 }
 
+/// The `post_transform` attribute (NONE when absent).
+fn post_transform(node: &NodeProto) -> TractResult<tree::PostTransform> {
+    tree::PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
+}
+
+/// A classifier's labels: the int64 list `ints` (its name differs between
+/// operators), or for `classlabels_strings` the class indices 0..n (served
+/// as such; the names are in the model metadata).
+fn class_labels(node: &NodeProto, ints: &str) -> TractResult<Vec<i64>> {
+    let labels = match (
+        node.get_attr_opt_vec::<i64>(ints)?,
+        node.get_attr_opt_vec::<String>("classlabels_strings")?,
+    ) {
+        (Some(ints), None) => ints,
+        (None, Some(strings)) => (0..strings.len() as i64).collect(),
+        _ => bail!("exactly one of {ints} and classlabels_strings must be set"),
+    };
+    ensure!(labels.len() >= 2, "{} class label(s): a classifier needs two or more", labels.len());
+    Ok(labels)
+}
+
+/// Inference rules of a classifier: one input `[N, ..]`, int64 labels `[N]`
+/// and float scores `[N, width]`.
+fn classifier_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+    width: usize,
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 2)?;
+    s.equals(&outputs[0].datum_type, DatumType::I64)?;
+    s.equals(&outputs[0].rank, 1)?;
+    s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+    scores_rule(s, &inputs[0], &outputs[1], width)
+}
+
+/// Inference rules of a regressor: one input `[N, ..]`, float `[N, width]`.
+fn regressor_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+    width: usize,
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 1)?;
+    scores_rule(s, &inputs[0], &outputs[0], width)
+}
+
+fn scores_rule<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    input: &'p TensorProxy,
+    output: &'p TensorProxy,
+    width: usize,
+) -> InferenceResult {
+    s.equals(&output.datum_type, DatumType::F32)?;
+    s.equals(&output.rank, 2)?;
+    s.equals(&output.shape[0], &input.shape[0])?;
+    s.equals(&output.shape[1], width.to_dim())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ml::conformance::check_all;

@@ -64,10 +64,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
-    PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
-}
-
 fn input_rows(input: &Tensor, features: usize) -> TractResult<(usize, Vec<f32>)> {
     let input = input.cast_to::<f32>()?;
     let view = input.to_plain_array_view::<f32>()?;
@@ -88,6 +84,8 @@ pub(crate) struct Classifier {
     vectors: Vec<f32>,
     /// Support vectors per class (empty in linear mode).
     per_class: Vec<usize>,
+    /// Index of each class's first support vector.
+    starts: Vec<usize>,
     coefficients: Vec<f32>,
     rho: Vec<f32>,
     prob_a: Vec<f32>,
@@ -103,15 +101,8 @@ impl Eq for Classifier {}
 
 /// Parses an `SVMClassifier` node.
 pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let ints = node.get_attr_opt_vec::<i64>("classlabels_ints")?;
-    let strings = node.get_attr_opt_vec::<String>("classlabels_strings")?;
-    let labels = match (ints, strings) {
-        (Some(ints), None) => ints,
-        (None, Some(strings)) => (0..strings.len() as i64).collect(),
-        _ => bail!("exactly one of classlabels_ints and classlabels_strings must be set"),
-    };
+    let labels = super::class_labels(node, "classlabels_ints")?;
     let k = labels.len();
-    ensure!(k >= 2, "{k} class label(s): a classifier needs two or more");
     let per_class: Vec<usize> = node
         .get_attr_opt_vec::<i64>("vectors_per_class")?
         .unwrap_or_default()
@@ -164,6 +155,14 @@ pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let op = Classifier {
         kernel,
         vectors,
+        starts: per_class
+            .iter()
+            .scan(0, |at, n| {
+                let start = *at;
+                *at += n;
+                Some(start)
+            })
+            .collect(),
         per_class,
         all_weights_positive: coefficients.iter().all(|c| *c >= 0.0),
         coefficients,
@@ -171,7 +170,7 @@ pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
         prob_a,
         prob_b,
         features,
-        post: post_transform(node)?,
+        post: super::post_transform(node)?,
         labels,
     };
     Ok((expand(op), vec![]))
@@ -191,7 +190,7 @@ impl Classifier {
     }
 
     /// One row: its label and scores.
-    fn row(&self, x: &[f32], kernels: &mut Vec<f32>, out: &mut [f32]) -> i64 {
+    fn row(&self, x: &[f32], scratch: &mut Scratch, out: &mut [f32]) -> i64 {
         let k = self.labels.len();
         if self.per_class.is_empty() {
             // Linear mode: one score per class, label by the largest.
@@ -215,18 +214,15 @@ impl Classifier {
             self.post.apply(out);
             return label;
         }
+        let Scratch { kernels, decisions, votes, pairwise } = scratch;
+        let start = &self.starts;
         kernels.clear();
         kernels
             .extend(self.vectors.chunks_exact(self.features).map(|v| self.kernel.eval(x, v, 0.0)));
         let n_vectors = kernels.len();
-        let mut start = Vec::with_capacity(k);
-        let mut at = 0;
-        for n in &self.per_class {
-            start.push(at);
-            at += n;
-        }
-        let mut decisions = Vec::with_capacity(k * (k - 1) / 2);
-        let mut votes = vec![0usize; k];
+        decisions.clear();
+        votes.clear();
+        votes.resize(k, 0);
         for i in 0..k - 1 {
             for j in i + 1..k {
                 let mut sum = 0f64;
@@ -251,7 +247,8 @@ impl Classifier {
             }
         }
         if !self.prob_a.is_empty() {
-            let mut pairwise = vec![0f32; k * k];
+            pairwise.clear();
+            pairwise.resize(k * k, 0.0);
             let mut index = 0;
             for i in 0..k - 1 {
                 for j in i + 1..k {
@@ -263,10 +260,10 @@ impl Classifier {
                     index += 1;
                 }
             }
-            multiclass_probability(k, &pairwise, out);
+            multiclass_probability(k, pairwise, out);
             self.post.apply(out);
         } else if k > 2 {
-            out.copy_from_slice(&decisions);
+            out.copy_from_slice(decisions);
             self.post.apply(out);
         } else {
             let s = decisions[0];
@@ -279,6 +276,15 @@ impl Classifier {
         }
         self.labels[best]
     }
+}
+
+/// Per-row buffers of the SVC path, reused across the rows of a call.
+#[derive(Default)]
+struct Scratch {
+    kernels: Vec<f32>,
+    decisions: Vec<f32>,
+    votes: Vec<usize>,
+    pairwise: Vec<f32>,
 }
 
 /// Couples pairwise probabilities `r[i][j]` (P(i | i or j)) into class
@@ -335,13 +341,13 @@ impl EvalOp for Classifier {
         let (rows, x) = input_rows(&inputs[0], self.features)?;
         let w = self.n_scores();
         let mut out = vec![0f32; rows * w];
-        let mut kernels = vec![];
+        let mut scratch = Scratch::default();
         let labels: Vec<i64> = if self.features == 0 {
             vec![self.labels[0]; rows]
         } else {
             x.chunks_exact(self.features)
                 .zip(out.chunks_exact_mut(w))
-                .map(|(row, o)| self.row(row, &mut kernels, o))
+                .map(|(row, o)| self.row(row, &mut scratch, o))
                 .collect()
         };
         Ok(tvec!(
@@ -375,16 +381,7 @@ impl Expansion for Classifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 2)?;
-        s.equals(&outputs[0].datum_type, DatumType::I64)?;
-        s.equals(&outputs[1].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 1)?;
-        s.equals(&outputs[1].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[1], self.n_scores().to_dim())?;
-        Ok(())
+        super::classifier_rules(s, inputs, outputs, self.n_scores())
     }
 
     fn wire(
@@ -440,7 +437,7 @@ pub(crate) fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
         coefficients,
         rho: rho[0],
         one_class: node.get_attr_opt::<i64>("one_class")?.unwrap_or(0) != 0,
-        post: post_transform(node)?,
+        post: super::post_transform(node)?,
     };
     Ok((expand(op), vec![]))
 }
@@ -503,13 +500,7 @@ impl Expansion for Regressor {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[0].shape[1], 1.to_dim())?;
-        Ok(())
+        super::regressor_rules(s, inputs, outputs, 1)
     }
 
     fn wire(

@@ -622,10 +622,6 @@ fn base_values(node: &NodeProto) -> TractResult<Vec<f32>> {
     Ok(node.get_attr_opt_vec::<f32>("base_values")?.unwrap_or_default())
 }
 
-fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
-    PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
-}
-
 /// Parses a `TreeEnsembleRegressor` node.
 pub(crate) fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let n_targets: i64 = node.get_attr_opt("n_targets")?.unwrap_or(1);
@@ -641,7 +637,7 @@ pub(crate) fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let op = Regressor {
         forest: Arc::new(forest),
         aggregate,
-        post: post_transform(node)?,
+        post: super::post_transform(node)?,
         base: base_values(node)?,
     };
     Ok((expand(op), vec![]))
@@ -649,21 +645,14 @@ pub(crate) fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
 
 /// Parses a `TreeEnsembleClassifier` node.
 pub(crate) fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let ints = node.get_attr_opt_vec::<i64>("classlabels_int64s")?;
-    let strings = node.get_attr_opt_vec::<String>("classlabels_strings")?;
-    let labels = match (ints, strings) {
-        (Some(ints), None) => ints,
-        (None, Some(strings)) => (0..strings.len() as i64).collect(),
-        _ => bail!("exactly one of classlabels_int64s and classlabels_strings must be set"),
-    };
-    ensure!(labels.len() >= 2, "{} class label(s): a classifier needs two or more", labels.len());
+    let labels = super::class_labels(node, "classlabels_int64s")?;
     let forest = Forest::parse(node, true, labels.len())?;
     let classes: std::collections::HashSet<u32> = forest.votes.iter().map(|v| v.0).collect();
     let op = Classifier {
         one_class_votes: classes.len() == 1,
         all_weights_positive: forest.votes.iter().all(|v| v.1 >= 0.0),
         forest: Arc::new(forest),
-        post: post_transform(node)?,
+        post: super::post_transform(node)?,
         base: base_values(node)?,
         labels,
     };
@@ -892,13 +881,7 @@ impl Expansion for Regressor {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[0].shape[1], self.forest.n_out.to_dim())?;
-        Ok(())
+        super::regressor_rules(s, inputs, outputs, self.forest.n_out)
     }
 
     fn wire(
@@ -926,16 +909,7 @@ impl Expansion for Classifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 2)?;
-        s.equals(&outputs[0].datum_type, DatumType::I64)?;
-        s.equals(&outputs[1].datum_type, DatumType::F32)?;
-        s.equals(&outputs[0].rank, 1)?;
-        s.equals(&outputs[1].rank, 2)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[1], self.forest.n_out.to_dim())?;
-        Ok(())
+        super::classifier_rules(s, inputs, outputs, self.forest.n_out)
     }
 
     fn wire(
