@@ -13,6 +13,17 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "nginx (the fleet tests run it in front of three score-servers)"
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ -z "${NGINX:-}" ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  # nginx-light: the core HTTP proxy, nothing else. Debian's post-install
+  # step may try to start a system nginx; the tests start their own.
+  $sudo apt-get install -y -q nginx-light >/dev/null ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nginx-light >/dev/null; }
+fi
+"${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}" -v
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest gives each test its own process; doctests need cargo test.

@@ -1,0 +1,712 @@
+//! The deployment under fault: three score-server processes (the binary we
+//! ship) behind a real nginx running `nginx/nginx.conf` and
+//! `nginx/score-proxy.conf`, fed by stream-client.
+//!
+//! Each test starts its own fleet on loopback ports under a temporary
+//! directory (nginx's pid, logs and temp files live there) and tears it down
+//! at the end. nginx must be installed: `scripts/test.sh` installs it with
+//! apt-get when missing; set `NGINX` to use another binary.
+//!
+//! The figures the tests observe (nginx's own retries, the client's retries,
+//! 429 share, peak RSS per replica) are printed; run with `--nocapture` (or
+//! `cargo nextest run --no-capture`) to see them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use stream_client::{Client, ClientConfig, ScoreError, Scored, Stats};
+
+/// Input width of the fixture models.
+const COLUMNS: usize = 100;
+
+/// Row `i` of the synthetic input: deterministic, so any run can be
+/// compared with any other.
+fn row(i: u64) -> Vec<f32> {
+    (0..COLUMNS as u64).map(|j| ((i * 31 + j * 7) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+fn body(first: u64, rows: u64) -> Vec<u8> {
+    (first..first + rows).flat_map(row).flat_map(f32::to_le_bytes).collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One score-server process on a fixed loopback port (so that it can be
+/// restarted where nginx expects it).
+struct Replica {
+    port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+    /// Peak RSS (VmHWM, KiB) of every process this replica has been.
+    peaks_kib: Vec<u64>,
+}
+
+impl Replica {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "replica on port {} already running", self.port);
+        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_score-server"))
+            .args(&self.args)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start score-server");
+        self.child = Some(child);
+        wait_until(&format!("{}/readyz", self.url()), Duration::from_secs(60), || {
+            self.check_alive()
+        });
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("replica running").id()
+    }
+
+    fn check_alive(&mut self) {
+        let child = self.child.as_mut().expect("replica running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("replica on port {} exited: {status}\n{}", self.port, tail(&self.log));
+        }
+    }
+
+    /// Peak RSS of the running process, in KiB.
+    fn peak_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM")
+    }
+
+    /// SIGKILL: connections drop mid-request, as when a container is killed.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            self.peaks_kib.push(proc_status_kib(child.id(), "VmHWM"));
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM, as `docker stop` sends: the replica drains and exits.
+    /// Panics unless it exits cleanly within `limit`.
+    fn terminate(&mut self, limit: Duration) {
+        let mut child = self.child.take().expect("replica running");
+        self.peaks_kib.push(proc_status_kib(child.id(), "VmHWM"));
+        signal(child.id(), "TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                assert!(status.success(), "replica exited with {status}\n{}", tail(&self.log));
+                return;
+            }
+            assert!(started.elapsed() < limit, "replica did not exit {limit:?} after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    assert!(status.expect("run kill").success(), "kill -{name} {pid} failed");
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "--- last lines of {}:\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    )
+}
+
+/// Polls `url` until it answers 200, calling `alive` (which panics if the
+/// process died) between attempts.
+fn wait_until(url: &str, limit: Duration, mut alive: impl FnMut()) {
+    let started = Instant::now();
+    loop {
+        if get(url).is_some_and(|(status, _)| status == 200) {
+            return;
+        }
+        alive();
+        assert!(started.elapsed() < limit, "{url} not ready within {limit:?}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A plain HTTP/1.0 GET, for readiness polls (no client pool involved).
+fn get(url: &str) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+fn nginx_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NGINX") {
+        return path.into();
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    candidates
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/nginx")])
+        .find(|p| p.is_file())
+        .expect("nginx is not installed: scripts/test.sh installs it (apt-get install nginx-light), or set NGINX=/path/to/nginx")
+}
+
+/// `nginx/nginx.conf` with only the machine-specific lines changed:
+/// loopback ports for the upstreams and the listener, paths under `dir`, an
+/// access log that records each upstream attempt.
+fn nginx_config(dir: &Path, listen: u16, upstreams: &[u16]) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut conf = fs::read_to_string(repo.join("nginx/nginx.conf")).expect("nginx/nginx.conf");
+    let mut swap = |from: &str, to: String| {
+        assert_eq!(conf.matches(from).count(), 1, "nginx/nginx.conf: expected one {from:?}");
+        conf = conf.replace(from, &to);
+    };
+    let d = dir.display();
+    swap("pid /tmp/nginx.pid;", format!("pid {d}/nginx.pid;"));
+    swap(
+        "access_log off;",
+        format!(
+            "log_format fleet '$status $upstream_status';\n    \
+             access_log {d}/access.log fleet;\n    \
+             proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+             uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"
+        ),
+    );
+    swap("client_body_temp_path /tmp/nginx-body;", format!("client_body_temp_path {d}/body;"));
+    swap("listen 8080;", format!("listen 127.0.0.1:{listen};"));
+    for (i, port) in upstreams.iter().enumerate() {
+        swap(&format!("server score-{}:8099 ", i + 1), format!("server 127.0.0.1:{port} "));
+    }
+    let proxy = repo.join("nginx/score-proxy.conf").canonicalize().expect("score-proxy.conf");
+    swap("include /etc/nginx/score-proxy.conf;", format!("include {};", proxy.display()));
+    assert!(!conf.contains("score-4:"), "nginx/nginx.conf lists more upstreams than the fleet");
+    conf
+}
+
+/// nginx in the foreground with the repo's config, and three replicas.
+struct Fleet {
+    dir: PathBuf,
+    port: u16,
+    nginx: Option<Child>,
+    replicas: Vec<Replica>,
+}
+
+impl Fleet {
+    /// Starts three replicas (`args` are their flags besides `--listen`)
+    /// and nginx in front.
+    fn start(name: &str, args: &[&str]) -> Fleet {
+        let dir = std::env::temp_dir().join(format!("fleet-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        // nginx's workers run as `nobody` when the master is root: they must
+        // reach the body temp directory under `dir`.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut replicas: Vec<Replica> = (0..3)
+            .map(|i| Replica {
+                port: free_port(),
+                args: args.clone(),
+                log: dir.join(format!("replica-{}.log", i + 1)),
+                child: None,
+                peaks_kib: Vec::new(),
+            })
+            .collect();
+        for replica in &mut replicas {
+            replica.start();
+        }
+        let port = free_port();
+        let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+        let conf = dir.join("nginx.conf");
+        fs::write(&conf, nginx_config(&dir, port, &ports)).expect("write nginx.conf");
+        let error_log = dir.join("error.log");
+        let nginx = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(&error_log)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let mut fleet = Fleet { dir, port, nginx: Some(nginx), replicas };
+        let url = format!("{}/healthz", fleet.url());
+        wait_until(&url, Duration::from_secs(30), || {
+            let nginx = fleet.nginx.as_mut().expect("nginx");
+            if let Some(status) = nginx.try_wait().expect("try_wait") {
+                panic!("nginx exited: {status}\n{}", tail(&error_log));
+            }
+        });
+        fleet
+    }
+
+    /// nginx's address.
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// nginx's access log so far: final status → count, and how many
+    /// requests nginx sent to more than one replica.
+    fn access_log(&self) -> NginxLog {
+        let mut log = NginxLog::default();
+        let Ok(file) = fs::File::open(self.dir.join("access.log")) else { return log };
+        for line in BufReader::new(file).lines() {
+            let line = line.expect("access.log");
+            let (status, upstreams) = line.split_once(' ').unwrap_or((&line, "-"));
+            *log.statuses.entry(status.to_string()).or_default() += 1;
+            let attempts = upstreams.split(", ").count() as u64;
+            log.requests += 1;
+            if attempts > 1 {
+                log.retried += 1;
+                log.extra_attempts += attempts - 1;
+            }
+        }
+        log
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(mut nginx) = self.nginx.take() {
+            // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+            signal(nginx.id(), "TERM");
+            let _ = nginx.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", tail(&self.dir.join("error.log")));
+            for r in &self.replicas {
+                eprintln!("{}", tail(&r.log));
+            }
+            eprintln!("fleet files kept in {}", self.dir.display());
+        } else {
+            for r in &mut self.replicas {
+                r.kill();
+            }
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct NginxLog {
+    requests: u64,
+    statuses: BTreeMap<String, u64>,
+    /// Requests nginx sent to a second (or third) replica.
+    retried: u64,
+    extra_attempts: u64,
+}
+
+/// Flags of every replica: one worker each (three replicas share the two
+/// cores of the CI machine), a short drain delay so that rolling restarts
+/// are quick, both fixture models.
+fn replica_args() -> Vec<String> {
+    let model = |name: &str| {
+        let path = score_server::model::fixture_path(&format!("{name}.onnx"));
+        format!("{name}={}", path.display())
+    };
+    vec![
+        "--model".into(),
+        model("logreg"),
+        "--model".into(),
+        model("mlp"),
+        "--workers".into(),
+        "1".into(),
+        "--drain-delay".into(),
+        "1s".into(),
+        "--drain-timeout".into(),
+        "30s".into(),
+    ]
+}
+
+fn config(urls: &[String]) -> ClientConfig {
+    let mut config = ClientConfig::new(urls.iter().cloned(), COLUMNS);
+    config.in_flight = 8;
+    config.timeout = Duration::from_secs(30);
+    config
+}
+
+/// Runs a job over rows `0..` of `input` and returns every score in order,
+/// checking that batches arrive in order and none is missing. `on_batch`
+/// sees each scored batch as it arrives (to inject a fault mid-job).
+fn run_job(
+    client: &Client,
+    input: impl Iterator<Item = Vec<f32>>,
+    mut on_batch: impl FnMut(&Scored),
+) -> Result<Vec<f32>, ScoreError> {
+    let mut out = Vec::new();
+    let mut next_row = 0u64;
+    for batch in client.score_rows(input) {
+        let batch = batch?;
+        assert_eq!(batch.first_row, next_row, "batches out of order or missing");
+        next_row += batch.rows as u64;
+        on_batch(&batch);
+        out.extend_from_slice(&batch.values);
+    }
+    Ok(out)
+}
+
+/// The same rows scored by one replica directly, with no fault: the
+/// reference every faulted run must equal.
+fn clean_run(replica: &Replica, model: Option<&str>, rows: u64) -> Vec<f32> {
+    let mut config = config(&[replica.url()]);
+    config.model = model.map(str::to_string);
+    let client = Client::new(config).expect("client");
+    run_job(&client, (0..rows).map(row), |_| {}).expect("clean run")
+}
+
+fn assert_same_scores(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "different number of scores");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("score {i} differs: {} vs {} in the clean run", got[i], want[i]);
+    }
+}
+
+fn report(what: &str, stats: &Stats, nginx: &NginxLog, replicas: &[Replica]) {
+    let peaks: Vec<String> = replicas
+        .iter()
+        .map(|r| {
+            let mut peaks = r.peaks_kib.clone();
+            if r.child.is_some() {
+                peaks.push(r.peak_kib());
+            }
+            let mib: Vec<String> =
+                peaks.iter().map(|k| format!("{:.0}", *k as f64 / 1024.0)).collect();
+            mib.join("/")
+        })
+        .collect();
+    println!(
+        "{what}: client {} requests, {} retries ({:?}); nginx {} requests {:?}, {} resent to another replica ({} extra attempts); peak RSS per replica (MiB, per process): {}",
+        stats.requests,
+        stats.total_retries(),
+        stats.retries,
+        nginx.requests,
+        nginx.statuses,
+        nginx.retried,
+        nginx.extra_attempts,
+        peaks.join(", "),
+    );
+}
+
+#[test]
+fn scoring_through_nginx_equals_scoring_a_replica() {
+    let args = replica_args();
+    let fleet = Fleet::start("equal", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let http = reqwest::blocking::Client::new();
+    let put = |base: &str, path: &str, columns: usize, body: Vec<u8>| {
+        let response = http
+            .put(format!("{base}{path}"))
+            .header("content-type", "application/octet-stream")
+            .header("x-score-columns", columns)
+            .body(body)
+            .send()
+            .expect("request");
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response.headers().get(name).map(|v| v.to_str().expect("ascii").to_string())
+        };
+        let head = (header("x-score-rows"), header("x-score-columns"), header("content-type"));
+        (status, head, response.bytes().expect("body").to_vec())
+    };
+    let direct = fleet.replicas[0].url();
+    let via = fleet.url();
+    for path in [
+        "/score",
+        "/score?output=label",
+        "/models/mlp/score",
+        "/models/mlp/score?output=label",
+        "/models/logreg/score?output=probabilities",
+    ] {
+        // Bodies from one row to 5 MB (over client_body_buffer_size: nginx
+        // spills it to its temp directory).
+        for rows in [1, 1000, 13_000] {
+            let a = put(&direct, path, COLUMNS, body(rows, rows));
+            let b = put(&via, path, COLUMNS, body(rows, rows));
+            assert_eq!(a.0, 200, "{path} direct");
+            assert_eq!(a, b, "{path} with {rows} rows: nginx and a replica disagree");
+        }
+    }
+    // Errors pass through unchanged and are not retried on another replica.
+    let a = put(&direct, "/score", COLUMNS + 1, body(0, 10));
+    let b = put(&via, "/score", COLUMNS + 1, body(0, 10));
+    assert_eq!(a.0, 400);
+    assert_eq!(a, b, "a 400 changed on its way through nginx");
+    let metadata = |base: &str| get(&format!("{base}/models")).expect("GET /models").1;
+    let body_of = |text: String| text.split_once("\r\n\r\n").expect("body").1.to_string();
+    assert_eq!(body_of(metadata(&direct)), body_of(metadata(&via)));
+    // The stream-client path: many requests spread over the replicas.
+    let rows = 200_000;
+    let client = Client::new(config(std::slice::from_ref(&via))).expect("client");
+    let streamed = run_job(&client, (0..rows).map(row), |_| {}).expect("job through nginx");
+    assert_same_scores(&streamed, &clean_run(&fleet.replicas[0], None, rows));
+    let log = fleet.access_log();
+    assert_eq!(log.retried, 0, "nginx resent requests with every replica healthy: {log:?}");
+    // least_conn spread the load: every replica scored part of the job.
+    for r in &fleet.replicas {
+        let metrics = get(&format!("{}/metrics", r.url())).expect("metrics").1;
+        let scored: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("score_rows_total{model=\"logreg\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(scored > 0.0, "replica {} scored no logreg row", r.url());
+    }
+    report("equal", &client.stats(), &log, &fleet.replicas);
+}
+
+#[test]
+fn a_replica_killed_mid_job_loses_no_row() {
+    const ROWS: u64 = 1_000_000;
+    let args = replica_args();
+    let mut fleet = Fleet::start("kill", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = clean_run(&fleet.replicas[0], None, ROWS);
+    let client = Client::new(config(&[fleet.url()])).expect("client");
+    let mut killed_at = None;
+    let got = run_job(&client, (0..ROWS).map(row), |batch| {
+        if killed_at.is_none() && batch.first_row >= ROWS / 3 {
+            killed_at = Some(batch.first_row);
+            fleet.replicas[1].kill();
+        }
+    })
+    .expect("the job survives a killed replica");
+    assert!(killed_at.is_some(), "the replica was never killed");
+    assert_same_scores(&got, &want);
+    report("kill", &client.stats(), &fleet.access_log(), &fleet.replicas);
+
+    // With every replica gone nginx answers 503 with Retry-After and a JSON
+    // error (nginx/score-proxy.conf), not its HTML 502 page.
+    for replica in &mut fleet.replicas {
+        replica.kill();
+    }
+    let response = reqwest::blocking::Client::new()
+        .put(format!("{}/score", fleet.url()))
+        .header("content-type", "application/octet-stream")
+        .body(body(0, 10))
+        .send()
+        .expect("nginx answers");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    let error: serde_json::Value = response.json().expect("a JSON error");
+    assert_eq!(error["kind"], "no_replica", "{error}");
+}
+
+#[test]
+fn a_rolling_restart_fails_no_row() {
+    const MIN_ROWS: u64 = 1_000_000;
+    const CAP: u64 = 40_000_000;
+    let args = replica_args();
+    let mut fleet = Fleet::start("rolling", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let url = fleet.url();
+    let produced = Arc::new(AtomicU64::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let client = Client::new(config(&[url])).expect("client");
+    // Rows flow until every replica has been restarted and then 200,000
+    // more (so restarted replicas serve too), at least MIN_ROWS.
+    let input = {
+        let (produced, restarted) = (produced.clone(), restarted.clone());
+        let mut tail_until = None;
+        (0..CAP).map_while(move |i| {
+            produced.store(i, Ordering::Relaxed);
+            if tail_until.is_none() && restarted.load(Ordering::Relaxed) {
+                tail_until = Some(i + 200_000);
+            }
+            (i < MIN_ROWS || tail_until.is_none_or(|end| i < end)).then(|| row(i))
+        })
+    };
+    let (got, restarts) = std::thread::scope(|scope| {
+        let replicas = &mut fleet.replicas;
+        let (produced, restarted) = (produced.clone(), restarted.clone());
+        let restarts = scope.spawn(move || {
+            while produced.load(Ordering::Relaxed) < 100_000 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let mut rows_at = Vec::new();
+            for replica in replicas.iter_mut() {
+                rows_at.push(produced.load(Ordering::Relaxed));
+                replica.terminate(Duration::from_secs(40));
+                replica.start();
+                // Wait out nginx's fail_timeout (2 s) for the replica just
+                // back before stopping the next (see nginx/nginx.conf).
+                std::thread::sleep(Duration::from_millis(2500));
+            }
+            restarted.store(true, Ordering::Relaxed);
+            rows_at
+        });
+        let got = run_job(&client, input, |_| {});
+        (got, restarts.join().expect("restart thread"))
+    });
+    let got = got.expect("zero failed rows during a rolling restart");
+    let rows = (got.len() / 2) as u64; // two probabilities per row
+    assert!(produced.load(Ordering::Relaxed) < CAP - 1, "the restarts never finished");
+    assert!(
+        restarts.iter().all(|&at| at < rows),
+        "a restart began after the job's last row ({restarts:?}, {rows} rows)"
+    );
+    assert_same_scores(&got, &clean_run(&fleet.replicas[0], None, rows));
+    println!("rolling: {rows} rows; restarts began at rows {restarts:?}");
+    let log = fleet.access_log();
+    report("rolling", &client.stats(), &log, &fleet.replicas);
+    // Invisible to clients: nginx resent what the draining replicas refused
+    // (503) and what hit a closing keep-alive connection.
+    assert_eq!(log.statuses.keys().collect::<Vec<_>>(), ["200"], "nginx answered {log:?}");
+}
+
+#[test]
+fn overload_through_nginx_is_refused_early_and_the_job_completes() {
+    const STORM: Duration = Duration::from_secs(6);
+    const CONCURRENCY: usize = 96;
+    const STORM_ROWS: u64 = 16_384; // 6.5 MB a request
+    const JOB_ROWS: u64 = 60_000;
+    // A small admission budget per replica: one storm request at a time.
+    let mut args = replica_args();
+    args.extend([
+        "--max-inflight-bytes".into(),
+        std::env::var("FLEET_ADMISSION").unwrap_or("8MiB".into()),
+    ]);
+    let fleet = Fleet::start("overload", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let baseline_kib: Vec<u64> = fleet.replicas.iter().map(Replica::peak_kib).collect();
+    let url = format!("{}/models/mlp/score", fleet.url());
+
+    // The storm: clients that ignore Retry-After and resend at once, far
+    // more of them than three one-worker replicas can serve.
+    let storm = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let http = reqwest::Client::new();
+            let payload = bytes::Bytes::from(body(0, STORM_ROWS));
+            let end = Instant::now() + STORM;
+            runtime.block_on(async move {
+                let tasks: Vec<_> = (0..CONCURRENCY)
+                    .map(|_| {
+                        let (http, url, payload) = (http.clone(), url.clone(), payload.clone());
+                        tokio::spawn(async move {
+                            let mut seen = Vec::new();
+                            while Instant::now() < end {
+                                let response = http
+                                    .put(&url)
+                                    .header("content-type", "application/octet-stream")
+                                    .body(payload.clone())
+                                    .send()
+                                    .await
+                                    .expect("nginx answers");
+                                let status = response.status().as_u16();
+                                let retry_after = response.headers().contains_key("retry-after");
+                                let _ = response.bytes().await;
+                                seen.push((status, retry_after));
+                            }
+                            seen
+                        })
+                    })
+                    .collect();
+                let mut seen = Vec::new();
+                for task in tasks {
+                    seen.extend(task.await.expect("storm task"));
+                }
+                seen
+            })
+        }
+    });
+
+    // A well-behaved job on the same model, started inside the storm.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut config = config(&[fleet.url()]);
+    config.model = Some("mlp".into());
+    config.in_flight = 4;
+    let client = Client::new(config).expect("client");
+    let got = run_job(&client, (0..JOB_ROWS).map(row), |_| {});
+    let seen = storm.join().expect("storm thread");
+    let got = got.expect("the job completes through the overload");
+
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for (status, _) in &seen {
+        *statuses.entry(*status).or_default() += 1;
+    }
+    let refused = seen.iter().filter(|(s, _)| *s != 200).count();
+    let without_hint = seen.iter().filter(|(s, hint)| *s != 200 && !hint).count();
+    println!(
+        "overload storm: {} requests by {CONCURRENCY} clients in {STORM:?}: {statuses:?} ({:.1}% refused)",
+        seen.len(),
+        100.0 * refused as f64 / seen.len() as f64
+    );
+    let peaks: Vec<(u64, u64)> = fleet
+        .replicas
+        .iter()
+        .zip(&baseline_kib)
+        .map(|(replica, baseline)| (*baseline / 1024, replica.peak_kib() / 1024))
+        .collect();
+    println!("overload: peak RSS per replica (MiB, start → peak): {peaks:?}");
+    for ((start, peak), replica) in peaks.iter().zip(&fleet.replicas) {
+        // Admission bounds the bytes a replica holds: 8 MiB of bodies, their
+        // answers and the worker's intermediate tensors. Unbounded (run with
+        // FLEET_ADMISSION=1GiB), a replica takes in its share of the 96 ×
+        // 6.5 MB offered: about 280 MiB here, against about 88 MiB bounded.
+        assert!(
+            *peak < start + 96,
+            "replica {} peaked at {peak} MiB (from {start} MiB at start)",
+            replica.url()
+        );
+        assert_eq!(get(&format!("{}/readyz", replica.url())).map(|r| r.0), Some(200));
+    }
+    assert!(
+        statuses.keys().all(|s| [200, 429, 503].contains(s)),
+        "the storm saw statuses other than 200/429/503: {statuses:?}"
+    );
+    assert!(statuses.get(&429).copied().unwrap_or(0) > seen.len() as u64 / 2, "{statuses:?}");
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "nothing was served: {statuses:?}");
+    assert_eq!(without_hint, 0, "refusals without Retry-After");
+    let stats = client.stats();
+    assert!(
+        stats.retries_for(stream_client::retry::Retryable::TooManyRequests) > 0,
+        "the job never met the overload: {stats:?}"
+    );
+
+    assert_same_scores(&got, &clean_run(&fleet.replicas[0], Some("mlp"), JOB_ROWS));
+    report("overload", &stats, &fleet.access_log(), &fleet.replicas);
+}
