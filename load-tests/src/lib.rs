@@ -1,0 +1,463 @@
+//! `loadgen`: a load generator for scoring endpoints that take a binary
+//! float32 matrix by `PUT` (score-server, or the Flask design it replaces).
+//!
+//! Two modes:
+//! - **closed loop** (`--concurrency C`): C connections, each sending its
+//!   next request as soon as the previous answer arrives. Measures the
+//!   throughput a fixed number of callers gets.
+//! - **open loop** (`--rate R`): requests start on a fixed schedule, R per
+//!   second, whatever the answers do, over as many connections as needed
+//!   (at most `--max-in-flight`; a request that finds the cap reached is
+//!   counted as `dropped`). Latency is measured from the scheduled start,
+//!   so a stalled server shows up in the percentiles instead of silently
+//!   slowing the generator down (no coordinated omission).
+//!
+//! Either stops starting requests after `--duration` or `--requests`, then
+//! waits for the answers of those in flight: every request started in the
+//! measured window is counted once, and the window ends at the last answer.
+//! The report gives rows/s and requests/s of successful answers, latency
+//! percentiles of successful answers, and every other outcome by HTTP
+//! status or error.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Command-line arguments.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(version, about = "Load generator for PUT /score endpoints (closed or open loop).")]
+pub struct Args {
+    /// Endpoint, e.g. http://127.0.0.1:8099/score or
+    /// http://127.0.0.1:8099/models/mlp/score.
+    #[arg(long, default_value = "http://127.0.0.1:8099/score")]
+    pub url: String,
+    /// Model name: shorthand for URL path /models/NAME/score on the URL's host.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Features per row (the model's input width).
+    #[arg(long, default_value_t = 100)]
+    pub columns: usize,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1000)]
+    pub rows: usize,
+    /// Closed loop with this many connections (the default mode, 1).
+    #[arg(long, conflicts_with = "rate")]
+    pub concurrency: Option<usize>,
+    /// Open loop at this many requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: most requests in flight; beyond it a request is dropped.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Stop after this long (measured after the warm-up).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many requests (whichever comes first).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Load sent before measuring starts, not counted.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Do not send X-Score-Columns (for endpoints that do not know it).
+    #[arg(long)]
+    pub no_columns_header: bool,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// Closed loop: connections. Open loop: the most in flight at once.
+    pub concurrency: usize,
+    /// Open loop: the target rate (requests/s).
+    pub rate: Option<f64>,
+    /// Rows per request.
+    pub rows: usize,
+    /// From the end of the warm-up to the last answer.
+    pub elapsed: Duration,
+    /// Answers by HTTP status (200 included).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests that failed without an HTTP answer (connect, reset, timeout).
+    pub transport_errors: u64,
+    /// 200 answers whose X-Score-Rows did not match the rows sent.
+    pub wrong_answers: u64,
+    /// Open loop: requests not sent because `max_in_flight` were in flight.
+    pub dropped: u64,
+    /// Latency of each successful (200) answer, sorted, in microseconds.
+    pub latencies_us: Vec<u64>,
+}
+
+impl Report {
+    /// Successful answers.
+    pub fn ok(&self) -> u64 {
+        self.statuses.get(&200).copied().unwrap_or(0) - self.wrong_answers
+    }
+
+    /// Every answer or failure.
+    pub fn total(&self) -> u64 {
+        self.statuses.values().sum::<u64>() + self.transport_errors
+    }
+
+    /// Scored rows per second.
+    pub fn rows_per_sec(&self) -> f64 {
+        (self.ok() * self.rows as u64) as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Successful requests per second.
+    pub fn requests_per_sec(&self) -> f64 {
+        self.ok() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Latency quantile `q` (0..=1) of successful answers.
+    pub fn quantile(&self, q: f64) -> Duration {
+        Duration::from_micros(quantile(&self.latencies_us, q))
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        serde_json::json!({
+            "mode": self.mode,
+            "concurrency": self.concurrency,
+            "rate": self.rate,
+            "rows_per_request": self.rows,
+            "seconds": self.elapsed.as_secs_f64(),
+            "ok": self.ok(),
+            "rows_per_s": self.rows_per_sec(),
+            "requests_per_s": self.requests_per_sec(),
+            "p50_ms": ms(self.quantile(0.5)),
+            "p90_ms": ms(self.quantile(0.9)),
+            "p99_ms": ms(self.quantile(0.99)),
+            "max_ms": ms(self.quantile(1.0)),
+            "statuses": self.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "transport_errors": self.transport_errors,
+            "wrong_answers": self.wrong_answers,
+            "dropped": self.dropped,
+        })
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |q: f64| self.quantile(q).as_secs_f64() * 1e3;
+        let load = match self.rate {
+            Some(rate) => {
+                format!("open loop at {rate} req/s (at most {} in flight)", self.concurrency)
+            }
+            None => format!("closed loop, {} connections", self.concurrency),
+        };
+        writeln!(
+            f,
+            "{load}, {} rows a request, {:.2} s measured",
+            self.rows,
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "  {:.0} rows/s, {:.1} requests/s ({} ok)",
+            self.rows_per_sec(),
+            self.requests_per_sec(),
+            self.ok()
+        )?;
+        writeln!(
+            f,
+            "  latency of ok answers: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(1.0)
+        )?;
+        write!(
+            f,
+            "  statuses {:?}, transport errors {}, wrong answers {}, dropped {}",
+            self.statuses, self.transport_errors, self.wrong_answers, self.dropped
+        )
+    }
+}
+
+/// Nearest-rank quantile of sorted values (0 when empty).
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A request body of `rows × columns` float32 values, deterministic.
+pub fn body(rows: usize, columns: usize) -> Bytes {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut out = Vec::with_capacity(rows * columns * 4);
+    for _ in 0..rows * columns {
+        out.extend_from_slice(&(rng.f32() * 4.0 - 2.0).to_le_bytes());
+    }
+    out.into()
+}
+
+/// Where and what to send.
+struct Target {
+    /// `host:port` to connect to.
+    address: String,
+    /// Request URI path and query.
+    path: String,
+    host: String,
+    body: Bytes,
+    rows: usize,
+    columns: Option<usize>,
+    timeout: Duration,
+}
+
+impl Target {
+    fn new(args: &Args) -> anyhow::Result<Target> {
+        let uri: Uri = args.url.parse().with_context(|| format!("bad --url {:?}", args.url))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("--url must be http:// (got {:?})", args.url);
+        }
+        let authority = uri.authority().context("--url has no host")?;
+        let port = authority.port_u16().unwrap_or(80);
+        let path = match &args.model {
+            Some(model) => format!("/models/{model}/score"),
+            None => uri.path_and_query().map_or("/score".into(), |p| p.to_string()),
+        };
+        if args.rows == 0 || args.columns == 0 {
+            bail!("--rows and --columns must be at least 1");
+        }
+        Ok(Target {
+            address: format!("{}:{port}", authority.host()),
+            path,
+            host: authority.to_string(),
+            body: body(args.rows, args.columns),
+            rows: args.rows,
+            columns: (!args.no_columns_header).then_some(args.columns),
+            timeout: args.timeout,
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        let stream = TcpStream::connect(&self.address)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.address))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// One request on `sender`: the status and whether X-Score-Rows matched.
+    async fn send(&self, sender: &mut SendRequest<Full<Bytes>>) -> anyhow::Result<(u16, bool)> {
+        let exchange = async {
+            sender.ready().await?;
+            let mut request = Request::put(&self.path)
+                .header(hyper::header::HOST, &self.host)
+                .header(hyper::header::CONTENT_TYPE, "application/octet-stream");
+            if let Some(columns) = self.columns {
+                request = request.header("x-score-columns", columns);
+            }
+            let response = sender.send_request(request.body(Full::new(self.body.clone()))?).await?;
+            let status = response.status().as_u16();
+            let rows = response
+                .headers()
+                .get("x-score-rows")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            response.into_body().collect().await?;
+            anyhow::Ok((status, rows.is_none_or(|r| r == self.rows)))
+        };
+        tokio::time::timeout(self.timeout, exchange).await.context("timed out")?
+    }
+}
+
+/// Outcomes, shared by the tasks of a run.
+#[derive(Default)]
+struct Recorder {
+    statuses: BTreeMap<u16, u64>,
+    transport_errors: u64,
+    wrong_answers: u64,
+    latencies_us: Vec<u64>,
+}
+
+impl Recorder {
+    fn record(&mut self, outcome: &anyhow::Result<(u16, bool)>, latency: Duration) {
+        match outcome {
+            Ok((status, rows_ok)) => {
+                *self.statuses.entry(*status).or_default() += 1;
+                if *status == 200 {
+                    if *rows_ok {
+                        self.latencies_us.push(latency.as_micros() as u64);
+                    } else {
+                        self.wrong_answers += 1;
+                    }
+                }
+            }
+            Err(_) => self.transport_errors += 1,
+        }
+    }
+}
+
+/// Runs the load the arguments describe and reports it.
+pub async fn run(args: &Args) -> anyhow::Result<Report> {
+    let target = Arc::new(Target::new(args)?);
+    // Fail fast on a wrong address instead of reporting only errors.
+    target.connect().await?;
+    let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let stop = measure_from + args.duration;
+    let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
+    let mut report = match args.rate {
+        None => {
+            let concurrency = args.concurrency.unwrap_or(1).max(1);
+            closed(&target, &recorder, concurrency, measure_from, stop, &budget).await;
+            Report { mode: "closed", concurrency, ..Report::default() }
+        }
+        Some(rate) => {
+            if !(rate > 0.0 && rate.is_finite()) {
+                bail!("--rate must be a positive number");
+            }
+            let dropped =
+                open(&target, &recorder, rate, args.max_in_flight, measure_from, stop, &budget)
+                    .await;
+            Report {
+                mode: "open",
+                concurrency: args.max_in_flight,
+                rate: Some(rate),
+                dropped,
+                ..Report::default()
+            }
+        }
+    };
+    // Every request started in the window is counted, with its answer even
+    // if that came after the window closed: the run is measured up to its
+    // last answer.
+    let ended = Instant::now();
+    let recorder = std::mem::take(&mut *recorder.lock().expect("recorder"));
+    report.rows = target.rows;
+    report.elapsed = ended.saturating_duration_since(measure_from).max(Duration::from_micros(1));
+    report.statuses = recorder.statuses;
+    report.transport_errors = recorder.transport_errors;
+    report.wrong_answers = recorder.wrong_answers;
+    report.latencies_us = recorder.latencies_us;
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}
+
+/// Takes one request from the budget; false when it is spent.
+fn take(budget: &AtomicU64) -> bool {
+    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+}
+
+async fn closed(
+    target: &Arc<Target>,
+    recorder: &Arc<Mutex<Recorder>>,
+    concurrency: usize,
+    measure_from: Instant,
+    stop: Instant,
+    budget: &Arc<AtomicU64>,
+) {
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (target, recorder, budget) = (target.clone(), recorder.clone(), budget.clone());
+            tokio::spawn(async move {
+                let mut sender = None;
+                loop {
+                    let started = Instant::now();
+                    if started >= stop || (started >= measure_from && !take(&budget)) {
+                        return;
+                    }
+                    let outcome = match &mut sender {
+                        Some(s) => target.send(s).await,
+                        None => match target.connect().await {
+                            Ok(mut s) => {
+                                let outcome = target.send(&mut s).await;
+                                sender = Some(s);
+                                outcome
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
+                    if outcome.is_err() {
+                        sender = None; // reconnect
+                    }
+                    if started >= measure_from {
+                        recorder.lock().expect("recorder").record(&outcome, started.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn open(
+    target: &Arc<Target>,
+    recorder: &Arc<Mutex<Recorder>>,
+    rate: f64,
+    max_in_flight: usize,
+    measure_from: Instant,
+    stop: Instant,
+    budget: &Arc<AtomicU64>,
+) -> u64 {
+    let idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>> = Arc::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut dropped = 0;
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for n in 0u64.. {
+        let scheduled = start + interval.mul_f64(n as f64);
+        if scheduled >= stop || (scheduled >= measure_from && !take(budget)) {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let measured = scheduled >= measure_from;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            dropped += u64::from(measured);
+            continue;
+        };
+        let (target, recorder, idle) = (target.clone(), recorder.clone(), idle.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = slot;
+            let reused = idle.lock().expect("idle").pop();
+            let mut sender = match reused {
+                Some(s) => Ok(s),
+                None => target.connect().await,
+            };
+            let outcome = match &mut sender {
+                Ok(s) => target.send(s).await,
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            if let (Ok(s), Ok(_)) = (sender, &outcome) {
+                idle.lock().expect("idle").push(s);
+            }
+            if measured {
+                recorder.lock().expect("recorder").record(&outcome, scheduled.elapsed());
+            }
+        }));
+        tasks.retain(|t| !t.is_finished());
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    dropped
+}
