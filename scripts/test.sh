@@ -33,5 +33,8 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+step "load-test harness smoke run (load-tests/run.sh --smoke, ~30 s)"
+load-tests/run.sh --smoke
+
 step "Python package: PySpark tests (builds the wheel; venv cached in ~/.cache/score)"
 scripts/test-python.sh

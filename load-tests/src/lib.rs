@@ -76,6 +76,14 @@ pub struct Args {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// KEY=VALUE added to the JSON report (repeatable), to label a run.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// What a run measured.

@@ -12,7 +12,11 @@ fn main() -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let report = runtime.block_on(run(&args))?;
     if args.json {
-        println!("{}", report.to_json());
+        let mut json = report.to_json();
+        for (key, value) in &args.tags {
+            json[key] = value.clone().into();
+        }
+        println!("{json}");
     } else {
         println!("{report}");
     }
