@@ -141,8 +141,13 @@ for rows in 1000 10; do
 done
 
 echo "== 2. serving efficiency: MLP, 1,024 rows a request, vs in-process"
-inproc=$("$bin/examples/inprocess" models/mlp.onnx 1024 2 "$secs" | sed -E 's/.*: ([0-9]+) rows\/s.*/\1/')
-record "{\"scenario\":\"efficiency\",\"target\":\"tract in-process\",\"threads\":2,\"rows_per_s\":$inproc}"
+# The server cuts a 1,024-row request into two 512-row chunks (one per
+# worker), and the MLP runs faster on 512 rows a call (cache), so in-process
+# is measured at each size and the best is the reference.
+for call_rows in 256 512 1024; do
+  inproc=$("$bin/examples/inprocess" models/mlp.onnx "$call_rows" 2 "$secs" | sed -E 's/.*: ([0-9]+) rows\/s.*/\1/')
+  record "{\"scenario\":\"efficiency\",\"target\":\"tract in-process\",\"threads\":2,\"rows_per_call\":$call_rows,\"rows_per_s\":$inproc}"
+done
 if ! $smoke; then
   r=$("$seedvenv/bin/python" load-tests/seed/inprocess_ort.py models/mlp.onnx 1024 2 "$secs")
   record "{\"scenario\":\"efficiency\",\"target\":\"onnxruntime in-process\",\"threads\":2,\"raw\":$r}"
