@@ -321,29 +321,82 @@ impl Recorder {
     }
 }
 
+/// A connection to the target.
+type Connection = SendRequest<Full<Bytes>>;
+
+impl Target {
+    /// One request on `connection`, or on a new one when it is `None`.
+    /// Gives the connection back when the exchange went through (it can be
+    /// reused); after an error the caller connects again.
+    async fn exchange(
+        &self,
+        connection: Option<Connection>,
+    ) -> (Option<Connection>, anyhow::Result<(u16, bool)>) {
+        let mut connection = match connection {
+            Some(c) => c,
+            None => match self.connect().await {
+                Ok(c) => c,
+                Err(e) => return (None, Err(e)),
+            },
+        };
+        let outcome = self.send(&mut connection).await;
+        (outcome.is_ok().then_some(connection), outcome)
+    }
+}
+
+/// What the tasks of a run share.
+struct Run {
+    target: Target,
+    recorder: Mutex<Recorder>,
+    /// End of the warm-up.
+    measure_from: Instant,
+    /// No request starts at or after this.
+    stop: Instant,
+    /// Requests left (`--requests`), counted from the end of the warm-up.
+    budget: AtomicU64,
+}
+
+impl Run {
+    /// Whether a request may start at `at`: before the stop and, once
+    /// measuring, within the request budget (which it then uses).
+    fn may_start(&self, at: Instant) -> bool {
+        let take =
+            || self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        at < self.stop && (at < self.measure_from || take().is_ok())
+    }
+
+    /// Records an outcome if the request started in the measured window.
+    fn record(&self, started: Instant, outcome: &anyhow::Result<(u16, bool)>) {
+        if started >= self.measure_from {
+            self.recorder.lock().expect("recorder").record(outcome, started.elapsed());
+        }
+    }
+}
+
 /// Runs the load the arguments describe and reports it.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
-    let target = Arc::new(Target::new(args)?);
+    let target = Target::new(args)?;
     // Fail fast on a wrong address instead of reporting only errors.
     target.connect().await?;
-    let recorder = Arc::new(Mutex::new(Recorder::default()));
-    let start = Instant::now();
-    let measure_from = start + args.warmup;
-    let stop = measure_from + args.duration;
-    let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
+    let measure_from = Instant::now() + args.warmup;
+    let run = Arc::new(Run {
+        target,
+        recorder: Mutex::default(),
+        measure_from,
+        stop: measure_from + args.duration,
+        budget: AtomicU64::new(args.requests.unwrap_or(u64::MAX)),
+    });
     let mut report = match args.rate {
         None => {
             let concurrency = args.concurrency.unwrap_or(1).max(1);
-            closed(&target, &recorder, concurrency, measure_from, stop, &budget).await;
+            closed(&run, concurrency).await;
             Report { mode: "closed", concurrency, ..Report::default() }
         }
         Some(rate) => {
             if !(rate > 0.0 && rate.is_finite()) {
                 bail!("--rate must be a positive number");
             }
-            let dropped =
-                open(&target, &recorder, rate, args.max_in_flight, measure_from, stop, &budget)
-                    .await;
+            let dropped = open(&run, rate, args.max_in_flight).await;
             Report {
                 mode: "open",
                 concurrency: args.max_in_flight,
@@ -357,8 +410,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     // if that came after the window closed: the run is measured up to its
     // last answer.
     let ended = Instant::now();
-    let recorder = std::mem::take(&mut *recorder.lock().expect("recorder"));
-    report.rows = target.rows;
+    let recorder = std::mem::take(&mut *run.recorder.lock().expect("recorder"));
+    report.rows = run.target.rows;
     report.elapsed = ended.saturating_duration_since(measure_from).max(Duration::from_micros(1));
     report.statuses = recorder.statuses;
     report.transport_errors = recorder.transport_errors;
@@ -368,46 +421,22 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Takes one request from the budget; false when it is spent.
-fn take(budget: &AtomicU64) -> bool {
-    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
-}
-
-async fn closed(
-    target: &Arc<Target>,
-    recorder: &Arc<Mutex<Recorder>>,
-    concurrency: usize,
-    measure_from: Instant,
-    stop: Instant,
-    budget: &Arc<AtomicU64>,
-) {
+/// `concurrency` tasks, each with its own connection, each sending the next
+/// request when the last is answered.
+async fn closed(run: &Arc<Run>, concurrency: usize) {
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (target, recorder, budget) = (target.clone(), recorder.clone(), budget.clone());
+            let run = run.clone();
             tokio::spawn(async move {
-                let mut sender = None;
+                let mut connection = None;
                 loop {
                     let started = Instant::now();
-                    if started >= stop || (started >= measure_from && !take(&budget)) {
+                    if !run.may_start(started) {
                         return;
                     }
-                    let outcome = match &mut sender {
-                        Some(s) => target.send(s).await,
-                        None => match target.connect().await {
-                            Ok(mut s) => {
-                                let outcome = target.send(&mut s).await;
-                                sender = Some(s);
-                                outcome
-                            }
-                            Err(e) => Err(e),
-                        },
-                    };
-                    if outcome.is_err() {
-                        sender = None; // reconnect
-                    }
-                    if started >= measure_from {
-                        recorder.lock().expect("recorder").record(&outcome, started.elapsed());
-                    }
+                    let outcome;
+                    (connection, outcome) = run.target.exchange(connection.take()).await;
+                    run.record(started, &outcome);
                 }
             })
         })
@@ -417,55 +446,35 @@ async fn closed(
     }
 }
 
-async fn open(
-    target: &Arc<Target>,
-    recorder: &Arc<Mutex<Recorder>>,
-    rate: f64,
-    max_in_flight: usize,
-    measure_from: Instant,
-    stop: Instant,
-    budget: &Arc<AtomicU64>,
-) -> u64 {
-    let idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>> = Arc::default();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+/// Requests started on a fixed schedule over a pool of idle connections;
+/// returns how many were dropped at the in-flight cap.
+async fn open(run: &Arc<Run>, rate: f64, max_in_flight: usize) -> u64 {
+    let idle: Arc<Mutex<Vec<Connection>>> = Arc::default();
+    let max_in_flight = max_in_flight.clamp(1, u32::MAX as usize);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut dropped = 0;
-    let mut tasks = Vec::new();
     let start = Instant::now();
     for n in 0u64.. {
         let scheduled = start + interval.mul_f64(n as f64);
-        if scheduled >= stop || (scheduled >= measure_from && !take(budget)) {
+        if !run.may_start(scheduled) {
             break;
         }
         tokio::time::sleep_until(scheduled.into()).await;
-        let measured = scheduled >= measure_from;
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            dropped += u64::from(measured);
+            dropped += u64::from(scheduled >= run.measure_from);
             continue;
         };
-        let (target, recorder, idle) = (target.clone(), recorder.clone(), idle.clone());
-        tasks.push(tokio::spawn(async move {
+        let (run, idle) = (run.clone(), idle.clone());
+        tokio::spawn(async move {
             let _slot = slot;
             let reused = idle.lock().expect("idle").pop();
-            let mut sender = match reused {
-                Some(s) => Ok(s),
-                None => target.connect().await,
-            };
-            let outcome = match &mut sender {
-                Ok(s) => target.send(s).await,
-                Err(e) => Err(anyhow::anyhow!("{e}")),
-            };
-            if let (Ok(s), Ok(_)) = (sender, &outcome) {
-                idle.lock().expect("idle").push(s);
-            }
-            if measured {
-                recorder.lock().expect("recorder").record(&outcome, scheduled.elapsed());
-            }
-        }));
-        tasks.retain(|t| !t.is_finished());
+            let (connection, outcome) = run.target.exchange(reused).await;
+            idle.lock().expect("idle").extend(connection);
+            run.record(scheduled, &outcome);
+        });
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    // Every slot back: the requests in flight have all been answered.
+    let _ = slots.acquire_many(max_in_flight as u32).await;
     dropped
 }
