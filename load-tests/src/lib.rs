@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+pub mod http1;
+
+use http1::Connection;
 
 /// Command-line arguments.
 #[derive(Clone, Debug, clap::Parser)]
@@ -222,18 +221,16 @@ pub fn body(rows: usize, columns: usize) -> Bytes {
 struct Target {
     /// `host:port` to connect to.
     address: String,
-    /// Request URI path and query.
-    path: String,
-    host: String,
-    body: Bytes,
+    /// The whole request, head and body, encoded once.
+    request: Bytes,
     rows: usize,
-    columns: Option<usize>,
     timeout: Duration,
 }
 
 impl Target {
     fn new(args: &Args) -> anyhow::Result<Target> {
-        let uri: Uri = args.url.parse().with_context(|| format!("bad --url {:?}", args.url))?;
+        let uri: http::Uri =
+            args.url.parse().with_context(|| format!("bad --url {:?}", args.url))?;
         if uri.scheme_str() != Some("http") {
             bail!("--url must be http:// (got {:?})", args.url);
         }
@@ -246,51 +243,34 @@ impl Target {
         if args.rows == 0 || args.columns == 0 {
             bail!("--rows and --columns must be at least 1");
         }
+        let mut headers = vec![("content-type", "application/octet-stream".to_string())];
+        if !args.no_columns_header {
+            headers.push(("x-score-columns", args.columns.to_string()));
+        }
+        let body = body(args.rows, args.columns);
         Ok(Target {
             address: format!("{}:{port}", authority.host()),
-            path,
-            host: authority.to_string(),
-            body: body(args.rows, args.columns),
+            request: http1::encode_put(&path, authority.as_str(), &headers, &body),
             rows: args.rows,
-            columns: (!args.no_columns_header).then_some(args.columns),
             timeout: args.timeout,
         })
     }
 
-    async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-        let stream = TcpStream::connect(&self.address)
-            .await
-            .with_context(|| format!("cannot connect to {}", self.address))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        Connection::connect(&self.address).await
     }
 
-    /// One request on `sender`: the status and whether X-Score-Rows matched.
-    async fn send(&self, sender: &mut SendRequest<Full<Bytes>>) -> anyhow::Result<(u16, bool)> {
-        let exchange = async {
-            sender.ready().await?;
-            let mut request = Request::put(&self.path)
-                .header(hyper::header::HOST, &self.host)
-                .header(hyper::header::CONTENT_TYPE, "application/octet-stream");
-            if let Some(columns) = self.columns {
-                request = request.header("x-score-columns", columns);
+    /// One request on `connection`: the status and whether X-Score-Rows
+    /// matched, and whether the connection can be used again.
+    async fn send(&self, connection: &mut Connection) -> (anyhow::Result<(u16, bool)>, bool) {
+        match tokio::time::timeout(self.timeout, connection.exchange(&self.request)).await {
+            Ok(Ok(answer)) => {
+                let rows_ok = answer.rows.is_none_or(|r| r == self.rows);
+                (Ok((answer.status, rows_ok)), answer.keep_alive)
             }
-            let response = sender.send_request(request.body(Full::new(self.body.clone()))?).await?;
-            let status = response.status().as_u16();
-            let rows = response
-                .headers()
-                .get("x-score-rows")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            response.into_body().collect().await?;
-            anyhow::Ok((status, rows.is_none_or(|r| r == self.rows)))
-        };
-        tokio::time::timeout(self.timeout, exchange).await.context("timed out")?
+            Ok(Err(e)) => (Err(e), false),
+            Err(_) => (Err(anyhow::anyhow!("timed out")), false),
+        }
     }
 }
 
@@ -321,13 +301,11 @@ impl Recorder {
     }
 }
 
-/// A connection to the target.
-type Connection = SendRequest<Full<Bytes>>;
-
 impl Target {
     /// One request on `connection`, or on a new one when it is `None`.
-    /// Gives the connection back when the exchange went through (it can be
-    /// reused); after an error the caller connects again.
+    /// Gives the connection back when it can carry another request (the
+    /// exchange went through and the answer did not close it); otherwise
+    /// the caller connects again.
     async fn exchange(
         &self,
         connection: Option<Connection>,
@@ -339,8 +317,8 @@ impl Target {
                 Err(e) => return (None, Err(e)),
             },
         };
-        let outcome = self.send(&mut connection).await;
-        (outcome.is_ok().then_some(connection), outcome)
+        let (outcome, reusable) = self.send(&mut connection).await;
+        (reusable.then_some(connection), outcome)
     }
 }
 
@@ -396,7 +374,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             if !(rate > 0.0 && rate.is_finite()) {
                 bail!("--rate must be a positive number");
             }
-            let dropped = open(&run, rate, args.max_in_flight).await;
+            let dropped = open(&run, rate, args.max_in_flight).await?;
             Report {
                 mode: "open",
                 concurrency: args.max_in_flight,
@@ -448,33 +426,48 @@ async fn closed(run: &Arc<Run>, concurrency: usize) {
 
 /// Requests started on a fixed schedule over a pool of idle connections;
 /// returns how many were dropped at the in-flight cap.
-async fn open(run: &Arc<Run>, rate: f64, max_in_flight: usize) -> u64 {
+///
+/// The schedule is kept by a thread of its own sleeping with
+/// `std::thread::sleep` (tens of microseconds late), not by the runtime's
+/// timer, whose 1 ms ticks would add up to a millisecond of the generator's
+/// own lateness to every latency measured from the schedule.
+async fn open(run: &Arc<Run>, rate: f64, max_in_flight: usize) -> anyhow::Result<u64> {
     let idle: Arc<Mutex<Vec<Connection>>> = Arc::default();
     let max_in_flight = max_in_flight.clamp(1, u32::MAX as usize);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let mut dropped = 0;
-    let start = Instant::now();
-    for n in 0u64.. {
-        let scheduled = start + interval.mul_f64(n as f64);
-        if !run.may_start(scheduled) {
-            break;
-        }
-        tokio::time::sleep_until(scheduled.into()).await;
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            dropped += u64::from(scheduled >= run.measure_from);
-            continue;
-        };
-        let (run, idle) = (run.clone(), idle.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            let reused = idle.lock().expect("idle").pop();
-            let (connection, outcome) = run.target.exchange(reused).await;
-            idle.lock().expect("idle").extend(connection);
-            run.record(scheduled, &outcome);
-        });
-    }
+    let runtime = tokio::runtime::Handle::current();
+    let scheduler = {
+        let (run, slots) = (run.clone(), slots.clone());
+        std::thread::Builder::new().name("loadgen-schedule".into()).spawn(move || {
+            let mut dropped = 0;
+            let start = Instant::now();
+            for n in 0u64.. {
+                let scheduled = start + interval.mul_f64(n as f64);
+                if !run.may_start(scheduled) {
+                    break;
+                }
+                std::thread::sleep(scheduled.saturating_duration_since(Instant::now()));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    dropped += u64::from(scheduled >= run.measure_from);
+                    continue;
+                };
+                let (run, idle) = (run.clone(), idle.clone());
+                runtime.spawn(async move {
+                    let _slot = slot;
+                    let reused = idle.lock().expect("idle").pop();
+                    let (connection, outcome) = run.target.exchange(reused).await;
+                    idle.lock().expect("idle").extend(connection);
+                    run.record(scheduled, &outcome);
+                });
+            }
+            dropped
+        })?
+    };
+    let dropped = tokio::task::spawn_blocking(move || scheduler.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the scheduling thread panicked"))?;
     // Every slot back: the requests in flight have all been answered.
     let _ = slots.acquire_many(max_in_flight as u32).await;
-    dropped
+    Ok(dropped)
 }
