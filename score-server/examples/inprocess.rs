@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use score_server::model::{Model, ModelSource};
 use tract_onnx::prelude::*;
 
+/// The server's allocator, so the comparison is of serving, not of malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).map_or("models/logreg.onnx", String::as_str);
