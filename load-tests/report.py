@@ -62,18 +62,25 @@ def tables(runs):
             out.append(f"\nBest of each at {rows:,} rows a request: score-server {fmt(ss)} rows/s, seed {fmt(seed)} rows/s: **{ss / seed:.2f}×**.")
 
     out.append("\n### 2. Serving efficiency (MLP, 1,024 rows a request, 2 threads)\n")
-    out.append("| what | rows/s | / best in-process tract |")
-    out.append("|---|---|---|")
+    out.append("Throughput, and CPU per row: in-process tract has both cores to itself, while the server shares them with loadgen, so CPU per row (the server process's, all threads, against the in-process loop's) compares the work each does per row.\n")
+    out.append("| what | rows/s | / best in-process tract | CPU ms per 1,000 rows | in-process CPU per row / its CPU per row |")
+    out.append("|---|---|---|---|---|")
     tract = max((r["rows_per_s"] for r in by["efficiency"] if r.get("target") == "tract in-process"), default=None)
+    cpu = lambda r: r["cpu_s"] / r["rows"] * 1e6 if r.get("rows") else None
+    tract_cpu = min((cpu(r) for r in by["efficiency"] if r.get("target") == "tract in-process" and cpu(r)), default=None)
+    served_cpu = {r["concurrency"]: cpu(r) for r in by["efficiency-cpu"]}
     for r in by["efficiency"]:
         rps = r["rows_per_s"] if "rows_per_s" in r else r["raw"]["rows_per_s"]
+        per_krow = cpu(r)
         if "threads" not in r:
             what = f"score-server, 1,024-row requests, concurrency {r['concurrency']}"
+            per_krow = served_cpu.get(r["concurrency"])
         elif "rows_per_call" in r:
             what = f"{r['target']}, {r['rows_per_call']:,} rows a call"
         else:
             what = f"{r['target']}, 1,024 rows a call"
-        out.append(f"| {what} | {fmt(rps)} | {fmt(rps / tract if tract else None, 2)} |")
+        by_cpu = tract_cpu / per_krow if tract_cpu and per_krow else None
+        out.append(f"| {what} | {fmt(rps)} | {fmt(rps / tract if tract else None, 2)} | {fmt(per_krow, 2)} | {fmt(by_cpu, 2)} |")
 
     out.append("\n### 3. Batch-size sweep (logreg, concurrency 4)\n")
     out.append("| rows/request | rows/s | requests/s | p50 ms | p99 ms |")

@@ -64,6 +64,21 @@ print("  %s %s rows=%d c=%d: %.0f rows/s, p99 %.2f ms, %s" % (r.get("scenario"),
       r["rows_per_request"], r["concurrency"], r["rows_per_s"], r["p99_ms"], r["statuses"]))' <"$runs"
 }
 record() { echo "$1" >>"$runs"; echo "  $1"; }
+# cpu_of FILE CMD...: runs CMD (its stdout passes through) and writes the
+# CPU seconds it used (user + system, all threads) into FILE.
+cpu_of() {
+  python3 -c 'import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f" % (u.ru_utime + u.ru_stime))
+sys.exit(code)' "$@"
+}
+# CPU clock ticks (user + system) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Rows the server at URL has scored with MODEL (its score_rows_total).
+scored_rows() {
+  curl -fsS "$1/metrics" | awk -v m="score_rows_total{model=\"$2\"}" '$1 == m {print $2; f=1} END {if (!f) print 0}'
+}
 
 # score-server: two workers (one per core), the demo model and the MLP.
 start_server() { # PORT [FLAGS...]
@@ -145,18 +160,25 @@ done
 
 echo "== 2. serving efficiency: MLP, 1,024 rows a request, vs in-process"
 # The server cuts a 1,024-row request into two 512-row chunks (one per
-# worker), and the MLP runs faster on 512 rows a call (cache), so in-process
-# is measured at each size and the best is the reference.
+# worker), so in-process is measured at 256, 512 and 1,024 rows a call and
+# the best is the reference.
+# CPU as well as throughput: loadgen shares the two cores with the server,
+# while in-process tract has them to itself, so rows per CPU-second is the
+# fair comparison of the work each does per row.
 for call_rows in 256 512 1024; do
-  inproc=$("$bin/examples/inprocess" models/mlp.onnx "$call_rows" 2 "$secs" | sed -E 's/.*: ([0-9]+) rows\/s.*/\1/')
-  record "{\"scenario\":\"efficiency\",\"target\":\"tract in-process\",\"threads\":2,\"rows_per_call\":$call_rows,\"rows_per_s\":$inproc}"
+  line=$(cpu_of "$tmp/cpu" "$bin/examples/inprocess" models/mlp.onnx "$call_rows" 2 "$secs")
+  inproc=$(echo "$line" | sed -E 's/.*: ([0-9]+) rows\/s.*/\1/')
+  record "{\"scenario\":\"efficiency\",\"target\":\"tract in-process\",\"threads\":2,\"rows_per_call\":$call_rows,\"rows_per_s\":$inproc,\"cpu_s\":$(cat "$tmp/cpu"),\"rows\":$((inproc * secs))}"
 done
 if ! $smoke; then
   r=$("$seedvenv/bin/python" load-tests/seed/inprocess_ort.py models/mlp.onnx 1024 2 "$secs")
   record "{\"scenario\":\"efficiency\",\"target\":\"onnxruntime in-process\",\"threads\":2,\"raw\":$r}"
 fi
 for c in 2 4 8; do
+  cpu0=$(cpu_ticks "$server_pid") rows0=$(scored_rows "$score" mlp)
   load scenario=efficiency target=score-server -- --url "$score/models/mlp/score" --rows 1024 --concurrency "$c"
+  cpu1=$(cpu_ticks "$server_pid") rows1=$(scored_rows "$score" mlp)
+  record "{\"scenario\":\"efficiency-cpu\",\"concurrency\":$c,\"cpu_s\":$(((cpu1 - cpu0) * 1000 / $(getconf CLK_TCK)))e-3,\"rows\":$((rows1 - rows0))}"
 done
 
 echo "== 3. batch-size sweep: logreg, concurrency 4"
