@@ -12,6 +12,8 @@
 //! 429 share, peak RSS per replica) are printed; run with `--nocapture` (or
 //! `cargo nextest run --no-capture`) to see them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -97,13 +99,13 @@ impl Replica {
 
     /// Peak RSS of the running process, in KiB.
     fn peak_kib(&self) -> u64 {
-        proc_status_kib(self.pid(), "VmHWM")
+        common::proc_status_kib(self.pid(), "VmHWM")
     }
 
     /// SIGKILL: connections drop mid-request, as when a container is killed.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            self.peaks_kib.push(proc_status_kib(child.id(), "VmHWM"));
+            self.peaks_kib.push(common::proc_status_kib(child.id(), "VmHWM"));
             child.kill().expect("kill");
             child.wait().expect("wait");
         }
@@ -113,8 +115,8 @@ impl Replica {
     /// Panics unless it exits cleanly within `limit`.
     fn terminate(&mut self, limit: Duration) {
         let mut child = self.child.take().expect("replica running");
-        self.peaks_kib.push(proc_status_kib(child.id(), "VmHWM"));
-        signal(child.id(), "TERM");
+        self.peaks_kib.push(common::proc_status_kib(child.id(), "VmHWM"));
+        common::signal(child.id(), "TERM");
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -141,20 +143,6 @@ impl Drop for Replica {
 fn server_binary() -> PathBuf {
     std::env::var_os("SCORE_SERVER_BIN")
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_score-server")), PathBuf::from)
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
-    assert!(status.expect("run kill").success(), "kill -{name} {pid} failed");
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 fn tail(path: &Path) -> String {

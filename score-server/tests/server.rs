@@ -2,6 +2,8 @@
 //! every status code over a socket, overload with bounded memory, the
 //! SIGTERM drain, start-up failures.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -53,25 +55,12 @@ impl Server {
 
     /// Peak and current resident memory in KiB.
     fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-                .expect("memory field")
-        };
-        (field("VmHWM:"), field("VmRSS:"))
+        let pid = self.child.id();
+        (common::proc_status_kib(pid, "VmHWM"), common::proc_status_kib(pid, "VmRSS"))
     }
 
     fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+        common::signal(self.child.id(), signal);
     }
 }
 
