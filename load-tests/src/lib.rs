@@ -260,16 +260,28 @@ impl Target {
         Connection::connect(&self.address).await
     }
 
-    /// One request on `connection`: the status and whether X-Score-Rows
-    /// matched, and whether the connection can be used again.
-    async fn send(&self, connection: &mut Connection) -> (anyhow::Result<(u16, bool)>, bool) {
+    /// One request on `connection`, or on a new one when it is `None`: the
+    /// status and whether X-Score-Rows matched. Gives the connection back
+    /// when it can carry another request (the exchange went through and the
+    /// answer did not close it); otherwise the caller connects again.
+    async fn exchange(
+        &self,
+        connection: Option<Connection>,
+    ) -> (Option<Connection>, anyhow::Result<(u16, bool)>) {
+        let mut connection = match connection {
+            Some(c) => c,
+            None => match self.connect().await {
+                Ok(c) => c,
+                Err(e) => return (None, Err(e)),
+            },
+        };
         match tokio::time::timeout(self.timeout, connection.exchange(&self.request)).await {
             Ok(Ok(answer)) => {
                 let rows_ok = answer.rows.is_none_or(|r| r == self.rows);
-                (Ok((answer.status, rows_ok)), answer.keep_alive)
+                (answer.keep_alive.then_some(connection), Ok((answer.status, rows_ok)))
             }
-            Ok(Err(e)) => (Err(e), false),
-            Err(_) => (Err(anyhow::anyhow!("timed out")), false),
+            Ok(Err(e)) => (None, Err(e)),
+            Err(_) => (None, Err(anyhow::anyhow!("timed out"))),
         }
     }
 }
@@ -298,27 +310,6 @@ impl Recorder {
             }
             Err(_) => self.transport_errors += 1,
         }
-    }
-}
-
-impl Target {
-    /// One request on `connection`, or on a new one when it is `None`.
-    /// Gives the connection back when it can carry another request (the
-    /// exchange went through and the answer did not close it); otherwise
-    /// the caller connects again.
-    async fn exchange(
-        &self,
-        connection: Option<Connection>,
-    ) -> (Option<Connection>, anyhow::Result<(u16, bool)>) {
-        let mut connection = match connection {
-            Some(c) => c,
-            None => match self.connect().await {
-                Ok(c) => c,
-                Err(e) => return (None, Err(e)),
-            },
-        };
-        let (outcome, reusable) = self.send(&mut connection).await;
-        (reusable.then_some(connection), outcome)
     }
 }
 
