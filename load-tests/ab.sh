@@ -13,24 +13,25 @@
 # rebuilding the next. Needs a release loadgen: cargo build --release -p loadgen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source load-tests/lib.sh
 [ $# -ge 1 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 loadgen=${CARGO_TARGET_DIR:-target}/release/loadgen
 rows=${ROWS:-10} c=${C:-16} model=${MODEL:-logreg} secs=${SECS:-4}
 ticks=$(getconf CLK_TCK)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 for round in $(seq "${ROUNDS:-3}"); do
   for server in "$@"; do
     "$server" --listen "127.0.0.1:$port" --workers "${WORKERS:-2}" \
       --model logreg=models/logreg.onnx --model mlp=models/mlp.onnx 2>/dev/null &
     pid=$!
-    for _ in $(seq 100); do curl -fsS "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    wait_ready "http://127.0.0.1:$port/readyz"
     # Warm up separately so the CPU window holds only measured requests.
     "$loadgen" --url "http://127.0.0.1:$port/models/$model/score" --rows "$rows" --concurrency "$c" \
       --duration 1s --warmup 0s >/dev/null
-    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    before=$(cpu_ticks "$pid")
     report=$("$loadgen" --url "http://127.0.0.1:$port/models/$model/score" --rows "$rows" \
       --concurrency "$c" --duration "${secs}s" --warmup 0s --json)
-    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    after=$(cpu_ticks "$pid")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     echo "$report" | python3 -c 'import json, sys

@@ -44,13 +44,7 @@ runs=$out/runs.jsonl
 : >"$runs"
 nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "not ready: $1" >&2
-  return 1
-}
-peak_mib() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
+source load-tests/lib.sh
 # load TAGS -- LOADGEN_ARGS: one measured point, appended to runs.jsonl.
 load() {
   local tags=()
@@ -73,8 +67,6 @@ u = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1], "w").write("%.3f" % (u.ru_utime + u.ru_stime))
 sys.exit(code)' "$@"
 }
-# CPU clock ticks (user + system) a process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Rows the server at URL has scored with MODEL (its score_rows_total).
 scored_rows() {
   curl -fsS "$1/metrics" | awk -v m="score_rows_total{model=\"$2\"}" '$1 == m {print $2; f=1} END {if (!f) print 0}'

@@ -6,17 +6,18 @@
 #   load-tests/wrk-crosscheck.sh [SECONDS]     (default 8; needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source load-tests/lib.sh
 secs=${1:-8}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p score-server -p loadgen
 bin=$target/release
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 tmp=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin/score-server" --listen "127.0.0.1:$port" --workers 2 --model logreg=models/logreg.onnx 2>"$tmp/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do curl -fsS "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ready "http://127.0.0.1:$port/readyz"
 url=http://127.0.0.1:$port/score
 # The body loadgen sends (same generator, same seed), for wrk.
 for rows in 1000 10; do

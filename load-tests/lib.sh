@@ -1,0 +1,16 @@
+# Shell helpers shared by the load-test scripts (run.sh, ab.sh,
+# wrk-crosscheck.sh): `source "$(dirname "$0")/lib.sh"`.
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Waits up to 30 s for URL to answer 2xx.
+wait_ready() {
+  for _ in $(seq 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "not ready: $1" >&2
+  return 1
+}
+# Peak RSS of a process, MiB.
+peak_mib() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
+# CPU clock ticks (user + system, all threads) a process has used so far;
+# `getconf CLK_TCK` of them make a second.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
