@@ -117,7 +117,7 @@ impl Connection {
                         } else if value.contains("keep-alive") {
                             keep_alive = true;
                         }
-                    } else if header.name.eq_ignore_ascii_case("x-score-rows") {
+                    } else if header.name.eq_ignore_ascii_case(score_protocol::headers::ROWS) {
                         rows = value.parse().ok();
                     }
                 }

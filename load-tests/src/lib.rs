@@ -210,11 +210,8 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
 /// A request body of `rows × columns` float32 values, deterministic.
 pub fn body(rows: usize, columns: usize) -> Bytes {
     let mut rng = fastrand::Rng::with_seed(7);
-    let mut out = Vec::with_capacity(rows * columns * 4);
-    for _ in 0..rows * columns {
-        out.extend_from_slice(&(rng.f32() * 4.0 - 2.0).to_le_bytes());
-    }
-    out.into()
+    let values: Vec<f32> = (0..rows * columns).map(|_| rng.f32() * 4.0 - 2.0).collect();
+    score_protocol::codec::encode(&values).into()
 }
 
 /// Where and what to send.
@@ -243,9 +240,9 @@ impl Target {
         if args.rows == 0 || args.columns == 0 {
             bail!("--rows and --columns must be at least 1");
         }
-        let mut headers = vec![("content-type", "application/octet-stream".to_string())];
+        let mut headers = vec![("content-type", score_protocol::media::OCTET_STREAM.to_string())];
         if !args.no_columns_header {
-            headers.push(("x-score-columns", args.columns.to_string()));
+            headers.push((score_protocol::headers::COLUMNS, args.columns.to_string()));
         }
         let body = body(args.rows, args.columns);
         Ok(Target {

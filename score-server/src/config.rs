@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::model::ModelSpec;
 
@@ -99,9 +99,14 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The configuration of a server started with no flags.
+    /// The configuration of a server started with no flags and no `SCORE_*`
+    /// environment: the defaults written once, in [`Args`]' attributes. The
+    /// environment is read only by the binary's own `Args::parse`.
     fn default() -> Self {
-        Args::parse_from(["score-server"])
+        let command = Args::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["score-server"]);
+        Args::from_arg_matches(&matches)
+            .expect("the defaults parse; this is a bug")
             .into_config()
             .expect("the defaults are valid; this is a bug")
     }
@@ -187,6 +192,31 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8099");
         assert!(config.workers >= 1);
         assert_eq!(config.body_limit, 64 << 20);
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        temp_env("SCORE_MAX_BATCH_ROWS", "7", || {
+            assert_eq!(Config::default().max_batch_rows, 4096);
+            let from_env = Args::parse_from(["score-server"]).into_config().expect("valid");
+            assert_eq!(from_env.max_batch_rows, 7);
+        });
+    }
+
+    fn temp_env(key: &str, value: &str, f: impl FnOnce()) {
+        // `set_var` is unsafe in edition 2024 (the crate forbids unsafe):
+        // run the check in a child process that has the variable instead.
+        if std::env::var(key).as_deref() == Ok(value) {
+            f();
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let status = std::process::Command::new(exe)
+            .args(["--exact", "config::tests::defaults_ignore_the_environment", "--nocapture"])
+            .env(key, value)
+            .status()
+            .expect("run the test binary");
+        assert!(status.success());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The HTTP layer's error type, and the one place that maps errors to status
-//! codes.
+//! The HTTP layer's error type, and the one place that maps errors to the
+//! protocol's error kinds (and so to status codes: see
+//! [`score_protocol::ErrorKind::status`]).
 //!
 //! Every error answers JSON `{"error": "<sentence>", "kind": "<snake_case>"}`.
 //! 4xx sentences tell the caller what to fix; 5xx bodies stay generic and
@@ -10,7 +11,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use score_protocol::{ErrorBody, ErrorKind, retry_after};
 
 use crate::pool::ComputeError;
 
@@ -37,6 +38,10 @@ pub enum ApiError {
     /// A header or query parameter does not parse.
     #[error("{0}")]
     BadParameter(String),
+    /// The body could not be read: the connection broke or its framing is
+    /// invalid. Not the caller's data: its transport.
+    #[error("the request body could not be read: {0}")]
+    BodyRead(String),
     /// No such model.
     #[error("no model named {name:?}; loaded models: {available}")]
     UnknownModel {
@@ -76,7 +81,7 @@ pub enum ApiError {
     )]
     UnsupportedMediaType(String),
     /// Admission is full.
-    #[error("server overloaded, retry after {}s", retry_after.as_secs())]
+    #[error("server overloaded, retry after {}s", retry_after::format(*retry_after))]
     Overloaded {
         /// Suggested wait.
         retry_after: Duration,
@@ -92,36 +97,35 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: String,
-    kind: &'a str,
-}
-
 impl ApiError {
+    /// The protocol's kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ApiError::BadShape(_) => ErrorKind::BadShape,
+            ApiError::MalformedJson(_) => ErrorKind::MalformedJson,
+            ApiError::ColumnMismatch { .. } => ErrorKind::ColumnMismatch,
+            ApiError::BadParameter(_) => ErrorKind::BadParameter,
+            ApiError::BodyRead(_) => ErrorKind::BodyRead,
+            ApiError::UnknownModel { .. } => ErrorKind::UnknownModel,
+            ApiError::UnknownOutput { .. } => ErrorKind::UnknownOutput,
+            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            ApiError::BodyTimeout(_) => ErrorKind::BodyTimeout,
+            ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            ApiError::Overloaded { .. } => ErrorKind::Overloaded,
+            ApiError::Draining => ErrorKind::Draining,
+            ApiError::DeadlineExceeded => ErrorKind::DeadlineExceeded,
+            ApiError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     /// Status code and the `kind` of the JSON body.
     pub fn status_and_kind(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadShape(_) => (StatusCode::BAD_REQUEST, "bad_shape"),
-            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-            ApiError::ColumnMismatch { .. } => (StatusCode::BAD_REQUEST, "column_mismatch"),
-            ApiError::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_parameter"),
-            ApiError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "unknown_model"),
-            ApiError::UnknownOutput { .. } => (StatusCode::NOT_FOUND, "unknown_output"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-            }
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            ApiError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
-            ApiError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
-            ApiError::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+        let kind = self.kind();
+        let status = StatusCode::from_u16(kind.status())
+            .expect("the protocol's statuses are valid; this is a bug");
+        (status, kind.as_str())
     }
 }
 
@@ -140,7 +144,7 @@ impl From<ComputeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind) = self.status_and_kind();
+        let (status, _) = self.status_and_kind();
         let error = match &self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
@@ -149,11 +153,11 @@ impl IntoResponse for ApiError {
             _ => self.to_string(),
         };
         let retry_after = match &self {
-            ApiError::Overloaded { retry_after } => Some(retry_after.as_secs().max(1)),
+            ApiError::Overloaded { retry_after } => Some(retry_after::format(*retry_after)),
             ApiError::Draining => Some(1),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { error, kind })).into_response();
+        let mut response = (status, Json(ErrorBody { error, kind: self.kind() })).into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

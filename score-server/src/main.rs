@@ -15,7 +15,17 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // A start-up error is a sentence for the operator: printed as its chain
+    // of causes, never as anyhow's Debug (a backtrace when RUST_BACKTRACE
+    // is set).
+    if let Err(e) = serve() {
+        eprintln!("score-server: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -53,11 +53,23 @@ pub struct ModelInfoLabels {
     pub version: String,
 }
 
+/// Why a request was refused before it was scored.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the variants are the label values
+pub enum Rejection {
+    /// Admission was full (429).
+    overloaded,
+    /// The server was shutting down (503).
+    draining,
+    /// The request's deadline passed before its work started (504).
+    deadline,
+}
+
 /// Labels naming why a request was refused.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// `overloaded`, `draining` or `deadline`.
-    pub reason: String,
+    /// Why.
+    pub reason: Rejection,
 }
 
 /// The server's metrics.
@@ -193,8 +205,8 @@ impl Metrics {
     }
 
     /// Counts a request refused before scoring.
-    pub fn reject(&self, reason: &str) {
-        self.rejected.get_or_create(&ReasonLabels { reason: reason.to_string() }).inc();
+    pub fn reject(&self, reason: Rejection) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Records one finished HTTP request.

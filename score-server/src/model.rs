@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
+use score_protocol::models::{InputDoc, OutputDoc};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
@@ -36,6 +36,16 @@ pub enum LoadError {
         path: PathBuf,
         /// Underlying I/O error.
         source: std::io::Error,
+    },
+    /// The file is not an ONNX model (its protobuf does not decode).
+    #[error("model {name}: {from} is not an ONNX file ({detail})")]
+    NotOnnx {
+        /// Model name.
+        name: String,
+        /// Where the bytes came from.
+        from: String,
+        /// What the decoder said.
+        detail: String,
     },
     /// The model uses operators tract does not implement.
     #[error(
@@ -125,36 +135,6 @@ impl ModelSpec {
     }
 }
 
-/// One model output as exposed by `GET /models/{name}`.
-#[derive(Clone, Debug, Serialize)]
-pub struct OutputInfo {
-    /// ONNX output name, used with `?output=NAME`.
-    pub name: String,
-    /// Element type produced by the model (converted to float32 on the wire).
-    pub dtype: String,
-    /// Symbolic shape, e.g. `["N", "2"]`.
-    pub shape: Vec<String>,
-    /// Floats per row on the wire (product of the non-batch dimensions).
-    pub columns: usize,
-    /// For a classifier exported with string class labels: the label output
-    /// carries the class index (int64), and this lists the names by index.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<String>>,
-}
-
-/// The model's single input.
-#[derive(Clone, Debug, Serialize)]
-pub struct InputInfo {
-    /// ONNX input name.
-    pub name: String,
-    /// Always `float32`.
-    pub dtype: String,
-    /// Symbolic shape, e.g. `["N", "100"]`.
-    pub shape: Vec<String>,
-    /// Features per row (n).
-    pub columns: usize,
-}
-
 /// A loaded, optimized model ready to be run by the worker pool.
 pub struct Model {
     /// Serving name.
@@ -164,9 +144,9 @@ pub struct Model {
     /// Where it was loaded from.
     pub source: ModelSource,
     /// The input.
-    pub input: InputInfo,
+    pub input: InputDoc,
     /// Every output, in the model's order.
-    pub outputs: Vec<OutputInfo>,
+    pub outputs: Vec<OutputDoc>,
     /// Index of the output served when the request names none: the first
     /// floating-point output (for a classifier, the probabilities).
     pub default_output: usize,
@@ -207,7 +187,11 @@ impl Model {
         let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
         let mut onnx = tract_onnx::onnx();
         crate::ml::register(&mut onnx.op_register);
-        let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(tract_err("parsing"))?;
+        let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(|e| LoadError::NotOnnx {
+            name: name.to_string(),
+            from: source.to_string(),
+            detail: format!("{e:#}"),
+        })?;
         let graph =
             proto.graph.as_ref().ok_or_else(|| unservable("the file has no graph".into()))?;
 
@@ -257,7 +241,7 @@ impl Model {
                     ))
                 })?;
             let classes = string_classes(graph, &out_name);
-            outputs.push(OutputInfo {
+            outputs.push(OutputDoc {
                 name: out_name,
                 dtype: dtype_name(fact.datum_type),
                 shape: dims.iter().map(|d| d.to_string()).collect(),
@@ -287,7 +271,7 @@ impl Model {
             name: name.to_string(),
             version: hex_prefix(&Sha256::digest(bytes), 8),
             source,
-            input: InputInfo {
+            input: InputDoc {
                 name: input.name.clone(),
                 dtype: "float32".into(),
                 shape: vec![batch_name, columns.to_string()],

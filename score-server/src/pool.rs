@@ -44,17 +44,40 @@ pub enum ComputeError {
     /// The request's deadline passed before its work started.
     #[error("the deadline passed before the work started")]
     DeadlineExceeded,
-    /// The model failed (tract error or panic); the detail is for the log.
-    #[error("model {model} failed: {detail}")]
+    /// The model failed; the detail is for the log.
+    #[error("model {model} failed: {failure}")]
     Model {
         /// Model name.
         model: String,
-        /// What tract said.
-        detail: String,
+        /// How.
+        failure: ModelFailure,
     },
     /// The pool shut down while the request was queued.
     #[error("the worker pool stopped")]
     Stopped,
+}
+
+/// How a model call failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ModelFailure {
+    /// tract returned an error.
+    #[error("{0}")]
+    Engine(String),
+    /// The model call panicked; the worker's state for the model is
+    /// replaced, since it may be half-updated.
+    #[error("panic in model call: {0}")]
+    Panic(String),
+    /// The worker has no state for the model (spawning it failed).
+    #[error("no model state on this worker: {0}")]
+    NoState(String),
+    /// An output could not be served as float32 rows.
+    #[error("output {output}: {detail}")]
+    Output {
+        /// Output name.
+        output: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Pool sizing.
@@ -259,15 +282,13 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
-        let mut states: Vec<Option<TypedSimpleState>> = Vec::new();
+        let mut states: Vec<Result<TypedSimpleState, String>> = Vec::new();
         for model in self.models.iter() {
-            match model.plan.spawn() {
-                Ok(state) => states.push(Some(state)),
-                Err(e) => {
-                    tracing::error!(model = %model.name, error = %e, "cannot create model state");
-                    states.push(None);
-                }
+            let state = model.plan.spawn().map_err(|e| format!("{e:#}"));
+            if let Err(e) = &state {
+                tracing::error!(model = %model.name, error = %e, "cannot create model state");
             }
+            states.push(state);
         }
         // A job popped while gathering a batch that belongs to another model.
         let mut carry: Option<Job> = None;
@@ -315,21 +336,26 @@ impl Worker {
         Some(job)
     }
 
-    fn score_batch(&self, state: &mut Option<TypedSimpleState>, batch: Vec<Job>, rows: usize) {
+    fn score_batch(
+        &self,
+        state: &mut Result<TypedSimpleState, String>,
+        batch: Vec<Job>,
+        rows: usize,
+    ) {
         let model = &self.models[batch[0].model];
         let started = Instant::now();
         let result = match state.as_mut() {
-            Some(state) => {
+            Ok(state) => {
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let input = build_input(&batch, rows, model.input.columns)?;
                     state.run(tvec![input.into()])
                 }));
                 match run {
-                    Ok(result) => result.map_err(|e| format!("{e:#}")),
-                    Err(panic) => Err(panic_message(&panic)),
+                    Ok(result) => result.map_err(|e| ModelFailure::Engine(format!("{e:#}"))),
+                    Err(panic) => Err(ModelFailure::Panic(panic_message(&*panic))),
                 }
             }
-            None => Err("no model state on this worker".to_string()),
+            Err(e) => Err(ModelFailure::NoState(e.clone())),
         };
         let compute_time = started.elapsed();
         self.metrics.observe_batch(&model.name, rows, batch.len(), compute_time);
@@ -338,15 +364,15 @@ impl Worker {
 
         let outputs = match result {
             Ok(outputs) => outputs,
-            Err(detail) => {
-                if detail.starts_with("panic") {
+            Err(failure) => {
+                if matches!(failure, ModelFailure::Panic(_)) {
                     // The state may be half-updated: start from a fresh one.
-                    *state = model.plan.spawn().ok();
+                    *state = model.plan.spawn().map_err(|e| format!("{e:#}"));
                 }
                 for job in batch {
                     let _ = job.reply.send(Err(ComputeError::Model {
                         model: model.name.clone(),
-                        detail: detail.clone(),
+                        failure: failure.clone(),
                     }));
                 }
                 return;
@@ -354,6 +380,10 @@ impl Worker {
         };
         // Convert each requested output once, then hand every job its rows.
         let mut converted: Vec<Option<Result<FloatOutput, String>>> = vec![None; outputs.len()];
+        let failed = |output: usize, detail: String| ComputeError::Model {
+            model: model.name.clone(),
+            failure: ModelFailure::Output { output: model.outputs[output].name.clone(), detail },
+        };
         let mut offset = 0;
         for job in batch {
             let _enter = job.span.enter();
@@ -365,28 +395,20 @@ impl Worker {
                     let values = match floats.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()) {
                         Ok(values) => values,
                         Err(e) => {
-                            let _ = job.reply.send(Err(ComputeError::Model {
-                                model: model.name.clone(),
-                                detail: format!("{e:#}"),
-                            }));
+                            let _ = job.reply.send(Err(failed(job.output, format!("{e:#}"))));
                             offset += job.rows;
                             continue;
                         }
                     };
                     let slice = &values[offset * columns..(offset + job.rows) * columns];
-                    let mut data = Vec::with_capacity(slice.len() * 4);
-                    for v in slice {
-                        data.extend_from_slice(&v.to_le_bytes());
-                    }
+                    let data = score_protocol::codec::encode(slice);
                     let queue_time = started.saturating_duration_since(job.enqueued);
                     self.metrics.queue_wait.observe(queue_time.as_secs_f64());
                     // A merged call's time is shared in proportion to rows.
                     let share = compute_time.mul_f64(job.rows as f64 / rows as f64);
                     Ok(ChunkOut { data, columns: *columns, queue_time, compute_time: share })
                 }
-                Err(detail) => {
-                    Err(ComputeError::Model { model: model.name.clone(), detail: detail.clone() })
-                }
+                Err(detail) => Err(failed(job.output, detail.clone())),
             };
             offset += job.rows;
             // A receiver dropped meanwhile is a caller that went away: fine.
@@ -410,9 +432,8 @@ impl Worker {
 fn build_input(batch: &[Job], rows: usize, columns: usize) -> TractResult<Tensor> {
     let mut values = Vec::with_capacity(rows * columns);
     for job in batch {
-        values.extend(
-            job.input.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
+        // Whole rows: the handler checked the length.
+        score_protocol::codec::decode_into(&job.input, &mut values)?;
     }
     // Moves the vector into the tensor: no second copy of the input.
     Ok(tract_ndarray::Array2::from_shape_vec((rows, columns), values)?.into_tensor())
@@ -443,11 +464,29 @@ fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput<'_>, String>
     Ok((floats, columns))
 }
 
+/// The text of a panic's payload. Takes the payload itself (`&*boxed`):
+/// a `&Box<dyn Any>` would coerce to a `dyn Any` holding the box, and the
+/// message would be lost.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let what = panic
+    panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown payload".into());
-    format!("panic in model call: {what}")
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panics_message_reaches_the_log_text() {
+        let index = std::hint::black_box(7);
+        let payload = std::panic::catch_unwind(|| [1, 2, 3][index]).expect_err("panics");
+        let failure = ModelFailure::Panic(panic_message(&*payload));
+        let text = failure.to_string();
+        assert!(text.starts_with("panic in model call: index out of bounds"), "{text}");
+        let payload = std::panic::catch_unwind(|| panic!("plain")).expect_err("panics");
+        assert_eq!(panic_message(&*payload), "plain");
+    }
 }

@@ -477,3 +477,21 @@ async fn merged_small_requests_each_get_their_own_rows() {
     println!("{REQUESTS} requests in {calls} model calls");
     assert!(calls < REQUESTS as u64, "no request was merged: {calls} calls");
 }
+
+/// The sentences of 400s say what to fix, in our words: no parser
+/// positions, no framework's generic text.
+#[tokio::test]
+async fn error_sentences_say_what_to_fix() {
+    let state = state(&["logreg"], &[]);
+    let sentence = |body: &[u8]| {
+        let v: Value = serde_json::from_slice(body).expect("JSON");
+        v["error"].as_str().expect("error").to_string()
+    };
+    let (_, _, body) = send(&state, put("/score", "application/json", "[[1,2]]")).await;
+    assert_eq!(sentence(&body), "row 0 has 2 values, the model takes 100");
+    let (_, _, body) = send(&state, put("/score?outptu=label", "application/json", "[]")).await;
+    assert_eq!(
+        sentence(&body),
+        "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
+    );
+}

@@ -195,6 +195,26 @@ fn an_unsupported_operator_stops_startup_and_is_named() {
     assert!(stderr.contains("unsupported ONNX operator(s): ai.onnx.ml.LabelEncoder"), "{stderr}");
 }
 
+#[test]
+fn a_corrupt_model_file_is_named_without_a_backtrace() {
+    let path = std::env::temp_dir().join(format!("corrupt-{}.onnx", std::process::id()));
+    std::fs::write(&path, b"this is not protobuf at all \xff\xff\xff").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_score-server"))
+        .args(["--listen", "127.0.0.1:0", "--model"])
+        .arg(&path)
+        // A user debugging may have this set: start-up errors stay sentences.
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&path);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{} is not an ONNX file", path.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.matches("is not an ONNX file").count(), 1, "{stderr}");
+}
+
 /// Far more concurrent large requests than the budget admits: the excess gets
 /// 429 with Retry-After at once, the admitted ones are scored correctly, and
 /// the server's peak memory stays near its budget.

@@ -12,42 +12,22 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
+use score_protocol::media::BodyFormat as Format;
+use score_protocol::{codec, headers};
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 
 use crate::error::ApiError;
 
-/// Request header: the client's idea of the input width.
-pub const COLUMNS_HEADER: &str = "x-score-columns";
-/// Request header: relative deadline in milliseconds.
-pub const DEADLINE_HEADER: &str = "x-score-deadline-ms";
-
-/// How the rows are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// float32 little-endian, row-major.
-    Binary,
-    /// `[[...], ...]`.
-    Json,
-}
-
 /// The body's format from its Content-Type. A missing Content-Type is read
 /// as binary, the protocol's native form.
 pub fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(Format::Binary);
-    };
-    let text = value.to_str().unwrap_or_default();
-    let mime = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match mime.as_str() {
-        "application/octet-stream" => Ok(Format::Binary),
-        "application/json" => Ok(Format::Json),
-        _ => Err(ApiError::UnsupportedMediaType(text.to_string())),
-    }
+    let value = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)"));
+    Format::from_content_type(value).map_err(ApiError::UnsupportedMediaType)
 }
 
 /// Checks `X-Score-Columns` against the model's width.
 pub fn check_columns(headers: &HeaderMap, model: &str, expected: usize) -> Result<(), ApiError> {
-    let Some(sent) = parse_header::<usize>(headers, COLUMNS_HEADER)? else {
+    let Some(sent) = parse_header::<usize>(headers, headers::COLUMNS)? else {
         return Ok(());
     };
     if sent != expected {
@@ -58,8 +38,8 @@ pub fn check_columns(headers: &HeaderMap, model: &str, expected: usize) -> Resul
 
 /// The absolute deadline from `X-Score-Deadline-Ms`, counted from `arrival`.
 pub fn deadline(headers: &HeaderMap, arrival: Instant) -> Result<Option<Instant>, ApiError> {
-    Ok(parse_header::<u64>(headers, DEADLINE_HEADER)?
-        .map(|ms| arrival + Duration::from_millis(ms.min(86_400_000))))
+    Ok(parse_header::<u64>(headers, headers::DEADLINE_MS)?
+        .map(|ms| arrival + Duration::from_millis(ms.min(headers::MAX_DEADLINE_MS))))
 }
 
 /// The declared Content-Length, if any.
@@ -97,8 +77,7 @@ pub async fn read(
     let mut buf = BytesMut::with_capacity(size_hint.min(limit));
     let read = async {
         while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| ApiError::BadShape(format!("error reading the body: {e}")))?;
+            let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
@@ -135,15 +114,9 @@ pub async fn discard(body: &mut Body, limit: usize, timeout: Duration) {
 
 /// Checks a binary body and returns its row count.
 pub fn binary_rows(body: &Bytes, columns: usize) -> Result<usize, ApiError> {
-    let row_bytes = columns * 4;
-    if !body.len().is_multiple_of(row_bytes) {
-        return Err(ApiError::BadShape(format!(
-            "body of {} bytes is not a whole number of rows: the model takes {columns} float32 columns, \
-             {row_bytes} bytes per row",
-            body.len()
-        )));
-    }
-    Ok(body.len() / row_bytes)
+    codec::rows_in(body.len(), columns).map_err(|e| {
+        ApiError::BadShape(format!("body of {e}: the model takes {columns} float32 columns"))
+    })
 }
 
 /// Parses `[[...], ...]` straight into float32 little-endian rows (no
@@ -155,10 +128,19 @@ pub fn json_rows(body: &[u8], columns: usize) -> Result<(Bytes, usize), ApiError
         .deserialize(&mut de)
         .and_then(|rows| de.end().map(|()| rows))
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::BadShape(e.to_string()),
+            // A wrong row is the caller's shape, said in our own words: the
+            // parser's position adds nothing to "row 3 has 2 values".
+            serde_json::error::Category::Data => ApiError::BadShape(without_position(&e)),
             _ => ApiError::MalformedJson(e.to_string()),
         })?;
     Ok((Bytes::from(out), rows))
+}
+
+/// serde_json's message without the " at line L column C" it appends.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).map_or(text.clone(), str::to_string)
 }
 
 struct RowsSeed<'a> {
@@ -238,16 +220,14 @@ mod tests {
     fn json_rows_decode_to_le_floats() {
         let (bytes, rows) = json_rows(b"[[1, 2.5], [-3, 4e2]]", 2).expect("valid");
         assert_eq!(rows, 2);
-        let floats: Vec<f32> =
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        assert_eq!(floats, vec![1.0, 2.5, -3.0, 400.0]);
+        assert_eq!(codec::decode(&bytes).expect("floats"), vec![1.0, 2.5, -3.0, 400.0]);
     }
 
     #[test]
     fn json_shape_and_syntax_errors_differ() {
         let short = json_rows(b"[[1, 2], [3]]", 2).unwrap_err();
         assert!(
-            matches!(short, ApiError::BadShape(ref m) if m.contains("row 1 has 1 values")),
+            matches!(short, ApiError::BadShape(ref m) if m == "row 1 has 1 values, the model takes 2"),
             "{short}"
         );
         let long = json_rows(b"[[1, 2, 3]]", 2).unwrap_err();
@@ -270,6 +250,8 @@ mod tests {
     #[test]
     fn content_types() {
         let mut h = HeaderMap::new();
+        // (The media types themselves are score-protocol's; this checks the
+        // mapping of a refusal.)
         assert_eq!(format(&h).ok(), Some(Format::Binary));
         h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().expect("valid"));
         assert_eq!(format(&h).ok(), Some(Format::Json));

@@ -17,10 +17,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use score::{
-    COLUMNS_HEADER, COMPUTE_HEADER, OUTPUT_HEADER, QUEUE_HEADER, ROWS_HEADER, ScoreParams,
-    VERSION_HEADER,
-};
+pub use score::ScoreParams;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -1,170 +1,231 @@
-//! `PUT /score` and `PUT /models/{name}/score`.
+//! `PUT /score` and `PUT /models/{name}/score`, one function per step:
+//! [`ScoreParams::parse`] the query, [`Head::parse`] the headers,
+//! [`admit_and_read`] the body under admission, [`decode`] the rows,
+//! [`dispatch`] them to the workers, [`answer`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
+use score_protocol::media::BodyFormat;
+use score_protocol::models::JsonScores;
+use score_protocol::{codec, headers, media};
 
-use super::body::{self, Format};
+use super::body;
+use crate::admission::Permit;
 use crate::error::ApiError;
-use crate::pool::{ScoreJob, Scored};
+use crate::metrics::Rejection;
+use crate::model::Model;
+use crate::pool::{ComputeError, ScoreJob, Scored};
 use crate::state::AppState;
 
-/// Response header: rows in the answer.
-pub const ROWS_HEADER: &str = "x-score-rows";
-/// Response header: floats per row in the answer.
-pub const COLUMNS_HEADER: &str = "x-score-columns";
-/// Response header: the model's content hash.
-pub const VERSION_HEADER: &str = "x-model-version";
-/// Response header: the output served.
-pub const OUTPUT_HEADER: &str = "x-score-output";
-/// Response header: longest queue wait of the request's chunks, ms.
-pub const QUEUE_HEADER: &str = "x-score-queue-ms";
-/// Response header: model time summed over the chunks, ms.
-pub const COMPUTE_HEADER: &str = "x-score-compute-ms";
-
 /// Query parameters of a scoring request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct ScoreParams {
     /// Output to return instead of the default one.
     pub output: Option<String>,
 }
 
-#[derive(Serialize)]
-struct JsonAnswer<'a> {
-    model: &'a str,
-    version: &'a str,
-    output: &'a str,
-    rows: usize,
-    columns: usize,
-    outputs: Vec<&'a [f32]>,
+impl ScoreParams {
+    /// Parses the query string. Only `output` is known: anything else is a
+    /// mistake worth a clear 400 rather than being ignored.
+    pub fn parse(query: Option<&str>) -> Result<ScoreParams, ApiError> {
+        let mut params = ScoreParams::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "output" if params.output.is_none() => params.output = Some(value.into_owned()),
+                "output" => {
+                    return Err(ApiError::BadParameter(
+                        "query parameter \"output\" is given twice; name one output".into(),
+                    ));
+                }
+                other => {
+                    return Err(ApiError::BadParameter(format!(
+                        "unknown query parameter {other:?}; the scoring routes take only \
+                         ?output=NAME"
+                    )));
+                }
+            }
+        }
+        Ok(params)
+    }
 }
 
 /// Scores with the default model.
 pub async fn score_default(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<ScoreParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Response, ApiError> {
-    score(state, 0, params, request).await
+    score(state, 0, query, request).await
 }
 
 /// Scores with the named model.
 pub async fn score_named(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    params: Result<Query<ScoreParams>, QueryRejection>,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Response, ApiError> {
     let model = state.model_index(&name)?;
-    score(state, model, params, request).await
+    score(state, model, query, request).await
 }
 
 async fn score(
     state: Arc<AppState>,
     model_ix: usize,
-    params: Result<Query<ScoreParams>, QueryRejection>,
+    query: Option<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let arrival = Instant::now();
     if state.is_draining() {
-        state.metrics.reject("draining");
+        state.metrics.reject(Rejection::draining);
         return Err(ApiError::Draining);
     }
     let model = state.models[model_ix].clone();
-    let Query(params) = params.map_err(|e| ApiError::BadParameter(e.body_text()))?;
-    let output = match &params.output {
-        None => model.default_output,
+    let params = ScoreParams::parse(query.as_deref())?;
+    let output = output_index(&model, params.output.as_deref())?;
+    let (parts, mut request_body) = request.into_parts();
+    let head = Head::parse(&parts.headers, &model, arrival)?;
+    let (bytes, permit) = admit_and_read(&state, &head, &mut request_body).await?;
+    let (input, rows) = decode(head.format, bytes, model.input.columns)?;
+    let scored = dispatch(
+        &state,
+        ScoreJob { model: model_ix, output, rows, input, deadline: head.deadline },
+    )
+    .await?;
+    let response = answer(&model, output, head.format, rows, scored);
+    drop(permit);
+    Ok(response)
+}
+
+/// What the headers say about the body.
+struct Head {
+    format: BodyFormat,
+    deadline: Option<Instant>,
+    declared: Option<usize>,
+    expects_continue: bool,
+}
+
+impl Head {
+    fn parse(headers: &HeaderMap, model: &Model, arrival: Instant) -> Result<Head, ApiError> {
+        let format = body::format(headers)?;
+        body::check_columns(headers, &model.name, model.input.columns)?;
+        Ok(Head {
+            format,
+            deadline: body::deadline(headers, arrival)?,
+            declared: body::content_length(headers)?,
+            expects_continue: body::expects_continue(headers),
+        })
+    }
+}
+
+/// The output `?output=` names, or the model's default.
+fn output_index(model: &Model, name: Option<&str>) -> Result<usize, ApiError> {
+    match name {
+        None => Ok(model.default_output),
         Some(name) => model.output_index(name).ok_or_else(|| ApiError::UnknownOutput {
             model: model.name.clone(),
-            output: name.clone(),
+            output: name.to_string(),
             available: model.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?,
-    };
+        }),
+    }
+}
 
-    let (parts, mut request_body) = request.into_parts();
-    let format = body::format(&parts.headers)?;
-    let columns = model.input.columns;
-    body::check_columns(&parts.headers, &model.name, columns)?;
-    let deadline = body::deadline(&parts.headers, arrival)?;
-    let declared = body::content_length(&parts.headers)?;
+/// Admits the request (429 at once when the budget is spent) and reads its
+/// body under the limit and the timeout. A refused body is read and thrown
+/// away (in constant memory) so the client reads the answer, not a reset.
+async fn admit_and_read(
+    state: &AppState,
+    head: &Head,
+    request_body: &mut Body,
+) -> Result<(Bytes, Permit), ApiError> {
     let limit = state.config.body_limit;
     let timeout = state.config.body_timeout;
-    if declared.is_some_and(|len| len > limit) {
-        body::discard(&mut request_body, limit, timeout).await;
+    if head.declared.is_some_and(|len| len > limit) {
+        body::discard(request_body, limit, timeout).await;
         return Err(ApiError::PayloadTooLarge { limit });
     }
-
     // Without a Content-Length the body may be as large as the limit: admit
     // that much, and give the rest back once it is read.
-    let mut permit = match state.admission.try_admit(declared.unwrap_or(limit)) {
+    let mut permit = match state.admission.try_admit(head.declared.unwrap_or(limit)) {
         Ok(permit) => permit,
         Err(_) => {
-            state.metrics.reject("overloaded");
+            state.metrics.reject(Rejection::overloaded);
             let retry_after = state.retry_after();
-            if !body::expects_continue(&parts.headers) {
-                body::discard(&mut request_body, limit, timeout).await;
+            if !head.expects_continue {
+                body::discard(request_body, limit, timeout).await;
             }
             return Err(ApiError::Overloaded { retry_after });
         }
     };
-    let bytes = match body::read(&mut request_body, declared.unwrap_or(0), limit, timeout).await {
+    let bytes = match body::read(request_body, head.declared.unwrap_or(0), limit, timeout).await {
         Ok(bytes) => bytes,
         Err(e) => {
             if matches!(e, ApiError::PayloadTooLarge { .. }) {
-                body::discard(&mut request_body, limit, timeout).await;
+                body::discard(request_body, limit, timeout).await;
             }
             return Err(e);
         }
     };
     permit.shrink_to(bytes.len());
+    Ok((bytes, permit))
+}
 
-    let (input, rows) = match format {
-        Format::Binary => {
+/// The rows of a body, as float32 little-endian bytes, and their count.
+fn decode(format: BodyFormat, bytes: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
+    match format {
+        BodyFormat::Binary => {
             let rows = body::binary_rows(&bytes, columns)?;
-            (bytes, rows)
+            Ok((bytes, rows))
         }
-        Format::Json => body::json_rows(&bytes, columns)?,
-    };
-    let scored = if rows == 0 {
-        Scored {
+        BodyFormat::Json => body::json_rows(&bytes, columns),
+    }
+}
+
+/// Scores the rows on the worker pool (nothing for no rows).
+async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
+    if job.rows == 0 {
+        let columns = state.models[job.model].outputs[job.output].columns;
+        return Ok(Scored {
             data: Vec::new(),
-            columns: model.outputs[output].columns,
+            columns,
             queue_time: Duration::ZERO,
             compute_time: Duration::ZERO,
-        }
-    } else {
-        state
-            .pool
-            .score(ScoreJob { model: model_ix, output, rows, input, deadline })
-            .await
-            .inspect_err(|e| {
-                if matches!(e, crate::pool::ComputeError::DeadlineExceeded) {
-                    state.metrics.reject("deadline");
-                }
-            })?
-    };
+        });
+    }
+    let scored = state.pool.score(job).await;
+    if matches!(scored, Err(ComputeError::DeadlineExceeded)) {
+        state.metrics.reject(Rejection::deadline);
+    }
+    Ok(scored?)
+}
+
+/// The answer in the request's format, with the protocol's headers.
+fn answer(
+    model: &Model,
+    output: usize,
+    format: BodyFormat,
+    rows: usize,
+    scored: Scored,
+) -> Response {
     let output_name = &model.outputs[output].name;
     let mut response = match format {
-        Format::Binary => {
+        BodyFormat::Binary => {
             let mut r = scored.data.into_response();
             r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media::OCTET_STREAM));
             r
         }
-        Format::Json => {
-            let floats: Vec<f32> = scored
-                .data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            Json(JsonAnswer {
+        BodyFormat::Json => {
+            // The workers' output is whole floats by construction.
+            let floats = codec::decode(&scored.data).unwrap_or_default();
+            Json(JsonScores {
                 model: &model.name,
                 version: &model.version,
                 output: output_name,
@@ -175,18 +236,35 @@ async fn score(
             .into_response()
         }
     };
-    drop(permit);
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    set(ROWS_HEADER, rows.to_string());
-    set(COLUMNS_HEADER, scored.columns.to_string());
-    set(VERSION_HEADER, model.version.clone());
-    set(OUTPUT_HEADER, output_name.clone());
-    set(QUEUE_HEADER, format!("{:.3}", scored.queue_time.as_secs_f64() * 1e3));
-    set(COMPUTE_HEADER, format!("{:.3}", scored.compute_time.as_secs_f64() * 1e3));
-    Ok(response)
+    set(headers::ROWS, rows.to_string());
+    set(headers::COLUMNS, scored.columns.to_string());
+    set(headers::MODEL_VERSION, model.version.clone());
+    set(headers::OUTPUT, output_name.clone());
+    set(headers::QUEUE_MS, format!("{:.3}", scored.queue_time.as_secs_f64() * 1e3));
+    set(headers::COMPUTE_MS, format!("{:.3}", scored.compute_time.as_secs_f64() * 1e3));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(ScoreParams::parse(None).ok(), Some(ScoreParams::default()));
+        let p = ScoreParams::parse(Some("output=output%5Fprobability")).expect("valid");
+        assert_eq!(p.output.as_deref(), Some("output_probability"));
+        let typo = ScoreParams::parse(Some("outptu=label")).expect_err("unknown");
+        assert_eq!(
+            typo.to_string(),
+            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
+        );
+        assert!(ScoreParams::parse(Some("output=a&output=b")).is_err());
+    }
 }

@@ -1,0 +1,55 @@
+//! Media types of request and response bodies.
+
+/// float32 little-endian, row-major: the protocol's native form.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+/// `[[...], ...]` rows in, `{"model", ..., "outputs"}` out: for people.
+pub const JSON: &str = "application/json";
+/// `GET /metrics`: Prometheus in the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How a scoring request's rows are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// float32 little-endian, row-major ([`OCTET_STREAM`]).
+    Binary,
+    /// JSON rows ([`JSON`]).
+    Json,
+}
+
+impl BodyFormat {
+    /// The format of a body from its `Content-Type` (parameters such as
+    /// `charset` ignored); `None` (no header) is binary. `Err` carries the
+    /// media type the server does not take.
+    pub fn from_content_type(value: Option<&str>) -> Result<BodyFormat, String> {
+        let Some(text) = value else { return Ok(BodyFormat::Binary) };
+        let mime = text.split(';').next().unwrap_or_default().trim();
+        if mime.eq_ignore_ascii_case(OCTET_STREAM) {
+            Ok(BodyFormat::Binary)
+        } else if mime.eq_ignore_ascii_case(JSON) {
+            Ok(BodyFormat::Json)
+        } else {
+            Err(text.to_string())
+        }
+    }
+
+    /// The media type of this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            BodyFormat::Binary => OCTET_STREAM,
+            BodyFormat::Json => JSON,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(BodyFormat::from_content_type(None), Ok(BodyFormat::Binary));
+        let json = BodyFormat::from_content_type(Some("Application/JSON; charset=utf-8"));
+        assert_eq!(json, Ok(BodyFormat::Json));
+        assert_eq!(BodyFormat::from_content_type(Some("text/csv")), Err("text/csv".to_string()));
+    }
+}

@@ -1,0 +1,122 @@
+//! The control documents: `GET /models` ([`ModelList`]) and
+//! `GET /models/{name}` ([`ModelDoc`]), and the JSON scoring answer
+//! ([`JsonScores`]).
+
+use serde::{Deserialize, Serialize};
+
+/// A model's single input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDoc {
+    /// ONNX input name.
+    pub name: String,
+    /// Element type; `float32`.
+    pub dtype: String,
+    /// Symbolic shape, e.g. `["N", "100"]`.
+    pub shape: Vec<String>,
+    /// Features per row (n): the width of a request's rows.
+    pub columns: usize,
+}
+
+/// One model output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputDoc {
+    /// ONNX output name, used with `?output=NAME`.
+    pub name: String,
+    /// Element type produced by the model (converted to float32 on the wire).
+    pub dtype: String,
+    /// Symbolic shape, e.g. `["N", "2"]`.
+    pub shape: Vec<String>,
+    /// Floats per row on the wire (product of the non-batch dimensions).
+    pub columns: usize,
+    /// For a classifier exported with string class labels: the label output
+    /// carries the class index, and this lists the names by index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+/// A model as `GET /models/{name}` describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelDoc {
+    /// Serving name.
+    pub name: String,
+    /// Content hash: the `X-Model-Version` of its answers.
+    pub version: String,
+    /// Whether `/score` serves it.
+    pub default: bool,
+    /// Where it was loaded from.
+    pub source: String,
+    /// The input.
+    pub input: InputDoc,
+    /// The outputs, in the model's order.
+    pub outputs: Vec<OutputDoc>,
+    /// The output served when `?output=` is absent.
+    pub default_output: String,
+    /// The scoring route.
+    pub score_url: String,
+}
+
+impl ModelDoc {
+    /// The output a request with `?output=name` gets (`None`: the default).
+    pub fn output(&self, name: Option<&str>) -> Option<&OutputDoc> {
+        let wanted = name.unwrap_or(&self.default_output);
+        self.outputs.iter().find(|o| o.name == wanted)
+    }
+}
+
+/// `GET /models`: every model, the default one marked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// The models, the default first.
+    pub models: Vec<ModelDoc>,
+}
+
+impl ModelList {
+    /// The model `/score` serves.
+    pub fn default_model(&self) -> Option<&ModelDoc> {
+        self.models.iter().find(|m| m.default)
+    }
+}
+
+/// The answer to a JSON scoring request.
+#[derive(Debug, Serialize)]
+pub struct JsonScores<'a> {
+    /// Model name.
+    pub model: &'a str,
+    /// Model version.
+    pub version: &'a str,
+    /// Output served.
+    pub output: &'a str,
+    /// Rows scored.
+    pub rows: usize,
+    /// Floats per row.
+    pub columns: usize,
+    /// The scores, one array per row.
+    pub outputs: Vec<&'a [f32]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_output_and_model_are_found() {
+        let text = r#"{"models":[{"name":"demo","version":"ab","default":true,"source":"x",
+            "input":{"name":"X","dtype":"float32","shape":["N","3"],"columns":3},
+            "outputs":[{"name":"label","dtype":"int64","shape":["N"],"columns":1,
+                        "classes":["a","b"]},
+                       {"name":"p","dtype":"float32","shape":["N","2"],"columns":2}],
+            "default_output":"p","score_url":"/models/demo/score"}]}"#;
+        let list: ModelList = serde_json::from_str(text).expect("document");
+        let demo = list.default_model().expect("default");
+        assert_eq!(demo.input.columns, 3);
+        assert_eq!(demo.output(None).map(|o| o.columns), Some(2));
+        assert_eq!(
+            demo.output(Some("label")).and_then(|o| o.classes.clone()).map(|c| c.len()),
+            Some(2)
+        );
+        assert!(demo.output(Some("nope")).is_none());
+        let again: ModelList =
+            serde_json::from_str(&serde_json::to_string(&list).expect("ser")).expect("de");
+        assert_eq!(again, list);
+    }
+}
