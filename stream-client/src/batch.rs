@@ -51,12 +51,7 @@ impl Batcher {
         if self.buf.is_empty() {
             self.buf.reserve_exact(self.max_rows * self.columns * 4);
         }
-        // Resize then fill: no capacity check per float, and it vectorises.
-        let start = self.buf.len();
-        self.buf.resize(start + row.len() * 4, 0);
-        for (dst, v) in self.buf[start..].chunks_exact_mut(4).zip(row) {
-            dst.copy_from_slice(&v.to_le_bytes());
-        }
+        score_protocol::codec::encode_into(row, &mut self.buf);
         self.rows += 1;
         Ok((self.rows == self.max_rows).then(|| self.take()))
     }

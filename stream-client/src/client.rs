@@ -1,116 +1,19 @@
-//! The client: configuration, and sending one batch with retries and
-//! failover.
+//! The client, and sending one batch with retries and failover.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use score_protocol::models::{ModelDoc, ModelList};
+use score_protocol::{ErrorBody, codec, headers, media, retry_after};
 
 use crate::batch::Batch;
+use crate::config::ClientConfig;
 use crate::endpoints::Endpoints;
 use crate::error::ScoreError;
-use crate::retry::{
-    Backoff, RetryBudget, Retryable, classify_status, classify_transport, parse_retry_after,
-};
+use crate::retry::{RetryBudget, Retryable, classify_status, classify_transport, describe};
 use crate::stats::{Counters, Stats};
-
-/// Client configuration. `ClientConfig::new(urls, columns)` gives the
-/// defaults; every field is public to adjust.
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// Base URLs of the servers (`http://host:port`), or of an nginx in front.
-    pub urls: Vec<String>,
-    /// Input width n; sent as `X-Score-Columns` so a wrong schema fails at once.
-    pub columns: usize,
-    /// Model name (`/models/NAME/score`); `None` for the server's default.
-    pub model: Option<String>,
-    /// Model output (`?output=NAME`); `None` for the default output.
-    pub output: Option<String>,
-    /// Most rows per request.
-    pub batch_rows: usize,
-    /// Most body bytes per request (keep under the server's body limit).
-    pub batch_bytes: usize,
-    /// Most requests in flight for one stream: the backpressure window.
-    pub in_flight: usize,
-    /// Per-attempt timeout; the request is cancelled when it passes.
-    pub timeout: Duration,
-    /// Optional deadline for a whole stream.
-    pub deadline: Option<Duration>,
-    /// Most attempts per batch, the first included.
-    pub max_attempts: u32,
-    /// Backoff between attempts.
-    pub backoff: Backoff,
-    /// Retries allowed as a fraction of requests (the retry budget).
-    pub retry_ratio: f64,
-    /// Retries always allowed per second, whatever the ratio.
-    pub retry_min_per_sec: f64,
-    /// Consecutive failures that put an endpoint aside.
-    pub eject_after: u32,
-    /// How long an endpoint stays aside.
-    pub eject_for: Duration,
-    /// After a batch fails for good (refused, retries given up, wrong
-    /// answer), yield its error and go on with the next batches instead of
-    /// ending the output. For callers that record errors per row.
-    pub keep_going: bool,
-}
-
-impl ClientConfig {
-    /// Defaults for `urls` and a model of `columns` inputs: 4,096-row
-    /// batches (at most 16 MiB), 4 in flight, 60 s per attempt, 8 attempts,
-    /// retries capped at 20 % of requests plus 10 per second.
-    pub fn new(urls: impl IntoIterator<Item = impl Into<String>>, columns: usize) -> Self {
-        ClientConfig {
-            urls: urls.into_iter().map(Into::into).collect(),
-            columns,
-            model: None,
-            output: None,
-            batch_rows: 4096,
-            batch_bytes: 16 << 20,
-            in_flight: 4,
-            timeout: Duration::from_secs(60),
-            deadline: None,
-            max_attempts: 8,
-            backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_secs(10) },
-            retry_ratio: 0.2,
-            retry_min_per_sec: 10.0,
-            eject_after: 3,
-            eject_for: Duration::from_secs(10),
-            keep_going: false,
-        }
-    }
-
-    fn validate(&self) -> Result<(), ScoreError> {
-        let fail = |m: &str| Err(ScoreError::Config(m.to_string()));
-        if self.urls.is_empty() {
-            return fail("at least one server URL is needed");
-        }
-        if self.columns == 0 {
-            return fail("columns must be at least 1");
-        }
-        if self.batch_rows == 0 || self.in_flight == 0 || self.max_attempts == 0 {
-            return fail("batch_rows, in_flight and max_attempts must be at least 1");
-        }
-        if let Some(url) =
-            self.urls.iter().find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
-        {
-            return Err(ScoreError::Config(format!("{url:?} is not an http:// URL")));
-        }
-        Ok(())
-    }
-
-    fn score_url(&self, base: &str) -> String {
-        let base = base.trim_end_matches('/');
-        let mut url = match &self.model {
-            Some(model) => format!("{base}/models/{model}/score"),
-            None => format!("{base}/score"),
-        };
-        if let Some(output) = &self.output {
-            url.push_str("?output=");
-            url.push_str(output);
-        }
-        url
-    }
-}
 
 /// A scored batch: `rows × columns` floats in input order.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +48,9 @@ pub(crate) struct Inner {
     pub(crate) endpoints: Endpoints,
     pub(crate) budget: RetryBudget,
     pub(crate) counters: Counters,
+    /// Scores per row every answer must have: given, or the first answer's
+    /// (0 until known).
+    width: AtomicUsize,
 }
 
 impl Client {
@@ -154,8 +60,15 @@ impl Client {
         let urls = config.urls.iter().map(|u| config.score_url(u)).collect();
         let endpoints = Endpoints::new(urls, config.eject_after, config.eject_for);
         let budget = RetryBudget::new(config.retry_ratio, config.retry_min_per_sec);
+        let width = AtomicUsize::new(config.score_columns.unwrap_or(0));
         Ok(Client {
-            inner: Arc::new(Inner { config, endpoints, budget, counters: Counters::default() }),
+            inner: Arc::new(Inner {
+                config,
+                endpoints,
+                budget,
+                counters: Counters::default(),
+                width,
+            }),
         })
     }
 
@@ -170,6 +83,18 @@ impl Client {
     }
 }
 
+/// How one attempt went.
+enum Attempt {
+    /// Scored, shape checked.
+    Scored(Scored),
+    /// Worth another attempt.
+    Transient { reason: Retryable, retry_after: Option<Duration>, message: String },
+    /// Refused for good by the server.
+    Refused { status: u16, message: String },
+    /// The answer contradicts the request or the protocol.
+    Bad(String),
+}
+
 impl Inner {
     /// Sends one batch until it is scored, fails for good, or runs out of
     /// attempts, budget or time.
@@ -178,7 +103,7 @@ impl Inner {
         batch: Batch,
         deadline: Option<Instant>,
     ) -> Result<Scored, ScoreError> {
-        let shared = crate::runtime::shared();
+        let http = crate::runtime::shared().http;
         self.counters.batch_started(batch.rows);
         self.budget.deposit();
         let mut attempt = 0u32;
@@ -188,40 +113,43 @@ impl Inner {
             let ix = self.endpoints.pick(avoid);
             let url = &self.endpoints.get(ix).url;
             let started = Instant::now();
+            let mut timeout = self.config.timeout;
+            if let Some(d) = deadline {
+                timeout = timeout.min(d.saturating_duration_since(started));
+            }
             let outcome = {
                 let _in_flight = self.endpoints.start(ix);
                 self.counters.request(batch.body.len());
-                let mut timeout = self.config.timeout;
-                if let Some(d) = deadline {
-                    timeout = timeout.min(d.saturating_duration_since(started));
-                }
-                self.send(&shared.http, url, batch.body.clone(), timeout).await
+                self.attempt(&http, url, &batch, timeout).await
             };
             let (reason, retry_after, last) = match outcome {
-                Ok(Response::Ok { rows, columns, body }) => {
+                Attempt::Scored(scored) => {
                     self.endpoints.record(ix, true);
-                    let scored = self.check(url, &batch, rows, columns, body)?;
                     self.counters.success(scored.values.len() * 4, started.elapsed());
                     return Ok(scored);
                 }
-                Ok(Response::Failed { status, message, retry_after }) => {
-                    match classify_status(status) {
-                        Some(reason) => {
-                            (reason, retry_after, format!("{url}: HTTP {status}: {message}"))
-                        }
-                        None => {
-                            self.counters.failed();
-                            return Err(ScoreError::Rejected {
-                                url: url.clone(),
-                                status,
-                                message,
-                                first_row: batch.first_row,
-                                rows: batch.rows,
-                            });
-                        }
-                    }
+                Attempt::Refused { status, message } => {
+                    self.counters.failed();
+                    return Err(ScoreError::Rejected {
+                        url: url.clone(),
+                        status,
+                        message,
+                        first_row: batch.first_row,
+                        rows: batch.rows,
+                    });
                 }
-                Err(e) => (classify_transport(&e), None, format!("{url}: {e}")),
+                Attempt::Bad(detail) => {
+                    self.counters.failed();
+                    return Err(ScoreError::BadResponse {
+                        url: url.clone(),
+                        first_row: batch.first_row,
+                        rows: batch.rows,
+                        detail,
+                    });
+                }
+                Attempt::Transient { reason, retry_after, message } => {
+                    (reason, retry_after, format!("{url}: {message}"))
+                }
             };
             // 429 and 503 say "busy", not "broken": they do not eject.
             let broken = !matches!(reason, Retryable::TooManyRequests | Retryable::Unavailable);
@@ -255,119 +183,250 @@ impl Inner {
         }
     }
 
-    async fn send(
+    /// One request: sends the batch and reads the answer, never more of it
+    /// than the batch's rows can need.
+    async fn attempt(
         &self,
         http: &reqwest::Client,
         url: &str,
-        body: Bytes,
+        batch: &Batch,
         timeout: Duration,
-    ) -> Result<Response, reqwest::Error> {
-        let response = http
+    ) -> Attempt {
+        let transport = |e: reqwest::Error| Attempt::Transient {
+            reason: classify_transport(&e),
+            retry_after: None,
+            message: describe(&e, timeout),
+        };
+        let sent = http
             .put(url)
-            .header("content-type", "application/octet-stream")
-            .header("x-score-columns", self.config.columns)
+            .header(reqwest::header::CONTENT_TYPE, media::OCTET_STREAM)
+            .header(headers::COLUMNS, self.config.columns)
+            // Work the server cannot start before we give up is work for
+            // nobody: tell it when that is.
+            .header(headers::DEADLINE_MS, timeout.as_millis().max(1) as u64)
             .timeout(timeout)
-            .body(body)
+            .body(batch.body.clone())
             .send()
-            .await?;
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => return transport(e),
+        };
         let status = response.status().as_u16();
-        if status == 200 {
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-            };
-            let (rows, columns) = (header("x-score-rows"), header("x-score-columns"));
-            let body = response.bytes().await?;
-            return Ok(Response::Ok { rows, columns, body });
+        if status != 200 {
+            return self.failed(response, status).await;
         }
+        let header = |name: &str| {
+            response.headers().get(name).map(|v| v.to_str().ok().and_then(|v| v.parse().ok()))
+        };
+        let Some(Some(columns)) = header(headers::COLUMNS) else {
+            return Attempt::Bad("no valid X-Score-Columns header".into());
+        };
+        if let Some(rows) = header(headers::ROWS)
+            && rows != Some(batch.rows)
+        {
+            return Attempt::Bad(format!(
+                "X-Score-Rows is {} for a request of {} rows",
+                rows.map_or("not a number".into(), |r| r.to_string()),
+                batch.rows
+            ));
+        }
+        if let Err(detail) = self.check_width(columns) {
+            return Attempt::Bad(detail);
+        }
+        let Some(expected) = codec::body_len(batch.rows, columns) else {
+            return Attempt::Bad(format!(
+                "X-Score-Columns {columns} cannot be the width of {} rows",
+                batch.rows
+            ));
+        };
+        if let Some(len) = response.content_length().filter(|len| *len != expected as u64) {
+            return Attempt::Bad(format!(
+                "{len} bytes announced for {} rows × {columns} columns (expected {expected})",
+                batch.rows
+            ));
+        }
+        let mut body = Vec::with_capacity(expected);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > expected => {
+                    return Attempt::Bad(format!(
+                        "more than the {expected} bytes of {} rows × {columns} columns",
+                        batch.rows
+                    ));
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    let Attempt::Transient { reason, message, .. } = transport(e) else {
+                        unreachable!("transport errors are transient")
+                    };
+                    return Attempt::Transient {
+                        reason,
+                        retry_after: None,
+                        message: format!(
+                            "answer cut short: received {} of {expected} bytes ({message})",
+                            body.len()
+                        ),
+                    };
+                }
+            }
+        }
+        if body.len() != expected {
+            return Attempt::Transient {
+                reason: Retryable::Io,
+                retry_after: None,
+                message: format!("answer cut short: received {} of {expected} bytes", body.len()),
+            };
+        }
+        let mut values = Vec::with_capacity(batch.rows * columns);
+        if let Err(e) = codec::decode_into(&body, &mut values) {
+            return Attempt::Bad(e.to_string());
+        }
+        Attempt::Scored(Scored { first_row: batch.first_row, rows: batch.rows, columns, values })
+    }
+
+    /// A non-200 answer: transient or a refusal, with the server's sentence.
+    async fn failed(&self, response: reqwest::Response, status: u16) -> Attempt {
         let retry_after = response
             .headers()
-            .get("retry-after")
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.chars().take(500).collect());
-        Ok(Response::Failed { status, message, retry_after })
+            .and_then(|v| retry_after::parse(v, SystemTime::now()));
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // An error body is a sentence; read at most a little of anything else.
+        let text = read_capped(response, 64 << 10).await;
+        let mut message = ErrorBody::message_of(&text, 500)
+            .unwrap_or_else(|| format!("HTTP {status} with no message"));
+        if (300..400).contains(&status) {
+            message = format!(
+                "redirected to {}; the client does not follow redirects (the body would be sent \
+                 again to another origin): give the final URL",
+                location.as_deref().unwrap_or("(no Location)")
+            );
+        }
+        match classify_status(status) {
+            Some(reason) => Attempt::Transient {
+                reason,
+                retry_after,
+                message: format!("HTTP {status}: {message}"),
+            },
+            None => Attempt::Refused { status, message },
+        }
     }
 
-    /// Checks an answer against its request and decodes it.
-    fn check(
-        &self,
-        url: &str,
-        batch: &Batch,
-        rows: Option<usize>,
-        columns: Option<usize>,
-        body: Bytes,
-    ) -> Result<Scored, ScoreError> {
-        let bad = |detail: String| {
-            self.counters.failed();
-            ScoreError::BadResponse {
-                url: url.to_string(),
-                first_row: batch.first_row,
-                rows: batch.rows,
-                detail,
-            }
-        };
-        let columns = columns.ok_or_else(|| bad("no X-Score-Columns header".into()))?;
-        if let Some(rows) = rows.filter(|r| *r != batch.rows) {
-            return Err(bad(format!(
-                "X-Score-Rows is {rows} for a request of {} rows",
-                batch.rows
-            )));
+    /// Checks an answer's width against the model's, learning it from the
+    /// first answer when it was not given.
+    fn check_width(&self, columns: usize) -> Result<(), String> {
+        if columns == 0 {
+            return Err("X-Score-Columns is 0".into());
         }
-        let expected = batch.rows * columns * 4;
-        if columns == 0 || body.len() != expected {
-            return Err(bad(format!(
-                "{} bytes for {} rows × {columns} columns (expected {expected})",
-                body.len(),
-                batch.rows
-            )));
+        match self.width.compare_exchange(0, columns, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(known) if known == columns => Ok(()),
+            Err(known) => Err(format!(
+                "{columns} scores per row, but the model's output has {known} (the model \
+                 changed under the job?)"
+            )),
         }
-        let values =
-            body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        Ok(Scored { first_row: batch.first_row, rows: batch.rows, columns, values })
     }
 }
 
-enum Response {
-    Ok { rows: Option<usize>, columns: Option<usize>, body: Bytes },
-    Failed { status: u16, message: String, retry_after: Option<Duration> },
+/// Reads at most `cap` bytes of a body (the rest is dropped with the
+/// connection).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out
 }
 
-/// Asks a server for a model's input width (`GET /models/{name}`, or the
+/// Asks a server for a model's description (`GET /models/{name}`, or the
 /// default model from `GET /models`). Blocking; call from a plain thread.
-pub fn fetch_input_columns(base_url: &str, model: Option<&str>) -> Result<usize, ScoreError> {
+pub fn fetch_model(base_url: &str, model: Option<&str>) -> Result<ModelDoc, ScoreError> {
     let shared = crate::runtime::shared();
     let base = base_url.trim_end_matches('/');
     let url = match model {
         Some(m) => format!("{base}/models/{m}"),
         None => format!("{base}/models"),
     };
+    let timeout = Duration::from_secs(30);
     let fail = |detail: String| {
-        ScoreError::Config(format!("cannot read the model's width from {url}: {detail}"))
+        ScoreError::Config(format!("cannot read the model's description from {url}: {detail}"))
     };
-    let doc: serde_json::Value = shared
+    let (status, body): (u16, Bytes) = shared
         .handle
         .block_on(async {
-            let response = shared.http.get(&url).timeout(Duration::from_secs(30)).send().await?;
-            response.error_for_status()?.json().await
+            let response = shared.http.get(&url).timeout(timeout).send().await?;
+            let status = response.status().as_u16();
+            Ok((status, response.bytes().await?))
         })
-        .map_err(|e| fail(e.to_string()))?;
-    let model_doc = match model {
-        Some(_) => &doc,
-        None => doc["models"]
-            .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["default"] == true))
-            .ok_or_else(|| fail("no default model listed".into()))?,
-    };
-    model_doc["input"]["columns"]
-        .as_u64()
-        .map(|c| c as usize)
-        .ok_or_else(|| fail("no input.columns in the answer".into()))
+        .map_err(|e: reqwest::Error| fail(describe(&e, timeout)))?;
+    if status != 200 {
+        let message = ErrorBody::message_of(&body, 500).unwrap_or_default();
+        return Err(fail(format!("HTTP {status}: {message}")));
+    }
+    let parse_error = |e: serde_json::Error| fail(format!("not a model description: {e}"));
+    match model {
+        Some(_) => serde_json::from_slice::<ModelDoc>(&body).map_err(parse_error),
+        None => serde_json::from_slice::<ModelList>(&body)
+            .map_err(parse_error)?
+            .default_model()
+            .cloned()
+            .ok_or_else(|| fail("no default model listed".into())),
+    }
+}
+
+/// Asks a server for a model's input width. Blocking; call from a plain
+/// thread.
+pub fn fetch_input_columns(base_url: &str, model: Option<&str>) -> Result<usize, ScoreError> {
+    fetch_model(base_url, model).map(|doc| doc.input.columns)
+}
+
+/// This process's clients by configuration: the tasks a process runs (a
+/// Python worker's, a JVM executor's) share endpoint health and the retry
+/// budget. Keyed by pid too: a forked child must not use its parent's.
+static SHARED: std::sync::Mutex<Option<(u32, std::collections::HashMap<ClientConfig, Client>)>> =
+    std::sync::Mutex::new(None);
+
+impl Client {
+    /// The process's client for `config`, built on first use.
+    pub fn shared(config: ClientConfig) -> Result<Client, ScoreError> {
+        let pid = std::process::id();
+        let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = match guard.as_mut() {
+            Some((p, clients)) if *p == pid => clients,
+            _ => &mut guard.insert((pid, Default::default())).1,
+        };
+        if let Some(client) = clients.get(&config) {
+            return Ok(client.clone());
+        }
+        let client = Client::new(config.clone())?;
+        clients.insert(config, client.clone());
+        Ok(client)
+    }
+
+    /// The counters of every client [`Client::shared`] made in this process,
+    /// added up.
+    pub fn shared_stats() -> Stats {
+        let guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = Stats::default();
+        if let Some((pid, clients)) = guard.as_ref()
+            && *pid == std::process::id()
+        {
+            for client in clients.values() {
+                total.add(&client.stats());
+            }
+        }
+        total
+    }
 }

@@ -61,9 +61,13 @@ pub enum ScoreError {
     /// The overall deadline passed.
     #[error("the overall deadline of {0:?} passed")]
     Deadline(Duration),
-    /// Invalid configuration.
+    /// Invalid configuration, or model metadata the client could not read.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The task driving a request was cancelled (its runtime is shutting
+    /// down).
+    #[error("a request was cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl ScoreError {

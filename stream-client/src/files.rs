@@ -8,7 +8,50 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::features::FeatureBlock;
+use score_protocol::codec;
+
+use crate::arrow::{FeatureBlock, FeatureError};
+
+/// Why a file cannot be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The operating system refused.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The contents are not what the format needs.
+    #[error("{}: {detail}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in a sentence.
+        detail: String,
+    },
+    /// The feature columns cannot be used.
+    #[error("{}: {source}", path.display())]
+    Features {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: FeatureError,
+    },
+}
+
+impl FileError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        move |source| FileError::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn invalid(path: &Path, detail: impl std::fmt::Display) -> FileError {
+        FileError::Invalid { path: path.to_path_buf(), detail: detail.to_string() }
+    }
+}
 
 /// A file format, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,18 +66,19 @@ pub enum Format {
 
 impl Format {
     /// The format of `path`, by extension.
-    pub fn of(path: &Path) -> Result<Format, String> {
+    pub fn of(path: &Path) -> Result<Format, FileError> {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("f32") => Ok(Format::F32),
             Some("npy") => Ok(Format::Npy),
             Some("parquet") | Some("parq") => Ok(Format::Parquet),
-            _ => Err(format!("{}: unknown format; use .f32, .npy or .parquet", path.display())),
+            _ => Err(FileError::invalid(path, "unknown format; use .f32, .npy or .parquet")),
         }
     }
 }
 
 /// Reads blocks of whole rows from an input file.
 pub struct RowReader {
+    path: PathBuf,
     source: Source,
     columns: usize,
     rows: u64,
@@ -55,11 +99,12 @@ impl RowReader {
         columns: Option<usize>,
         features: Option<&[String]>,
         block_rows: usize,
-    ) -> Result<RowReader, String> {
+    ) -> Result<RowReader, FileError> {
         if Format::of(path)? == Format::Parquet {
             let rows = crate::parquet_io::ParquetRows::open(path, features, columns, block_rows)?;
             let (columns, total) = (rows.columns(), rows.rows());
             return Ok(RowReader {
+                path: path.to_path_buf(),
                 source: Source::Parquet(Box::new(rows)),
                 columns,
                 rows: total,
@@ -67,51 +112,49 @@ impl RowReader {
                 block_rows,
             });
         }
-        let ctx = |e: std::io::Error| format!("{}: {e}", path.display());
-        let file = File::open(path).map_err(ctx)?;
-        let len = file.metadata().map_err(ctx)?.len();
+        let file = File::open(path).map_err(FileError::io(path))?;
+        let len = file.metadata().map_err(FileError::io(path))?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let (columns, data_len) = match Format::of(path)? {
             Format::F32 => {
-                let columns = columns.ok_or("a .f32 input needs --columns")?;
+                let columns = columns
+                    .ok_or_else(|| FileError::invalid(path, "a .f32 input needs --columns"))?;
                 (columns, len)
             }
             Format::Parquet => unreachable!("handled above"),
             Format::Npy => {
                 let (header_len, shape) =
-                    read_npy_header(&mut reader).map_err(|e| format!("{}: {e}", path.display()))?;
+                    read_npy_header(&mut reader).map_err(|e| FileError::invalid(path, e))?;
                 if let Some(c) = columns.filter(|c| *c != shape.1) {
-                    return Err(format!(
-                        "{}: has {} columns, --columns says {c}",
-                        path.display(),
-                        shape.1
+                    return Err(FileError::invalid(
+                        path,
+                        format!("has {} columns, --columns says {c}", shape.1),
                     ));
                 }
-                let expected = shape.0 as u64 * shape.1 as u64 * 4;
-                if len - header_len != expected {
-                    return Err(format!(
-                        "{}: truncated or padded: {} data bytes for shape ({}, {})",
-                        path.display(),
-                        len - header_len,
-                        shape.0,
-                        shape.1
+                let expected = (shape.0 as u64)
+                    .checked_mul(shape.1 as u64)
+                    .and_then(|n| n.checked_mul(4))
+                    .ok_or_else(|| FileError::invalid(path, "impossible .npy shape"))?;
+                if len.checked_sub(header_len) != Some(expected) {
+                    return Err(FileError::invalid(
+                        path,
+                        format!(
+                            "truncated or padded: {} data bytes for shape ({}, {})",
+                            len.saturating_sub(header_len),
+                            shape.0,
+                            shape.1
+                        ),
                     ));
                 }
                 (shape.1, expected)
             }
         };
-        if columns == 0 {
-            return Err(format!("{}: zero columns", path.display()));
-        }
-        let row_bytes = columns as u64 * 4;
-        if data_len % row_bytes != 0 {
-            return Err(format!(
-                "{}: {data_len} bytes is not a whole number of rows of {columns} float32",
-                path.display()
-            ));
-        }
-        let rows = data_len / row_bytes;
+        let rows = usize::try_from(data_len)
+            .map_err(|_| FileError::invalid(path, "too large for this machine"))
+            .and_then(|len| codec::rows_in(len, columns).map_err(|e| FileError::invalid(path, e)))?
+            as u64;
         Ok(RowReader {
+            path: path.to_path_buf(),
             source: Source::Raw(reader),
             columns,
             rows,
@@ -132,7 +175,7 @@ impl RowReader {
 }
 
 impl Iterator for RowReader {
-    type Item = Result<FeatureBlock, String>;
+    type Item = Result<FeatureBlock, FileError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let reader = match &mut self.source {
@@ -146,12 +189,11 @@ impl Iterator for RowReader {
         let mut bytes = vec![0u8; rows * self.columns * 4];
         if let Err(e) = reader.read_exact(&mut bytes) {
             self.remaining = 0;
-            return Some(Err(format!("reading input: {e}")));
+            return Some(Err(FileError::Io { path: self.path.clone(), source: e }));
         }
         self.remaining -= rows as u64;
-        Some(Ok(FeatureBlock::Owned(
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        )))
+        let values = codec::decode(&bytes).map_err(|e| FileError::invalid(&self.path, e));
+        Some(values.map(FeatureBlock::Owned))
     }
 }
 
@@ -208,6 +250,7 @@ pub struct RowWriter {
     path: PathBuf,
     rows: u64,
     columns: Option<usize>,
+    scratch: Vec<u8>,
 }
 
 enum Sink {
@@ -221,36 +264,47 @@ const NPY_HEADER: usize = 128;
 
 impl RowWriter {
     /// Creates the temporary output next to `path`.
-    pub fn create(path: &Path) -> Result<RowWriter, String> {
+    pub fn create(path: &Path) -> Result<RowWriter, FileError> {
         let format = Format::of(path)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let tmp = Self::partial_path(path);
+        let file = File::create(&tmp).map_err(FileError::io(&tmp))?;
         let sink = match format {
-            Format::Parquet => Sink::Parquet(Box::new(crate::parquet_io::ParquetScores::new(file))),
+            Format::Parquet => {
+                Sink::Parquet(Box::new(crate::parquet_io::ParquetScores::new(file, tmp.clone())))
+            }
             _ => {
                 let mut writer = BufWriter::with_capacity(1 << 20, file);
                 if format == Format::Npy {
-                    writer.write_all(&npy_header(0, 0)).map_err(|e| e.to_string())?;
+                    writer.write_all(&npy_header(0, 0)).map_err(FileError::io(&tmp))?;
                 }
                 Sink::Raw(writer)
             }
         };
-        Ok(RowWriter { sink, format, tmp, path: path.to_path_buf(), rows: 0, columns: None })
+        let path = path.to_path_buf();
+        Ok(RowWriter { sink, format, tmp, path, rows: 0, columns: None, scratch: Vec::new() })
+    }
+
+    /// Where the output of `path` is written until it is complete.
+    pub fn partial_path(path: &Path) -> PathBuf {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        PathBuf::from(tmp)
     }
 
     /// Appends rows of `columns` floats.
-    pub fn write(&mut self, values: &[f32], columns: usize) -> Result<(), String> {
+    pub fn write(&mut self, values: &[f32], columns: usize) -> Result<(), FileError> {
         if *self.columns.get_or_insert(columns) != columns {
-            return Err("the server changed the number of output columns mid-stream".into());
+            return Err(FileError::invalid(
+                &self.tmp,
+                "the server changed the number of output columns mid-stream",
+            ));
         }
         match &mut self.sink {
             Sink::Parquet(w) => w.write(values, columns)?,
             Sink::Raw(w) => {
-                for v in values {
-                    w.write_all(&v.to_le_bytes()).map_err(|e| format!("writing output: {e}"))?;
-                }
+                self.scratch.clear();
+                codec::encode_into(values, &mut self.scratch);
+                w.write_all(&self.scratch).map_err(FileError::io(&self.tmp))?;
             }
         }
         self.rows += (values.len() / columns.max(1)) as u64;
@@ -258,21 +312,25 @@ impl RowWriter {
     }
 
     /// Flushes, fixes the `.npy` header and renames the file into place.
-    pub fn finish(self) -> Result<u64, String> {
-        let err = |e: std::io::Error| format!("writing output: {e}");
+    pub fn finish(self) -> Result<u64, FileError> {
+        let err = FileError::io(&self.tmp);
         match self.sink {
             Sink::Parquet(w) => w.finish()?,
             Sink::Raw(mut w) => {
-                if self.format == Format::Npy {
-                    w.seek(SeekFrom::Start(0)).map_err(err)?;
-                    w.write_all(&npy_header(self.rows, self.columns.unwrap_or(0))).map_err(err)?;
-                }
-                w.flush().map_err(err)?;
-                w.get_ref().sync_all().map_err(err)?;
+                let header = npy_header(self.rows, self.columns.unwrap_or(0));
+                let npy = self.format == Format::Npy;
+                let done = (|| {
+                    if npy {
+                        w.seek(SeekFrom::Start(0))?;
+                        w.write_all(&header)?;
+                    }
+                    w.flush()?;
+                    w.get_ref().sync_all()
+                })();
+                done.map_err(err)?;
             }
         }
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(FileError::io(&self.path))?;
         Ok(self.rows)
     }
 

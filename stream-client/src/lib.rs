@@ -30,12 +30,18 @@
 //!
 //! The blocking iterator must be driven from a plain thread (as Spark's task
 //! threads and Python are); from async code use [`Client::score_stream`].
+//!
+//! Features: `arrow` (record batches in and out, [`arrow`]: what the
+//! bindings use) and `files` (the default: `.f32`/`.npy`/Parquet files and
+//! the `score-client` CLI). The wire protocol itself is `score-protocol`.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod batch;
 mod client;
+mod config;
 mod endpoints;
 mod error;
-pub mod features;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "files")]
@@ -46,7 +52,15 @@ mod stats;
 mod stream;
 
 pub use batch::{Batch, Batcher};
-pub use client::{Client, ClientConfig, Scored, fetch_input_columns};
+pub use client::{Client, Scored, fetch_input_columns, fetch_model};
+pub use config::ClientConfig;
 pub use error::ScoreError;
 pub use stats::Stats;
 pub use stream::ScoreIter;
+
+/// The process's async runtime, on which the client's requests run (one per
+/// process, created on first use and again after a fork). For work that
+/// belongs beside the requests, such as a binary's signal handler.
+pub fn runtime_handle() -> tokio::runtime::Handle {
+    runtime::shared().handle
+}

@@ -11,6 +11,11 @@ use stream_client::files::{RowReader, RowWriter};
 use stream_client::{Client, ClientConfig, fetch_input_columns};
 use tracing_subscriber::EnvFilter;
 
+/// The library's defaults: written once, in `ClientConfig::default`.
+fn defaults() -> ClientConfig {
+    ClientConfig::default()
+}
+
 /// Score a file of feature rows with score-server.
 ///
 /// Formats follow the file extension: `.f32` (raw little-endian float32,
@@ -47,15 +52,16 @@ struct Args {
     output_name: Option<String>,
     /// Rows per request. Larger amortises per-request cost; keep rows ×
     /// columns × 4 under the server's body limit.
-    #[arg(long, env = "SCORE_BATCH_ROWS", default_value_t = 4096)]
+    #[arg(long, env = "SCORE_BATCH_ROWS", default_value_t = defaults().batch_rows)]
     batch_rows: usize,
     /// Requests in flight. Memory is about in-flight × batch; more than the
     /// servers' total workers only adds queueing.
-    #[arg(long, env = "SCORE_IN_FLIGHT", default_value_t = 4)]
+    #[arg(long, env = "SCORE_IN_FLIGHT", default_value_t = defaults().in_flight)]
     in_flight: usize,
-    /// Per-request timeout (e.g. 30s); a timed-out request is cancelled and retried.
-    #[arg(long, env = "SCORE_TIMEOUT", default_value = "60s", value_parser = humantime_secs)]
-    timeout: Duration,
+    /// Per-request timeout (e.g. 30s, 500ms; default 60s); a timed-out
+    /// request is cancelled and retried.
+    #[arg(long, env = "SCORE_TIMEOUT", value_parser = humantime_secs)]
+    timeout: Option<Duration>,
 }
 
 fn humantime_secs(s: &str) -> Result<Duration, String> {
@@ -94,17 +100,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)
-        .map_err(anyhow::Error::msg)?;
+    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)?;
     let (total, columns) = (reader.rows(), reader.columns());
     let mut config = ClientConfig::new(args.urls.clone(), columns);
     config.model = args.model;
     config.output = args.output_name;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;
-    config.timeout = args.timeout;
+    config.timeout = args.timeout.unwrap_or(config.timeout);
     let client = Client::new(config)?;
-    let mut writer = RowWriter::create(&args.output).map_err(anyhow::Error::msg)?;
+    let mut writer = RowWriter::create(&args.output)?;
+    remove_on_signal(RowWriter::partial_path(&args.output));
 
     // A read error ends the input; it is reported after the rows before it.
     let read_error = std::cell::RefCell::new(None);
@@ -121,12 +127,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         for batch in client.score_blocks(blocks) {
             let batch = batch?;
-            writer.write(&batch.values, batch.columns).map_err(anyhow::Error::msg)?;
+            writer.write(&batch.values, batch.columns)?;
             done += batch.rows as u64;
             progress.update(done, started);
         }
         if let Some(e) = read_error.borrow_mut().take() {
-            bail!("{e}");
+            return Err(e.into());
         }
         if done != total {
             bail!("scored {done} rows of {total}");
@@ -138,7 +144,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         writer.abandon();
         return Err(e).context(format!("{} left unwritten", args.output.display()));
     }
-    let rows = writer.finish().map_err(anyhow::Error::msg)?;
+    let rows = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();
     let stats = client.stats();
     eprintln!(
@@ -149,6 +155,29 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+/// On SIGINT or SIGTERM, removes the partial output and exits (130 or 143,
+/// as a shell reports a process killed by the signal): an interrupted job
+/// leaves nothing behind that looks like output.
+fn remove_on_signal(partial: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handle = stream_client::runtime_handle();
+    handle.spawn(async move {
+        let (Ok(mut int), Ok(mut term)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            tracing::warn!("cannot listen for signals; an interrupted run leaves its .partial");
+            return;
+        };
+        let code = tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        };
+        let _ = std::fs::remove_file(&partial);
+        eprintln!("\nscore-client: interrupted; {} removed", partial.display());
+        std::process::exit(code);
+    });
 }
 
 /// A one-line progress display on stderr when it is a terminal, at most

@@ -1,9 +1,9 @@
 //! Retries: which failures to retry ([`classify_status`], [`Retryable`]) is
-//! kept apart from when ([`Backoff`], [`parse_retry_after`]) and from how
-//! many ([`RetryBudget`]).
+//! kept apart from when ([`Backoff`], with the server's `Retry-After` read
+//! by [`score_protocol::retry_after`]) and from how many ([`RetryBudget`]).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Why an attempt is worth retrying. The label names a counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,14 +74,24 @@ pub fn classify_transport(e: &reqwest::Error) -> Retryable {
     }
 }
 
-/// Parses `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// A transport error in words: the innermost cause ("Connection refused
+/// (os error 111)") rather than reqwest's "error sending request for url".
+pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {timeout:?}");
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let what = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "the connection failed"
+    };
+    format!("{what}: {cause}")
 }
 
 /// Exponential backoff with full jitter: attempt k waits a uniform random
@@ -98,13 +108,16 @@ pub struct Backoff {
 impl Backoff {
     /// The wait before retry number `attempt` (0-based), honouring the
     /// server's `Retry-After` as a floor (plus jitter, so clients told the
-    /// same second do not all come back in it).
+    /// same second do not all come back in it) but never beyond `max`: a
+    /// server (or anything posing as one) cannot park a job for days.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let ceiling = self.base.saturating_mul(1u32 << attempt.min(20)).min(self.max);
-        let jitter = ceiling.mul_f64(fastrand::f64());
         match retry_after {
-            Some(floor) => floor.min(self.max.max(floor)) + self.base.mul_f64(fastrand::f64()),
-            None => jitter,
+            Some(floor) => {
+                let jitter = self.base.mul_f64(fastrand::f64());
+                (floor + jitter).min(self.max)
+            }
+            None => ceiling.mul_f64(fastrand::f64()),
         }
     }
 }
@@ -180,17 +193,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
-
-    #[test]
     fn backoff_is_jittered_under_an_exponential_ceiling() {
         let b = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) };
         for attempt in 0..10 {
@@ -199,8 +201,17 @@ mod tests {
                 assert!(b.delay(attempt, None) <= ceiling);
             }
         }
-        let d = b.delay(0, Some(Duration::from_secs(3)));
-        assert!(d >= Duration::from_secs(3) && d <= Duration::from_millis(3100), "{d:?}");
+        let d = b.delay(0, Some(Duration::from_secs(1)));
+        assert!(d >= Duration::from_secs(1) && d <= Duration::from_millis(1100), "{d:?}");
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_capped_at_the_backoff_maximum() {
+        let b = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) };
+        let told = score_protocol::retry_after::parse("999999", std::time::SystemTime::now());
+        for attempt in 0..5 {
+            assert!(b.delay(attempt, told) <= Duration::from_secs(2));
+        }
     }
 
     #[test]

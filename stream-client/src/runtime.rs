@@ -49,6 +49,9 @@ pub fn shared() -> Shared {
         .expect("cannot start the stream-client runtime: out of threads or memory");
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
+        // A redirect would send the whole body again, to another origin;
+        // the client reports it instead (see `client.rs`).
+        .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)
         .build()
         .expect("the HTTP client has a static configuration; this is a bug");

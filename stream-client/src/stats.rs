@@ -61,6 +61,27 @@ impl Stats {
     pub fn retries_for(&self, reason: Retryable) -> u64 {
         self.retries.iter().find(|(l, _)| *l == reason.label()).map_or(0, |(_, n)| *n)
     }
+
+    /// Adds `other`'s counters to these (latencies: the larger of the two,
+    /// an upper bound).
+    pub fn add(&mut self, other: &Stats) {
+        self.rows_sent += other.rows_sent;
+        self.rows_scored += other.rows_scored;
+        self.requests += other.requests;
+        self.failed_batches += other.failed_batches;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.ejections += other.ejections;
+        for (label, n) in &other.retries {
+            match self.retries.iter_mut().find(|(l, _)| l == label) {
+                Some((_, mine)) => *mine += n,
+                None => self.retries.push((label, *n)),
+            }
+        }
+        self.latency_p50 = self.latency_p50.max(other.latency_p50);
+        self.latency_p99 = self.latency_p99.max(other.latency_p99);
+        self.latency_mean = self.latency_mean.max(other.latency_mean);
+    }
 }
 
 impl Counters {

@@ -1,12 +1,16 @@
 //! Ordered, bounded scoring of a whole input: the blocking [`ScoreIter`] and
-//! the async [`Client::score_stream`].
+//! the async [`Client::score_stream`], both driven by one [`Window`].
 //!
-//! Both keep at most `in_flight` batches in flight, each driven by a task
-//! spawned on the process runtime, so requests progress whatever the
+//! The window keeps at most `in_flight` batches in flight, each driven by a
+//! task spawned on the process runtime, so requests progress whatever the
 //! consumer's pace; the input is pulled only when a slot is free (the
 //! backpressure), and results come out in input order. The output ends only
-//! after the last result; after an error it yields that error and ends.
-//! Dropping the output aborts the requests in flight.
+//! after the last result; after an error it yields that error and ends. A
+//! bad input row ends the input: the rows before it are scored and yielded
+//! first, then the error. Dropping the output aborts the requests in flight.
+//!
+//! The window is a state machine ([`Window::step`]) so that the blocking
+//! and the async outputs differ only in how they pull input and wait.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -18,49 +22,114 @@ use crate::batch::{Batch, Batcher};
 use crate::client::{Client, Scored};
 use crate::error::ScoreError;
 
-type Pending = VecDeque<JoinHandle<Result<Scored, ScoreError>>>;
-
-/// What the iterator pulls: rows one by one, or row-major blocks.
-enum Input<I, B> {
-    Rows(I),
-    Blocks(B),
+/// A place in the output: a request in flight, or an error known already
+/// (a bad input row) that comes out after the rows before it.
+enum Slot {
+    Task(JoinHandle<Result<Scored, ScoreError>>),
+    Failed(ScoreError),
 }
 
-/// What both outputs share: the batches waiting to be sent and the window of
-/// requests in flight. Dropping it aborts those requests.
+/// What the window needs next.
+enum Step {
+    /// Input: call [`Window::feed`] with the next item (or `None` at the end).
+    Pull,
+    /// The oldest result: wait for it, then [`Window::settle`] it.
+    Wait(Slot),
+    /// The output is over.
+    Done,
+}
+
+/// The batches waiting to be sent and the requests in flight. Dropping it
+/// aborts those requests.
 struct Window {
     client: Client,
     batcher: Batcher,
+    /// Whether input items are single rows (else row-major blocks).
+    rows: bool,
     ready: VecDeque<Batch>,
-    pending: Pending,
+    pending: VecDeque<Slot>,
     deadline: Option<Instant>,
+    input_error: Option<ScoreError>,
     exhausted: bool,
     finished: bool,
 }
 
 impl Window {
-    fn new(client: &Client) -> Self {
+    fn new(client: &Client, rows: bool) -> Self {
         let c = &client.inner.config;
         Window {
             client: client.clone(),
             batcher: Batcher::new(c.columns, c.batch_rows, c.batch_bytes),
+            rows,
             ready: VecDeque::new(),
             pending: VecDeque::new(),
             deadline: c.deadline.map(|d| Instant::now() + d),
+            input_error: None,
             exhausted: false,
             finished: false,
         }
     }
-}
 
-impl Window {
-    /// Turns a finished request task into the next output item; an error
-    /// ends the output and aborts the requests still in flight.
+    /// Sends what is ready while the window has room, then says what is
+    /// needed: more input while there is room and nothing ready, else the
+    /// oldest result.
+    fn step(&mut self) -> Step {
+        if self.finished {
+            return Step::Done;
+        }
+        let window = self.client.inner.config.in_flight;
+        while self.pending.len() < window
+            && let Some(batch) = self.ready.pop_front()
+        {
+            let inner = self.client.inner.clone();
+            let deadline = self.deadline;
+            let handle = crate::runtime::shared().handle;
+            let task = handle.spawn(async move { inner.score(batch, deadline).await });
+            self.pending.push_back(Slot::Task(task));
+        }
+        if self.pending.len() < window && self.ready.is_empty() {
+            if !self.exhausted {
+                return Step::Pull;
+            }
+            if let Some(e) = self.input_error.take() {
+                self.pending.push_back(Slot::Failed(e));
+            }
+        }
+        match self.pending.pop_front() {
+            Some(slot) => Step::Wait(slot),
+            None => {
+                self.finished = true;
+                log_end(&self.client);
+                Step::Done
+            }
+        }
+    }
+
+    /// Takes the next input item (`None`: the input ended).
+    fn feed(&mut self, item: Option<&[f32]>) {
+        let pushed = match item {
+            None => Ok(Vec::new()),
+            Some(row) if self.rows => self.batcher.push_row(row).map(|b| b.into_iter().collect()),
+            Some(block) => self.batcher.push_block(block),
+        };
+        match pushed {
+            Ok(batches) => self.ready.extend(batches),
+            Err(e) => self.input_error = Some(e),
+        }
+        if item.is_none() || self.input_error.is_some() {
+            self.exhausted = true;
+            self.ready.extend(self.batcher.flush());
+        }
+    }
+
+    /// Turns a finished slot into the next output item; an error ends the
+    /// output (unless `keep_going` and it concerns one batch) and aborts the
+    /// requests still in flight.
     fn settle(&mut self, joined: Joined) -> Result<Scored, ScoreError> {
         let result = match joined {
             Ok(r) => r,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(ScoreError::Config(format!("request task cancelled: {e}"))),
+            Err(e) => Err(ScoreError::Cancelled(e.to_string())),
         };
         match &result {
             Ok(scored) => self.client.inner.counters.delivered(scored.rows),
@@ -68,7 +137,9 @@ impl Window {
                 tracing::warn!(error = %e, "batch failed; going on");
             }
             Err(e) => {
-                tracing::error!(error = %e, "scoring stopped");
+                // The caller gets the error itself; this is for the log's
+                // reader, who may not see the caller's output.
+                tracing::debug!(error = %e, "scoring stopped");
                 self.finished = true;
                 abort_all(&mut self.pending);
                 log_end(&self.client);
@@ -78,6 +149,8 @@ impl Window {
     }
 }
 
+type Joined = Result<Result<Scored, ScoreError>, tokio::task::JoinError>;
+
 impl Drop for Window {
     fn drop(&mut self) {
         abort_all(&mut self.pending);
@@ -85,34 +158,29 @@ impl Drop for Window {
 }
 
 /// Blocking iterator of scored batches, in input order.
-pub struct ScoreIter<I, B> {
+pub struct ScoreIter<I> {
     w: Window,
-    input: Input<I, B>,
-    input_error: Option<ScoreError>,
+    input: I,
 }
 
 impl Client {
     /// Scores rows pulled from `rows` on the calling thread.
-    pub fn score_rows<I>(&self, rows: I) -> ScoreIter<I::IntoIter, std::iter::Empty<Vec<f32>>>
+    pub fn score_rows<I>(&self, rows: I) -> ScoreIter<I::IntoIter>
     where
         I: IntoIterator,
         I::Item: AsRef<[f32]>,
     {
-        self.iter(Input::Rows(rows.into_iter()))
+        ScoreIter { w: Window::new(self, true), input: rows.into_iter() }
     }
 
     /// Scores row-major blocks of whole rows (e.g. Arrow record batches'
     /// float buffers) pulled from `blocks` on the calling thread.
-    pub fn score_blocks<B>(&self, blocks: B) -> ScoreIter<std::iter::Empty<Vec<f32>>, B::IntoIter>
+    pub fn score_blocks<B>(&self, blocks: B) -> ScoreIter<B::IntoIter>
     where
         B: IntoIterator,
         B::Item: AsRef<[f32]>,
     {
-        self.iter(Input::Blocks(blocks.into_iter()))
-    }
-
-    fn iter<I, B>(&self, input: Input<I, B>) -> ScoreIter<I, B> {
-        ScoreIter { w: Window::new(self), input, input_error: None }
+        ScoreIter { w: Window::new(self, false), input: blocks.into_iter() }
     }
 
     /// Async version: scores row-major blocks from `blocks` (a block may hold
@@ -125,157 +193,66 @@ impl Client {
         S: Stream + Send + Unpin + 'static,
         S::Item: AsRef<[f32]> + Send,
     {
-        let state = StreamState { w: Window::new(self), blocks };
-        futures_util::stream::unfold(state, |mut s| async move {
-            let item = s.next().await?;
-            Some((item, s))
+        let state = (Window::new(self, false), blocks);
+        futures_util::stream::unfold(state, |(mut w, mut blocks)| async move {
+            loop {
+                match w.step() {
+                    Step::Pull => {
+                        let item = blocks.next().await;
+                        w.feed(item.as_ref().map(AsRef::as_ref));
+                    }
+                    Step::Wait(Slot::Task(task)) => {
+                        let item = w.settle(task.await);
+                        return Some((item, (w, blocks)));
+                    }
+                    Step::Wait(Slot::Failed(e)) => {
+                        let item = w.settle(Ok(Err(e)));
+                        return Some((item, (w, blocks)));
+                    }
+                    Step::Done => return None,
+                }
+            }
         })
-    }
-
-    fn spawn(&self, pending: &mut Pending, batch: Batch, deadline: Option<Instant>) {
-        let inner = self.inner.clone();
-        let handle = crate::runtime::shared().handle;
-        pending.push_back(handle.spawn(async move { inner.score(batch, deadline).await }));
-    }
-
-    fn spawn_error(&self, pending: &mut Pending, error: ScoreError) {
-        let handle = crate::runtime::shared().handle;
-        pending.push_back(handle.spawn(async move { Err(error) }));
     }
 }
 
-impl<I, B> ScoreIter<I, B>
-where
-    I: Iterator,
-    I::Item: AsRef<[f32]>,
-    B: Iterator,
-    B::Item: AsRef<[f32]>,
-{
-    /// Pulls input until a batch is ready or the input ends.
-    fn pull(&mut self) {
-        while self.w.ready.is_empty() && !self.w.exhausted {
-            let pushed = match &mut self.input {
-                Input::Rows(rows) => match rows.next() {
-                    Some(row) => {
-                        self.w.batcher.push_row(row.as_ref()).map(|b| b.into_iter().collect())
-                    }
-                    None => Ok(Vec::new()).inspect(|_| self.w.exhausted = true),
-                },
-                Input::Blocks(blocks) => match blocks.next() {
-                    Some(block) => self.w.batcher.push_block(block.as_ref()),
-                    None => Ok(Vec::new()).inspect(|_| self.w.exhausted = true),
-                },
-            };
-            match pushed {
-                Ok(batches) => self.w.ready.extend(batches),
-                Err(e) => {
-                    // Score the rows before the bad one, then report it.
-                    self.input_error = Some(e);
-                    self.w.exhausted = true;
-                }
-            }
-            if self.w.exhausted {
-                self.w.ready.extend(self.w.batcher.flush());
-            }
-        }
-    }
-
+impl<I> ScoreIter<I> {
     /// The client's counters.
     pub fn stats(&self) -> crate::Stats {
         self.w.client.stats()
     }
 }
 
-impl<I, B> Iterator for ScoreIter<I, B>
+impl<I> Iterator for ScoreIter<I>
 where
     I: Iterator,
     I::Item: AsRef<[f32]>,
-    B: Iterator,
-    B::Item: AsRef<[f32]>,
 {
     type Item = Result<Scored, ScoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.w.finished {
-            return None;
-        }
-        let window = self.w.client.inner.config.in_flight;
-        while self.w.pending.len() < window {
-            self.pull();
-            let Some(batch) = self.w.ready.pop_front() else { break };
-            self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
-        }
-        if self.w.pending.len() < window
-            && self.w.ready.is_empty()
-            && let Some(e) = self.input_error.take()
-        {
-            self.w.client.spawn_error(&mut self.w.pending, e);
-        }
-        let Some(head) = self.w.pending.pop_front() else {
-            self.w.finished = true;
-            log_end(&self.w.client);
-            return None;
-        };
-        let result = crate::runtime::shared().handle.block_on(head);
-        Some(self.w.settle(result))
-    }
-}
-
-type Joined = Result<Result<Scored, ScoreError>, tokio::task::JoinError>;
-
-struct StreamState<S> {
-    w: Window,
-    blocks: S,
-}
-
-impl<S> StreamState<S>
-where
-    S: Stream + Unpin,
-    S::Item: AsRef<[f32]>,
-{
-    async fn next(&mut self) -> Option<Result<Scored, ScoreError>> {
-        if self.w.finished {
-            return None;
-        }
-        let window = self.w.client.inner.config.in_flight;
-        while self.w.pending.len() < window && !(self.w.exhausted && self.w.ready.is_empty()) {
-            if let Some(batch) = self.w.ready.pop_front() {
-                self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
-                continue;
-            }
-            match self.blocks.next().await {
-                Some(block) => match self.w.batcher.push_block(block.as_ref()) {
-                    Ok(batches) => self.w.ready.extend(batches),
-                    Err(e) => {
-                        self.w.exhausted = true;
-                        self.w.ready.extend(self.w.batcher.flush());
-                        let batches: Vec<Batch> = self.w.ready.drain(..).collect();
-                        for batch in batches {
-                            self.w.client.spawn(&mut self.w.pending, batch, self.w.deadline);
-                        }
-                        self.w.client.spawn_error(&mut self.w.pending, e);
-                    }
-                },
-                None => {
-                    self.w.exhausted = true;
-                    self.w.ready.extend(self.w.batcher.flush());
+        loop {
+            match self.w.step() {
+                Step::Pull => {
+                    let item = self.input.next();
+                    self.w.feed(item.as_ref().map(AsRef::as_ref));
                 }
+                Step::Wait(Slot::Task(task)) => {
+                    let joined = crate::runtime::shared().handle.block_on(task);
+                    return Some(self.w.settle(joined));
+                }
+                Step::Wait(Slot::Failed(e)) => return Some(self.w.settle(Ok(Err(e)))),
+                Step::Done => return None,
             }
         }
-        let Some(head) = self.w.pending.pop_front() else {
-            self.w.finished = true;
-            log_end(&self.w.client);
-            return None;
-        };
-        let joined = head.await;
-        let result = self.w.settle(joined);
-        Some(result)
     }
 }
 
-fn abort_all(pending: &mut Pending) {
-    for handle in pending.drain(..) {
-        handle.abort();
+fn abort_all(pending: &mut VecDeque<Slot>) {
+    for slot in pending.drain(..) {
+        if let Slot::Task(handle) = slot {
+            handle.abort();
+        }
     }
 }
 

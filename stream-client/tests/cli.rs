@@ -157,6 +157,7 @@ fn malformed_inputs_fail_and_leave_no_output() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: succeeded");
         assert!(stderr.contains(message), "{name}: {stderr}");
+        assert_eq!(stderr.matches(message).count(), 1, "{name}: said more than once: {stderr}");
         assert!(!output.exists(), "{name}: an output was left");
         assert!(
             !dir.join(format!("{name}.out.f32.partial")).exists(),
@@ -208,8 +209,9 @@ mod parquet_files {
             let col = batch.column_by_name("score").expect("score column");
             match col.data_type() {
                 DataType::Float32 => out.extend(col.as_primitive::<Float32Type>().values().iter()),
+                // Spark's array<float>, as every output of the client builds it.
                 _ => out.extend(
-                    col.as_fixed_size_list().values().as_primitive::<Float32Type>().values().iter(),
+                    col.as_list::<i32>().values().as_primitive::<Float32Type>().values().iter(),
                 ),
             }
         }
@@ -299,4 +301,49 @@ mod parquet_files {
         assert!(!dir.join("null.out.parquet.partial").exists());
         std::fs::remove_dir_all(dir).expect("clean");
     }
+}
+
+/// SIGTERM (or ctrl-c) mid-job: the partial output is removed and the exit
+/// code says the job was interrupted.
+#[test]
+fn an_interrupted_run_leaves_no_partial_output() {
+    use axum::Router;
+    use axum::routing::put;
+    // A server that never answers: the job is mid-flight when interrupted.
+    let server = common::stub(Router::new().route(
+        "/score",
+        put(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            ""
+        }),
+    ));
+    let dir = tmpdir("sigterm");
+    let (input, output) = (dir.join("in.f32"), dir.join("out.f32"));
+    write_f32(&input, &values(100, 4));
+    let child = Command::new(env!("CARGO_BIN_EXE_score-client"))
+        .args(["--url", &server.url(), "--columns", "4"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start score-client");
+    let partial = dir.join("out.f32.partial");
+    let started = std::time::Instant::now();
+    while !partial.exists() {
+        assert!(started.elapsed().as_secs() < 60, "no partial output appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Give the client a moment to install its handler and send.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed =
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(!partial.exists(), "{} left behind", partial.display());
+    assert!(!output.exists());
+    assert!(stderr.contains("interrupted"), "{stderr}");
 }

@@ -1,6 +1,6 @@
 //! Feature rows out of Arrow record batches: several numeric columns (one
 //! per feature) or one list column holding each row's features. Shared by
-//! the CLI's Parquet reader and the Python binding.
+//! the CLI's Parquet reader and every binding.
 //!
 //! The common Spark layout, a `list<float>` column whose rows all have the
 //! model's width and no nulls, is passed on without a copy (a slice of the
@@ -23,6 +23,35 @@ enum Layout {
     Columns(Vec<usize>),
     /// One list column holding each row's features.
     List(usize),
+}
+
+/// Why features cannot be taken from a schema or a batch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureError {
+    /// A named column is not in the schema.
+    #[error("no column named {0:?}")]
+    NoColumn(String),
+    /// No column was named and none looks like features.
+    #[error("no feature columns found; name them")]
+    NoFeatures,
+    /// A feature column (or a list's items) does not hold numbers.
+    #[error(
+        "column {column:?} is {found}, not a number (name one list column, or numeric columns)"
+    )]
+    NotNumeric {
+        /// Column name.
+        column: String,
+        /// Its Arrow type.
+        found: String,
+    },
+    /// The selected features do not have the model's width.
+    #[error("{found} features selected, the model takes {expected}")]
+    Width {
+        /// Features selected.
+        found: usize,
+        /// The model's input width.
+        expected: usize,
+    },
 }
 
 /// Where to find the features in batches of one schema, and how many.
@@ -85,11 +114,11 @@ impl Features {
         schema: &Schema,
         names: Option<&[String]>,
         width: Option<usize>,
-    ) -> Result<Features, String> {
+    ) -> Result<Features, FeatureError> {
         let chosen: Vec<usize> = match names {
             Some(names) => names
                 .iter()
-                .map(|n| schema.index_of(n).map_err(|_| format!("no column named {n:?}")))
+                .map(|n| schema.index_of(n).map_err(|_| FeatureError::NoColumn(n.clone())))
                 .collect::<Result<_, _>>()?,
             None => {
                 let fields = schema.fields();
@@ -103,7 +132,7 @@ impl Features {
             }
         };
         if chosen.is_empty() {
-            return Err("no feature columns found; name them".into());
+            return Err(FeatureError::NoFeatures);
         }
         let names: Vec<String> = chosen.iter().map(|&i| schema.field(i).name().clone()).collect();
         let first = schema.field(chosen[0]).data_type();
@@ -115,7 +144,10 @@ impl Features {
                 _ => first,
             };
             if !is_number(item) {
-                return Err(format!("column {:?} holds {item}, not numbers", names[0]));
+                return Err(FeatureError::NotNumeric {
+                    column: names[0].clone(),
+                    found: first.to_string(),
+                });
             }
             let fixed = match first {
                 DataType::FixedSizeList(_, n) => Some(*n as usize),
@@ -126,11 +158,10 @@ impl Features {
             for &i in &chosen {
                 let dt = schema.field(i).data_type();
                 if !is_number(dt) {
-                    return Err(format!(
-                        "column {:?} is {dt}, not a number (name one list column, or \
-                         numeric columns)",
-                        schema.field(i).name()
-                    ));
+                    return Err(FeatureError::NotNumeric {
+                        column: schema.field(i).name().clone(),
+                        found: dt.to_string(),
+                    });
                 }
             }
             (Layout::Columns(chosen.clone()), Some(chosen.len()))
@@ -138,7 +169,7 @@ impl Features {
         if let (Some(found), Some(n)) = (found, width)
             && found != n
         {
-            return Err(format!("{found} features selected, the model takes {n}"));
+            return Err(FeatureError::Width { found, expected: n });
         }
         Ok(Features { layout, names, width: found.or(width) })
     }
@@ -155,14 +186,18 @@ impl Features {
     }
 
     /// The features of `batch` (a batch of the schema given to `resolve`).
-    pub fn extract(&mut self, batch: &RecordBatch) -> Result<Extracted, String> {
+    pub fn extract(&mut self, batch: &RecordBatch) -> Result<Extracted, FeatureError> {
         match self.layout.clone() {
             Layout::Columns(indices) => self.extract_columns(batch, &indices),
             Layout::List(ix) => self.extract_list(batch.column(ix)),
         }
     }
 
-    fn extract_columns(&self, batch: &RecordBatch, indices: &[usize]) -> Result<Extracted, String> {
+    fn extract_columns(
+        &self,
+        batch: &RecordBatch,
+        indices: &[usize],
+    ) -> Result<Extracted, FeatureError> {
         let rows = batch.num_rows();
         let n = indices.len();
         let mut bad = Vec::new();
@@ -183,7 +218,7 @@ impl Features {
         Ok(Extracted { block: FeatureBlock::Owned(drop_rows(out, n, &bad)), bad })
     }
 
-    fn extract_list(&mut self, column: &ArrayRef) -> Result<Extracted, String> {
+    fn extract_list(&mut self, column: &ArrayRef) -> Result<Extracted, FeatureError> {
         let rows = column.len();
         let name = &self.names[0];
         let (values, offsets): (ArrayRef, Vec<usize>) = match column.data_type() {
@@ -201,7 +236,12 @@ impl Features {
                 let start = l.offset() * size;
                 (l.values().clone(), (0..=rows).map(|r| start + r * size).collect())
             }
-            other => return Err(format!("column {name:?} is {other}, not a list")),
+            other => {
+                return Err(FeatureError::NotNumeric {
+                    column: name.clone(),
+                    found: other.to_string(),
+                });
+            }
         };
         let mut bad = Vec::new();
         for r in 0..rows {
@@ -252,7 +292,7 @@ fn scatter(
     out: &mut [f32],
     c: usize,
     n: usize,
-) -> Result<(), String> {
+) -> Result<(), FeatureError> {
     fn put<T: Copy>(values: &[T], out: &mut [f32], c: usize, n: usize, f: impl Fn(T) -> f32) {
         for (row, v) in out.chunks_exact_mut(n).zip(values) {
             row[c] = f(*v);
@@ -269,13 +309,18 @@ fn scatter(
         DataType::Int64 => {
             put(column.as_primitive::<Int64Type>().values(), out, c, n, |v| v as f32)
         }
-        other => return Err(format!("column {name:?} holds {other}, not numbers")),
+        other => {
+            return Err(FeatureError::NotNumeric {
+                column: name.to_string(),
+                found: other.to_string(),
+            });
+        }
     }
     Ok(())
 }
 
 /// A numeric array as float32 (a copy unless it already is float32).
-fn as_f32(values: &ArrayRef, name: &str) -> Result<Arc<[f32]>, String> {
+fn as_f32(values: &ArrayRef, name: &str) -> Result<Arc<[f32]>, FeatureError> {
     let mut out = vec![0f32; values.len()];
     scatter(values, name, &mut out, 0, 1)?;
     Ok(out.into())
@@ -320,7 +365,7 @@ mod tests {
         assert_eq!(e.bad, vec![(1, "column \"a\" is null".to_string())]);
         assert_eq!(e.first_error(100).unwrap(), "row 101: column \"a\" is null");
         let err = Features::resolve(&rb.schema(), Some(&names), Some(3)).unwrap_err();
-        assert_eq!(err, "2 features selected, the model takes 3");
+        assert_eq!(err.to_string(), "2 features selected, the model takes 3");
     }
 
     #[test]
@@ -372,14 +417,14 @@ mod tests {
         }
         let rb = batch(vec![("v", Arc::new(fb.finish()) as ArrayRef)]);
         let err = Features::resolve(&rb.schema(), None, Some(4)).unwrap_err();
-        assert_eq!(err, "3 features selected, the model takes 4");
+        assert_eq!(err, FeatureError::Width { found: 3, expected: 4 });
         let mut f = Features::resolve(&rb.schema(), None, Some(3)).unwrap();
         assert_eq!(f.extract(&rb).unwrap().block.as_ref(), &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
         let s: ArrayRef = Arc::new(arrow_array::StringArray::from(vec!["x"]));
         let x: ArrayRef = Arc::new(Float32Array::from(vec![1.0]));
         let rb = batch(vec![("s", s), ("x", x)]);
         let names = ["x".to_string(), "s".to_string()];
-        let err = Features::resolve(&rb.schema(), Some(&names), None).unwrap_err();
+        let err = Features::resolve(&rb.schema(), Some(&names), None).unwrap_err().to_string();
         assert!(err.starts_with("column \"s\" is Utf8, not a number"), "{err}");
         let schema = Schema::new(vec![Field::new("y", DataType::Utf8, true)]);
         assert!(Features::resolve(&schema, None, None).is_err());

@@ -1,6 +1,8 @@
 //! Output batches: each input batch's passthrough columns beside its scores
 //! (and errors), rows in input order. Scored requests and input batches
-//! have independent boundaries; this module lines them up.
+//! have independent boundaries; this module lines them up. The score
+//! column is built by [`score_column`], the one definition every output
+//! (Parquet files, Python, the JVM) uses.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,14 +10,57 @@ use std::sync::Arc;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{DataType, Field, FieldRef, Schema};
-use pyo3::PyResult;
-use pyo3::exceptions::PyRuntimeError;
-use stream_client::Scored;
+use arrow_schema::{ArrowError, DataType, Field, FieldRef, Schema};
 
-use crate::ScoreError;
+use crate::Scored;
+
+/// The Arrow type of a score column of `k` floats per row: `float32` for
+/// one, else a `list<float32>` (items named `element`, as Spark and
+/// Parquet name them; a Spark `array<float>`).
+pub fn score_type(k: usize) -> DataType {
+    if k == 1 {
+        DataType::Float32
+    } else {
+        DataType::List(Arc::new(Field::new("element", DataType::Float32, true)))
+    }
+}
+
+/// A score column of `values.len() / k` rows of `k` floats; rows marked
+/// invalid in `nulls` are null (their values are ignored).
+pub fn score_column(
+    values: Vec<f32>,
+    k: usize,
+    nulls: Option<NullBuffer>,
+) -> Result<ArrayRef, ArrowError> {
+    let values = ScalarBuffer::from(values);
+    if k == 1 {
+        return Ok(Arc::new(Float32Array::try_new(values, nulls)?));
+    }
+    let rows = values.len() / k.max(1);
+    let DataType::List(item) = score_type(k) else { unreachable!("k > 1 is a list") };
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(k, rows));
+    Ok(Arc::new(ListArray::try_new(
+        item,
+        offsets,
+        Arc::new(Float32Array::new(values, None)),
+        nulls,
+    )?))
+}
+
+/// Why an output batch could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Results for rows that were never sent, or rows without results: a
+    /// bug in the driver.
+    #[error("stream-client: {0} (a bug)")]
+    Misaligned(&'static str),
+    /// Arrow refused the columns.
+    #[error("building the output batch: {0}")]
+    Arrow(#[from] ArrowError),
+}
 
 /// One input batch waiting for its scores.
+#[derive(Debug)]
 pub struct Entry {
     /// Its passthrough columns.
     pub keep: Vec<ArrayRef>,
@@ -33,6 +78,7 @@ impl Entry {
 }
 
 /// Results of consecutive sent rows.
+#[derive(Debug)]
 pub enum Segment {
     /// A scored request.
     Scored(Scored),
@@ -55,11 +101,13 @@ impl Segment {
 }
 
 /// Assembles output batches.
+#[derive(Debug)]
 pub struct Output {
     keep_fields: Vec<FieldRef>,
     score_col: String,
     error_col: Option<String>,
-    /// Scores per row, once known (given, or from the first answer).
+    /// Scores per row, once known (given, or from the first answer; the
+    /// client checks that every answer has the same).
     k: Option<usize>,
     segments: VecDeque<Segment>,
     /// Rows of the front segment already output.
@@ -92,27 +140,16 @@ impl Output {
     }
 
     /// Adds the next results.
-    pub fn push(&mut self, segment: Segment) -> PyResult<()> {
+    pub fn push(&mut self, segment: Segment) {
         if let Segment::Scored(s) = &segment {
-            match self.k {
-                None => self.k = Some(s.columns),
-                Some(k) if k != s.columns => {
-                    return Err(ScoreError::new_err(format!(
-                        "the server answered {} scores per row, {k} were expected (the model \
-                         changed under the job?)",
-                        s.columns
-                    )));
-                }
-                Some(_) => {}
-            }
+            self.k.get_or_insert(s.columns);
         }
         self.available += segment.rows();
         self.segments.push_back(segment);
-        Ok(())
     }
 
     /// The output batch of `entry`; its good rows must be available.
-    pub fn build(&mut self, entry: Entry) -> PyResult<RecordBatch> {
+    pub fn build(&mut self, entry: Entry) -> Result<RecordBatch, OutputError> {
         let k = self.k.unwrap_or(1);
         let n = entry.rows;
         let mut values: Vec<f32> = Vec::with_capacity(n * k);
@@ -132,14 +169,16 @@ impl Output {
             }
             // A run of good rows up to the next bad one, within one segment.
             let until = bad.peek().map_or(n, |(r, _)| *r);
-            let Some(front) = self.segments.front() else {
-                return Err(PyRuntimeError::new_err("stream-client: results missing (a bug)"));
-            };
+            let front = self.segments.front().ok_or(OutputError::Misaligned("results missing"))?;
             let front_rows = front.rows();
             let run = (until - row).min(front_rows - self.used);
             match front {
                 Segment::Scored(s) => {
-                    values.extend_from_slice(&s.values[self.used * k..(self.used + run) * k]);
+                    let slice = s
+                        .values
+                        .get(self.used * k..(self.used + run) * k)
+                        .ok_or(OutputError::Misaligned("a result of another width"))?;
+                    values.extend_from_slice(slice);
                     valid.extend(std::iter::repeat_n(true, run));
                     if let Some(e) = errors.as_mut() {
                         (0..run).for_each(|_| e.append_null());
@@ -162,17 +201,7 @@ impl Output {
             }
         }
         let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::new(BooleanBuffer::from(valid)));
-        let score: ArrayRef = if k == 1 {
-            Arc::new(Float32Array::new(ScalarBuffer::from(values), nulls))
-        } else {
-            let item = Arc::new(Field::new("element", DataType::Float32, true));
-            let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(k, n));
-            let values = Arc::new(Float32Array::from(values));
-            Arc::new(
-                ListArray::try_new(item, offsets, values, nulls)
-                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
-            )
-        };
+        let score = score_column(values, k, nulls)?;
         let mut fields = self.keep_fields.clone();
         fields.push(Arc::new(Field::new(&self.score_col, score.data_type().clone(), true)));
         let mut columns = entry.keep;
@@ -181,7 +210,6 @@ impl Output {
             fields.push(Arc::new(Field::new(name, DataType::Utf8, true)));
             columns.push(Arc::new(e.finish()));
         }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map_err(|e| PyRuntimeError::new_err(format!("building the output batch: {e}")))
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
     }
 }

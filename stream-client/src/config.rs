@@ -1,0 +1,232 @@
+//! The client's configuration: every default written once
+//! ([`ClientConfig::default`]), every check made once
+//! ([`ClientConfig::validate`]). The CLI and the bindings take their
+//! defaults from here.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use crate::error::ScoreError;
+use crate::retry::Backoff;
+
+/// Client configuration. `ClientConfig::new(urls, columns)` gives the
+/// defaults for a job; every field is public to adjust.
+///
+/// Equal configurations hash equally, so a binding can keep one client (and
+/// its endpoint health and retry budget) per configuration.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URLs of the servers (`http://host:port`), or of an nginx in front.
+    pub urls: Vec<String>,
+    /// Input width n; sent as `X-Score-Columns` so a wrong schema fails at once.
+    pub columns: usize,
+    /// Scores per row of the chosen output, when known up front (from
+    /// `/models`); otherwise learned from the first answer. Every answer
+    /// must have this width.
+    pub score_columns: Option<usize>,
+    /// Model name (`/models/NAME/score`); `None` for the server's default.
+    pub model: Option<String>,
+    /// Model output (`?output=NAME`); `None` for the default output.
+    pub output: Option<String>,
+    /// Most rows per request.
+    pub batch_rows: usize,
+    /// Most body bytes per request (keep under the server's body limit).
+    pub batch_bytes: usize,
+    /// Most requests in flight for one stream: the backpressure window.
+    pub in_flight: usize,
+    /// Per-attempt timeout; the request is cancelled when it passes, and the
+    /// server is told (`X-Score-Deadline-Ms`) not to start it later.
+    pub timeout: Duration,
+    /// Optional deadline for a whole stream; it bounds every wait, retries
+    /// and `Retry-After` included.
+    pub deadline: Option<Duration>,
+    /// Most attempts per batch, the first included.
+    pub max_attempts: u32,
+    /// Backoff between attempts; `backoff.max` also caps a server's
+    /// `Retry-After`.
+    pub backoff: Backoff,
+    /// Retries allowed as a fraction of requests (the retry budget).
+    pub retry_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio.
+    pub retry_min_per_sec: f64,
+    /// Consecutive failures that put an endpoint aside.
+    pub eject_after: u32,
+    /// How long an endpoint stays aside.
+    pub eject_for: Duration,
+    /// After a batch fails for good (refused, retries given up, wrong
+    /// answer), yield its error and go on with the next batches instead of
+    /// ending the output. For callers that record errors per row.
+    pub keep_going: bool,
+}
+
+impl Default for ClientConfig {
+    /// 4,096-row batches (at most 16 MiB), 4 in flight, 60 s per attempt,
+    /// 8 attempts, backoff from 50 ms to 10 s, retries capped at 20 % of
+    /// requests plus 10 per second, an endpoint put aside for 10 s after 3
+    /// failures in a row. No URLs and no width: set them.
+    fn default() -> Self {
+        ClientConfig {
+            urls: Vec::new(),
+            columns: 0,
+            score_columns: None,
+            model: None,
+            output: None,
+            batch_rows: 4096,
+            batch_bytes: 16 << 20,
+            in_flight: 4,
+            timeout: Duration::from_secs(60),
+            deadline: None,
+            max_attempts: 8,
+            backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_secs(10) },
+            retry_ratio: 0.2,
+            retry_min_per_sec: 10.0,
+            eject_after: 3,
+            eject_for: Duration::from_secs(10),
+            keep_going: false,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults for `urls` and a model of `columns` inputs.
+    pub fn new(urls: impl IntoIterator<Item = impl Into<String>>, columns: usize) -> Self {
+        ClientConfig {
+            urls: urls.into_iter().map(Into::into).collect(),
+            columns,
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Checks every setting; the error says which and why.
+    pub fn validate(&self) -> Result<(), ScoreError> {
+        let fail = |m: String| Err(ScoreError::Config(m));
+        if self.urls.is_empty() {
+            return fail("at least one server URL is needed".into());
+        }
+        if let Some(url) =
+            self.urls.iter().find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+        {
+            return fail(format!("{url:?} is not an http:// URL"));
+        }
+        for (name, value) in [
+            ("columns", self.columns),
+            ("batch_rows", self.batch_rows),
+            ("batch_bytes", self.batch_bytes),
+            ("in_flight", self.in_flight),
+            ("max_attempts", self.max_attempts as usize),
+            ("score_columns", self.score_columns.unwrap_or(1)),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if self.timeout.is_zero() || self.deadline.is_some_and(|d| d.is_zero()) {
+            return fail("timeout and deadline must be positive".into());
+        }
+        if !(self.retry_ratio >= 0.0 && self.retry_min_per_sec >= 0.0) {
+            return fail("retry_ratio and retry_min_per_sec must be zero or more".into());
+        }
+        for (what, name) in [("model", &self.model), ("output", &self.output)] {
+            if name.as_deref().is_some_and(|n| n.is_empty() || n.contains(['/', '?', '&', '#'])) {
+                return fail(format!("{what} {name:?} is not a valid name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The scoring URL of the server at `base`.
+    pub(crate) fn score_url(&self, base: &str) -> String {
+        let base = base.trim_end_matches('/');
+        let mut url = match &self.model {
+            Some(model) => format!("{base}/models/{model}/score"),
+            None => format!("{base}/score"),
+        };
+        if let Some(output) = &self.output {
+            url.push_str("?output=");
+            url.push_str(output);
+        }
+        url
+    }
+
+    /// Every field, floats by their bits: the basis of `Eq` and `Hash`.
+    #[allow(clippy::type_complexity)]
+    fn key(
+        &self,
+    ) -> (
+        (&[String], usize, Option<usize>, &Option<String>, &Option<String>),
+        (usize, usize, usize, Duration, Option<Duration>, u32),
+        (Duration, Duration, u64, u64, u32, Duration, bool),
+    ) {
+        (
+            (&self.urls, self.columns, self.score_columns, &self.model, &self.output),
+            (
+                self.batch_rows,
+                self.batch_bytes,
+                self.in_flight,
+                self.timeout,
+                self.deadline,
+                self.max_attempts,
+            ),
+            (
+                self.backoff.base,
+                self.backoff.max,
+                self.retry_ratio.to_bits(),
+                self.retry_min_per_sec.to_bits(),
+                self.eject_after,
+                self.eject_for,
+                self.keep_going,
+            ),
+        )
+    }
+}
+
+impl PartialEq for ClientConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ClientConfig {}
+
+impl Hash for ClientConfig {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_setting() {
+        let ok = ClientConfig::new(["http://a:1"], 3);
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.in_flight = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid configuration: in_flight must be at least 1"
+        );
+        let mut c = ok.clone();
+        c.urls = vec!["a:1".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("not an http:// URL"));
+        let mut c = ok.clone();
+        c.model = Some("a/b".into());
+        assert!(c.validate().is_err());
+        let mut c = ok;
+        c.retry_ratio = f64::NAN;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn equal_configs_hash_equal() {
+        use std::collections::HashSet;
+        let a = ClientConfig::new(["http://a:1"], 3);
+        let mut b = a.clone();
+        let set: HashSet<ClientConfig> = [a.clone(), b.clone()].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        b.retry_ratio = 0.3;
+        assert_ne!(a, b);
+    }
+}
