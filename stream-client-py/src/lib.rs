@@ -1,32 +1,25 @@
-//! `stream_client._native`: the Rust half of the Python package.
+//! `stream_client._native`: the Rust half of the Python package, and only
+//! conversions: Python values to a [`ClientConfig`], pyarrow batches to and
+//! from arrow-rs (through [`ffi`]), Rust errors to Python exceptions, and
+//! the GIL released while waiting for the servers.
 //!
-//! [`score`] turns a Python iterator of Arrow record batches (what Spark's
-//! `mapInArrow` hands a task) into an iterator of scored record batches, one
-//! per input batch, with the passthrough columns and a score column (and, on
-//! request, an error column). The work is stream-client's ordered, bounded
-//! window: input batches are pulled from Python on the calling thread, only
-//! when a request slot is free; the GIL is released while waiting for the
-//! servers; nothing is read ahead beyond the in-flight window.
-//!
-//! The Python side (`python/stream_client/__init__.py`) holds the
-//! configuration (`Scorer`, which pickles) and calls in here.
+//! The work itself is stream-client's record-batch job
+//! ([`stream_client::arrow::score_record_batches`]): features extracted,
+//! the bounded window, retries, order, the score and error columns. The
+//! Python side (`python/stream_client/__init__.py`) holds the configuration
+//! (`Scorer`, which pickles) and calls in here.
 
 mod ffi;
-mod output;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::time::Duration;
 
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::SchemaRef;
+use arrow_array::RecordBatch;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator};
-use stream_client::features::{FeatureBlock, Features};
-use stream_client::{Client, ClientConfig, ScoreIter};
-
-use crate::output::{Entry, Output, Segment};
+use stream_client::arrow::{ArrowOptions, JobError, ScoreBatches, score_record_batches};
+use stream_client::{Client, ClientConfig};
 
 pyo3::create_exception!(
     stream_client,
@@ -36,25 +29,14 @@ pyo3::create_exception!(
      The message says which rows and why (with the server's own sentence when it answered)."
 );
 
-/// Clients of this process by configuration: they share endpoint health and
-/// the retry budget across the tasks a Python worker runs. Keyed by pid too,
-/// since a forked child must not reuse its parent's.
-static CLIENTS: Mutex<Option<(u32, HashMap<String, Client>)>> = Mutex::new(None);
-
-fn client_for(config: ClientConfig) -> PyResult<Client> {
-    let key = format!("{config:?}");
-    let pid = std::process::id();
-    let mut guard = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.as_ref().is_none_or(|(p, _)| *p != pid) {
-        *guard = Some((pid, HashMap::new()));
+/// The one conversion of the job's errors into Python exceptions.
+fn to_py(e: JobError<PyErr>) -> PyErr {
+    match e {
+        JobError::Input(e) => e,
+        JobError::Invalid(m) => PyValueError::new_err(m),
+        JobError::Score(m) => ScoreError::new_err(m),
+        JobError::Output(e) => PyRuntimeError::new_err(e.to_string()),
     }
-    let Some((_, clients)) = guard.as_mut() else { unreachable!("set above") };
-    if let Some(c) = clients.get(&key) {
-        return Ok(c.clone());
-    }
-    let client = Client::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    clients.insert(key, client.clone());
-    Ok(client)
 }
 
 /// Logs of the Rust client go to stderr (the Spark executor's log), at the
@@ -72,112 +54,93 @@ fn init_logging() {
     });
 }
 
-/// What the caller asked for, kept until the first batch shows the schema.
-struct Request {
+/// A validated client configuration (stream-client's `ClientConfig`). A
+/// setting left `None` takes the library's default.
+#[pyclass(frozen, module = "stream_client._native", name = "Config")]
+struct PyConfig {
     config: ClientConfig,
-    features: Option<Vec<String>>,
-    keep: Vec<String>,
-    score_col: String,
-    error_col: Option<String>,
-    score_columns: Option<usize>,
 }
 
-/// The input side: pulls record batches from Python, extracts features,
-/// and records each batch's passthrough columns for the output side.
-struct Source {
+#[pymethods]
+impl PyConfig {
+    #[new]
+    #[pyo3(signature = (
+        urls, *, model=None, output=None, batch_rows=None, batch_bytes=None, in_flight=None,
+        timeout=None, max_attempts=None, deadline=None, score_columns=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        urls: Vec<String>,
+        model: Option<String>,
+        output: Option<String>,
+        batch_rows: Option<usize>,
+        batch_bytes: Option<usize>,
+        in_flight: Option<usize>,
+        timeout: Option<f64>,
+        max_attempts: Option<u32>,
+        deadline: Option<f64>,
+        score_columns: Option<usize>,
+    ) -> PyResult<Self> {
+        let seconds = |what: &str, s: f64| {
+            Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                PyValueError::new_err(format!("{what} must be a positive number of seconds"))
+            })
+        };
+        let d = ClientConfig::default();
+        let config = ClientConfig {
+            // Learned from the first batch; any valid width checks the rest.
+            columns: 1,
+            urls,
+            model,
+            output,
+            score_columns,
+            batch_rows: batch_rows.unwrap_or(d.batch_rows),
+            batch_bytes: batch_bytes.unwrap_or(d.batch_bytes),
+            in_flight: in_flight.unwrap_or(d.in_flight),
+            timeout: timeout.map(|t| seconds("timeout", t)).transpose()?.unwrap_or(d.timeout),
+            max_attempts: max_attempts.unwrap_or(d.max_attempts),
+            deadline: deadline.map(|t| seconds("deadline", t)).transpose()?,
+            ..d
+        };
+        config.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyConfig { config })
+    }
+}
+
+/// The library's defaults, for the Python signatures.
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = ClientConfig::default();
+    let out = PyDict::new(py);
+    out.set_item("batch_rows", d.batch_rows)?;
+    out.set_item("batch_bytes", d.batch_bytes)?;
+    out.set_item("in_flight", d.in_flight)?;
+    out.set_item("timeout", d.timeout.as_secs_f64())?;
+    out.set_item("max_attempts", d.max_attempts)?;
+    Ok(out)
+}
+
+/// Pulls pyarrow batches from a Python iterator, taking the GIL for each.
+struct PyBatches {
     input: Py<PyIterator>,
-    /// The first batch's features, extracted before the window starts.
-    first: Option<FeatureBlock>,
-    schema: SchemaRef,
-    features: Features,
-    keep: Vec<usize>,
-    /// Raise on a bad row (default) rather than report it per row.
-    strict: bool,
-    next_row: u64,
-    side: Arc<Mutex<Side>>,
 }
 
-/// Shared by the input and output sides (both on the calling thread).
-#[derive(Default)]
-struct Side {
-    /// Input batches not yet fully output, in order.
-    queue: std::collections::VecDeque<Entry>,
-    /// Why the input ended early; raised once the rows before it are out.
-    error: Option<PyErr>,
-}
+impl Iterator for PyBatches {
+    type Item = Result<RecordBatch, PyErr>;
 
-impl Source {
-    fn pull(&mut self) -> PyResult<Option<RecordBatch>> {
-        Python::attach(|py| match self.input.bind(py).clone().next() {
-            None => Ok(None),
-            Some(obj) => ffi::import_batch(&obj?).map(Some),
+    fn next(&mut self) -> Option<Self::Item> {
+        Python::attach(|py| {
+            let next = self.input.bind(py).clone().next()?;
+            Some(next.and_then(|obj| ffi::import_batch(&obj)))
         })
     }
-
-    fn feed(&mut self, batch: RecordBatch) -> Result<FeatureBlock, PyErr> {
-        if batch.schema().fields() != self.schema.fields() {
-            return Err(PyValueError::new_err(format!(
-                "the batch at row {} has another schema than the first batch",
-                self.next_row
-            )));
-        }
-        let extracted = self.features.extract(&batch).map_err(PyValueError::new_err)?;
-        if self.strict
-            && let Some(e) = extracted.first_error(self.next_row)
-        {
-            return Err(ScoreError::new_err(e));
-        }
-        let keep: Vec<ArrayRef> = self.keep.iter().map(|&i| batch.column(i).clone()).collect();
-        let entry = Entry { keep, rows: batch.num_rows(), bad: extracted.bad };
-        self.next_row += batch.num_rows() as u64;
-        lock(&self.side).queue.push_back(entry);
-        Ok(extracted.block)
-    }
 }
-
-impl Iterator for Source {
-    type Item = FeatureBlock;
-
-    fn next(&mut self) -> Option<FeatureBlock> {
-        if let Some(block) = self.first.take() {
-            return Some(block);
-        }
-        let fed = self.pull().and_then(|b| b.map(|b| self.feed(b)).transpose());
-        match fed {
-            Ok(block) => block,
-            Err(e) => {
-                lock(&self.side).error = Some(e);
-                None
-            }
-        }
-    }
-}
-
-fn lock(side: &Mutex<Side>) -> std::sync::MutexGuard<'_, Side> {
-    side.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-type Scores = ScoreIter<std::iter::Empty<Vec<f32>>, Source>;
 
 /// Iterator of scored record batches (wrap each with
 /// `pyarrow.record_batch`): one per input batch, in input order.
 #[pyclass(module = "stream_client._native")]
 struct Scoring {
-    state: State,
-}
-
-enum State {
-    Start(Box<(Py<PyIterator>, Request)>),
-    Running(Box<Running>),
-    Done,
-}
-
-struct Running {
-    scores: Scores,
-    side: Arc<Mutex<Side>>,
-    output: Output,
-    keep_going: bool,
-    exhausted: bool,
+    batches: ScoreBatches<PyBatches, PyErr>,
 }
 
 #[pymethods]
@@ -187,194 +150,83 @@ impl Scoring {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<ffi::ArrowBatch>> {
-        loop {
-            match std::mem::replace(&mut self.state, State::Done) {
-                State::Done => return Ok(None),
-                State::Start(start) => {
-                    let (input, request) = *start;
-                    if let Some(running) = start_running(py, input, request)? {
-                        self.state = State::Running(Box::new(running));
-                    }
-                }
-                State::Running(mut running) => {
-                    let next = running.next(py);
-                    if matches!(next, Ok(Some(_))) {
-                        self.state = State::Running(running);
-                    }
-                    return next.map(|b| b.map(ffi::ArrowBatch::new));
-                }
-            }
-        }
-    }
-}
-
-/// Pulls the first batch (to learn the schema), then sets up the window.
-/// `None` for an empty input.
-fn start_running(
-    py: Python<'_>,
-    input: Py<PyIterator>,
-    request: Request,
-) -> PyResult<Option<Running>> {
-    let first = match input.bind(py).clone().next() {
-        None => return Ok(None),
-        Some(obj) => ffi::import_batch(&obj?)?,
-    };
-    let schema = first.schema();
-    let features = Features::resolve(&schema, request.features.as_deref(), None)
-        .map_err(|e| PyValueError::new_err(hint(e)))?;
-    let keep = request
-        .keep
-        .iter()
-        .map(|k| {
-            schema.index_of(k).map_err(|_| {
-                PyValueError::new_err(format!("keep: no column named {k:?} in the input"))
-            })
-        })
-        .collect::<PyResult<Vec<usize>>>()?;
-    let mut source = Source {
-        input,
-        first: None,
-        schema: schema.clone(),
-        features,
-        keep: keep.clone(),
-        strict: request.error_col.is_none(),
-        next_row: 0,
-        side: Arc::new(Mutex::new(Side::default())),
-    };
-    // The width of a variable-length list column shows in its first row:
-    // extract the first batch now so the client is built with it.
-    let first_block = source.feed(first)?;
-    let Some(width) = source.features.width() else {
-        // Every row of the first batch was bad and there is no width yet.
-        return Err(ScoreError::new_err(
-            "cannot tell the feature width: the first batch has no usable row",
-        ));
-    };
-    source.first = Some(first_block);
-    let mut config = request.config;
-    config.columns = width;
-    let keep_going = config.keep_going;
-    let client = client_for(config)?;
-    let side = source.side.clone();
-    let keep_fields = keep.iter().map(|&i| schema.fields()[i].clone()).collect();
-    let output =
-        Output::new(keep_fields, request.score_col, request.error_col, request.score_columns);
-    Ok(Some(Running {
-        scores: client.score_blocks(source),
-        side,
-        output,
-        keep_going,
-        exhausted: false,
-    }))
-}
-
-impl Running {
-    /// The next output batch: waits (GIL released) until every row of the
-    /// oldest input batch has a score or an error.
-    fn next(&mut self, py: Python<'_>) -> PyResult<Option<RecordBatch>> {
-        loop {
-            let head_rows = lock(&self.side).queue.front().map(Entry::good_rows);
-            match head_rows {
-                Some(need) if self.output.available() >= need => {
-                    let entry = lock(&self.side).queue.pop_front();
-                    let Some(entry) = entry else { unreachable!("front seen above") };
-                    return self.output.build(entry).map(Some);
-                }
-                None if self.exhausted => {
-                    return match lock(&self.side).error.take() {
-                        Some(e) => Err(e),
-                        None => Ok(None),
-                    };
-                }
-                _ if self.exhausted => {
-                    return Err(PyRuntimeError::new_err(
-                        "stream-client: the output ended before every row had a result (a bug)",
-                    ));
-                }
-                _ => {}
-            }
-            let scores = &mut self.scores;
-            match py.detach(|| scores.next()) {
-                None => self.exhausted = true,
-                Some(Ok(scored)) => self.output.push(Segment::Scored(scored))?,
-                Some(Err(e)) if self.keep_going && e.batch().is_some() => {
-                    let rows = e.batch().map_or(0, |(_, rows)| rows);
-                    self.output.push(Segment::Failed { rows, message: e.to_string() })?;
-                }
-                Some(Err(e)) => return Err(ScoreError::new_err(e.to_string())),
-            }
+        let batches = &mut self.batches;
+        match py.detach(|| batches.next()) {
+            None => Ok(None),
+            Some(Ok(batch)) => Ok(Some(ffi::ArrowBatch::new(batch))),
+            Some(Err(e)) => Err(to_py(e)),
         }
     }
 }
 
 /// Scores an iterator of Arrow record batches; see the Python `Scorer`.
 #[pyfunction]
-#[pyo3(signature = (
-    batches, *, urls, features, keep, score_col, error_col, score_columns,
-    model, output, batch_rows, batch_bytes, in_flight, timeout, max_attempts, deadline,
-))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (batches, config, *, features, keep, score_col, error_col))]
 fn score(
     batches: &Bound<'_, PyAny>,
-    urls: Vec<String>,
+    config: &PyConfig,
     features: Option<Vec<String>>,
     keep: Vec<String>,
     score_col: String,
     error_col: Option<String>,
-    score_columns: Option<usize>,
-    model: Option<String>,
-    output: Option<String>,
-    batch_rows: usize,
-    batch_bytes: usize,
-    in_flight: usize,
-    timeout: f64,
-    max_attempts: u32,
-    deadline: Option<f64>,
 ) -> PyResult<Scoring> {
     init_logging();
-    let seconds = |what: &str, s: f64| {
-        Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
-            PyValueError::new_err(format!("{what} must be a positive number of seconds"))
-        })
-    };
-    let mut config = ClientConfig::new(urls, 1);
-    config.model = model;
-    config.output = output;
-    config.batch_rows = batch_rows;
-    config.batch_bytes = batch_bytes;
-    config.in_flight = in_flight;
-    config.timeout = seconds("timeout", timeout)?;
-    config.max_attempts = max_attempts;
-    config.deadline = deadline.map(|d| seconds("deadline", d)).transpose()?;
-    config.keep_going = error_col.is_some();
-    // Check the settings before any batch is pulled.
-    Client::new(config.clone()).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    if keep.contains(&score_col) || error_col.as_ref().is_some_and(|e| keep.contains(e)) {
-        return Err(PyValueError::new_err("a keep column has the score or error column's name"));
-    }
-    let input = PyIterator::from_object(batches)?.unbind();
-    let request = Request { config, features, keep, score_col, error_col, score_columns };
-    Ok(Scoring { state: State::Start(Box::new((input, request))) })
+    let input = PyBatches { input: PyIterator::from_object(batches)?.unbind() };
+    let options = ArrowOptions { features, keep, score_col, error_col };
+    let batches = score_record_batches(config.config.clone(), options, input).map_err(to_py)?;
+    Ok(Scoring { batches })
+}
+
+/// The model's description (`GET /models/{name}`, or the default model) as
+/// JSON text, from the first of `urls` that answers.
+#[pyfunction]
+#[pyo3(signature = (urls, model=None))]
+fn model_info(py: Python<'_>, urls: Vec<String>, model: Option<String>) -> PyResult<String> {
+    let doc = py.detach(|| {
+        let mut failures = Vec::new();
+        for url in &urls {
+            match stream_client::fetch_model(url, model.as_deref()) {
+                Ok(doc) => return Ok(doc),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(failures.join("; "))
+    });
+    let doc =
+        doc.map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))?;
+    serde_json::to_string(&doc).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// Scores per row of `output` (`None`: the default output) of the model.
+#[pyfunction]
+#[pyo3(signature = (urls, model=None, output=None))]
+fn score_columns(
+    py: Python<'_>,
+    urls: Vec<String>,
+    model: Option<String>,
+    output: Option<String>,
+) -> PyResult<usize> {
+    let text = model_info(py, urls, model)?;
+    let doc: score_protocol::ModelDoc =
+        serde_json::from_str(&text).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    doc.output(output.as_deref()).map(|o| o.columns).ok_or_else(|| {
+        let wanted = output.unwrap_or(doc.default_output.clone());
+        ScoreError::new_err(format!("model {:?} has no output {wanted:?}", doc.name))
+    })
 }
 
 /// Counters summed over this process's clients: rows, requests, retries...
 #[pyfunction]
 fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let s = Client::shared_stats();
     let d = PyDict::new(py);
-    let guard = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
-    let clients = guard
-        .as_ref()
-        .filter(|(pid, _)| *pid == std::process::id())
-        .map(|(_, c)| c.values().map(Client::stats).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let sum = |f: fn(&stream_client::Stats) -> u64| clients.iter().map(f).sum::<u64>();
-    d.set_item("rows_sent", sum(|s| s.rows_sent))?;
-    d.set_item("rows_scored", sum(|s| s.rows_scored))?;
-    d.set_item("requests", sum(|s| s.requests))?;
-    d.set_item("retries", sum(|s| s.total_retries()))?;
-    d.set_item("failed_batches", sum(|s| s.failed_batches))?;
-    d.set_item("bytes_sent", sum(|s| s.bytes_sent))?;
-    d.set_item("ejections", sum(|s| s.ejections))?;
+    d.set_item("rows_sent", s.rows_sent)?;
+    d.set_item("rows_scored", s.rows_scored)?;
+    d.set_item("requests", s.requests)?;
+    d.set_item("retries", s.total_retries())?;
+    d.set_item("failed_batches", s.failed_batches)?;
+    d.set_item("bytes_sent", s.bytes_sent)?;
+    d.set_item("ejections", s.ejections)?;
     Ok(d)
 }
 
@@ -382,20 +234,13 @@ fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ScoreError", m.py().get_type::<ScoreError>())?;
+    m.add_class::<PyConfig>()?;
     m.add_class::<Scoring>()?;
     m.add_class::<ffi::ArrowBatch>()?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(score, m)?)?;
+    m.add_function(wrap_pyfunction!(model_info, m)?)?;
+    m.add_function(wrap_pyfunction!(score_columns, m)?)?;
     m.add_function(wrap_pyfunction!(stats, m)?)?;
     Ok(())
-}
-
-fn hint(e: String) -> String {
-    if e.contains("Struct(") {
-        format!(
-            "{e}; a Spark ML vector column must be converted first, e.g. with \
-             pyspark.ml.functions.vector_to_array"
-        )
-    } else {
-        e
-    }
 }

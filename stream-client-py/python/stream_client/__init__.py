@@ -27,23 +27,24 @@ Typical use::
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ._native import ScoreError, score as _score, stats as _stats
+from . import _native
+from ._native import ScoreError
 
 __all__ = ["Scorer", "ScoreError", "stats"]
 
 _ERRORS = ("raise", "column")
+# The Rust client's defaults (stream-client's ClientConfig::default), read
+# once from the native module instead of written again here.
+_DEFAULTS = _native.defaults()
 
 
 def stats() -> dict[str, int]:
     """Counters of this process's clients: rows sent and scored, requests,
     retries, failed batches, bytes sent, endpoint ejections."""
-    return dict(_stats())
+    return dict(_native.stats())
 
 
 class Scorer:
@@ -75,24 +76,16 @@ class Scorer:
         urls: str | Sequence[str],
         model: str | None = None,
         output: str | None = None,
-        batch_rows: int = 4096,
-        in_flight: int = 4,
-        timeout: float = 60.0,
+        batch_rows: int = _DEFAULTS["batch_rows"],
+        in_flight: int = _DEFAULTS["in_flight"],
+        timeout: float = _DEFAULTS["timeout"],
         *,
-        batch_bytes: int = 16 << 20,
-        max_attempts: int = 8,
+        batch_bytes: int = _DEFAULTS["batch_bytes"],
+        max_attempts: int = _DEFAULTS["max_attempts"],
         deadline: float | None = None,
         score_columns: int | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
-        if not self.urls:
-            raise ValueError("at least one server URL is needed")
-        for name, value in (("batch_rows", batch_rows), ("in_flight", in_flight),
-                            ("batch_bytes", batch_bytes), ("max_attempts", max_attempts)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be at least 1, got {value!r}")
-        if timeout <= 0 or (deadline is not None and deadline <= 0):
-            raise ValueError("timeout and deadline must be positive seconds")
         self.model = model
         self.output = output
         self.batch_rows = int(batch_rows)
@@ -102,6 +95,15 @@ class Scorer:
         self.max_attempts = int(max_attempts)
         self.deadline = None if deadline is None else float(deadline)
         self.score_columns = None if score_columns is None else int(score_columns)
+        self._config()  # checks every setting now (ValueError), in one place: Rust
+
+    def _config(self, score_columns: int | None = None) -> Any:
+        """The native, validated client configuration."""
+        return _native.Config(
+            self.urls, model=self.model, output=self.output, batch_rows=self.batch_rows,
+            batch_bytes=self.batch_bytes, in_flight=self.in_flight, timeout=self.timeout,
+            max_attempts=self.max_attempts, deadline=self.deadline,
+            score_columns=score_columns or self.score_columns)
 
     def __repr__(self) -> str:
         return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "
@@ -145,22 +147,14 @@ class Scorer:
             # A batch may fail before any answer shows the width: learn it
             # now so the score column's type never depends on luck.
             k = self.fetch_score_columns()
-        scored = _score(
+        config = self._config(k)
+        scored = _native.score(
             batches,
-            urls=self.urls,
+            config,
             features=_feature_list(features),
             keep=list(keep),
             score_col=score_col,
             error_col=error_col,
-            score_columns=k,
-            model=self.model,
-            output=self.output,
-            batch_rows=self.batch_rows,
-            batch_bytes=self.batch_bytes,
-            in_flight=self.in_flight,
-            timeout=self.timeout,
-            max_attempts=self.max_attempts,
-            deadline=self.deadline,
         )
         for batch in scored:
             yield pa.record_batch(batch)
@@ -221,32 +215,11 @@ class Scorer:
         """The served model's metadata (``GET /models/{name}``, or the
         default model of ``GET /models``), from the first server that
         answers."""
-        failures = []
-        for base in self.urls:
-            base = base.rstrip("/")
-            path = f"/models/{urllib.parse.quote(self.model)}" if self.model else "/models"
-            try:
-                with urllib.request.urlopen(base + path, timeout=self.timeout) as response:
-                    doc = json.load(response)
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                failures.append(f"{base}{path}: {e}")
-                continue
-            if self.model:
-                return doc
-            for model in doc.get("models", []):
-                if model.get("default"):
-                    return model
-            failures.append(f"{base}{path}: no default model listed")
-        raise ScoreError("cannot read the model's metadata: " + "; ".join(failures))
+        return json.loads(_native.model_info(self.urls, self.model))
 
     def fetch_score_columns(self) -> int:
         """Scores per row of the configured output, asked of the server."""
-        info = self.model_info()
-        wanted = self.output or info.get("default_output")
-        for out in info.get("outputs", []):
-            if out.get("name") == wanted:
-                return int(out["columns"])
-        raise ScoreError(f"model {info.get('name')!r} has no output {wanted!r}")
+        return _native.score_columns(self.urls, self.model, self.output)
 
     @staticmethod
     def _error_col(errors: str, error_col: str) -> str | None:
