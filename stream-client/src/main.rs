@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use stream_client::files::{RowReader, RowWriter};
-use stream_client::{Client, ClientConfig, fetch_input_columns};
+use stream_client::{Client, ClientConfig, fetch_model};
 use tracing_subscriber::EnvFilter;
 
 /// The library's defaults: written once, in `ClientConfig::default`.
@@ -93,17 +93,21 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let columns = match args.columns {
-        Some(c) => Some(c),
+    // The model's description, when the input does not carry its width:
+    // it gives the input width, and the output width every answer must have.
+    let doc = match args.columns {
         None if args.input.extension().is_some_and(|e| e != "npy") => {
-            Some(fetch_input_columns(&args.urls[0], args.model.as_deref())?)
+            Some(fetch_model(&args.urls[0], args.model.as_deref())?)
         }
-        None => None,
+        _ => None,
     };
+    let columns = args.columns.or(doc.as_ref().map(|d| d.input.columns));
     let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)?;
     let (total, columns) = (reader.rows(), reader.columns());
     let mut config = ClientConfig::new(args.urls.clone(), columns);
     config.model = args.model;
+    config.score_columns =
+        doc.as_ref().and_then(|d| d.output(args.output_name.as_deref())).map(|o| o.columns);
     config.output = args.output_name;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;
