@@ -113,8 +113,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.in_flight = args.in_flight;
     config.timeout = args.timeout.unwrap_or(config.timeout);
     let client = Client::new(config)?;
-    let mut writer = RowWriter::create(&args.output)?;
+    // Listening before the file exists: once it does, a signal removes it.
     remove_on_signal(RowWriter::partial_path(&args.output));
+    let mut writer = RowWriter::create(&args.output)?;
 
     // A read error ends the input; it is reported after the rows before it.
     let read_error = std::cell::RefCell::new(None);
@@ -167,13 +168,16 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn remove_on_signal(partial: PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
     let handle = stream_client::runtime_handle();
+    // Registered here, synchronously (in the runtime's context), not in the
+    // task: the handlers are in place when this returns.
+    let _context = handle.enter();
+    let (Ok(mut int), Ok(mut term)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::warn!("cannot listen for signals; an interrupted run leaves its .partial");
+        return;
+    };
     handle.spawn(async move {
-        let (Ok(mut int), Ok(mut term)) =
-            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
-            tracing::warn!("cannot listen for signals; an interrupted run leaves its .partial");
-            return;
-        };
         let code = tokio::select! {
             _ = int.recv() => 130,
             _ = term.recv() => 143,

@@ -335,8 +335,7 @@ fn an_interrupted_run_leaves_no_partial_output() {
         assert!(started.elapsed().as_secs() < 60, "no partial output appeared");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // Give the client a moment to install its handler and send.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The client listens for signals before it creates the partial file.
     let killed =
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(killed.success());
