@@ -454,6 +454,44 @@ fn the_async_stream_scores_in_order() {
     assert_eq!(streamed, expected);
 }
 
+/// A bad block is treated by the async stream exactly as by the blocking
+/// iterator (one window driver under both): the rows before it are scored
+/// and yielded, then the error, then the end; never more than `in_flight`
+/// requests at once on the way.
+#[test]
+fn the_async_stream_reports_a_bad_block_like_the_iterator() {
+    use futures_util::StreamExt;
+    let server = real_server("logreg", &[]);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 10;
+    config.in_flight = 2;
+    let client = Client::new(config).expect("config");
+    let mut blocks: Vec<Vec<f32>> = rows(30, 100).chunks(5).map(|c| c.concat()).collect();
+    blocks[4].pop(); // rows 20..25: not whole rows
+    let blocking: Vec<_> = client.score_blocks(blocks.clone()).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let streamed: Vec<_> =
+        rt.block_on(client.score_stream(futures_util::stream::iter(blocks)).collect());
+    let shape = |results: &[Result<Scored, ScoreError>]| -> Vec<String> {
+        results
+            .iter()
+            .map(|r| match r {
+                Ok(s) => format!("rows {}+{}", s.first_row, s.rows),
+                Err(e) => e.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(shape(&streamed), shape(&blocking));
+    assert_eq!(
+        shape(&blocking),
+        [
+            "rows 0+10".to_string(),
+            "rows 10+10".to_string(),
+            "input row 20 has 499 values, the model takes 100".to_string(),
+        ]
+    );
+}
+
 /// The overall deadline ends a stream that cannot finish in time, with an
 /// error rather than a silent stop.
 #[test]
