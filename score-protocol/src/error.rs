@@ -19,6 +19,8 @@ pub enum ErrorKind {
     /// 400: the body could not be read (the connection broke, or its
     /// framing is invalid).
     BodyRead,
+    /// 401: no valid bearer token (`WWW-Authenticate: Bearer` says how).
+    Unauthorized,
     /// 404: no such model.
     UnknownModel,
     /// 404: no such output, or one that is not numeric.
@@ -57,6 +59,7 @@ impl ErrorKind {
             | ErrorKind::ColumnMismatch
             | ErrorKind::BadParameter
             | ErrorKind::BodyRead => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::UnknownModel | ErrorKind::UnknownOutput | ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::BodyTimeout => 408,
@@ -77,6 +80,7 @@ impl ErrorKind {
             ErrorKind::ColumnMismatch => "column_mismatch",
             ErrorKind::BadParameter => "bad_parameter",
             ErrorKind::BodyRead => "body_read",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::UnknownModel => "unknown_model",
             ErrorKind::UnknownOutput => "unknown_output",
             ErrorKind::NotFound => "not_found",
@@ -127,12 +131,13 @@ impl ErrorBody {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorKind; 18] = [
+    const ALL: [ErrorKind; 19] = [
         ErrorKind::BadShape,
         ErrorKind::MalformedJson,
         ErrorKind::ColumnMismatch,
         ErrorKind::BadParameter,
         ErrorKind::BodyRead,
+        ErrorKind::Unauthorized,
         ErrorKind::UnknownModel,
         ErrorKind::UnknownOutput,
         ErrorKind::NotFound,

@@ -1,11 +1,20 @@
 //! Admission control: how much scoring work the server accepts at once.
 //!
-//! Work is counted in request body bytes (which bounds memory whatever the
-//! model's width) and in requests (which bounds the queue). Both are taken
-//! with `try_acquire`: when either is exhausted the request is refused at
-//! once with 429 rather than left waiting. The permit lives as long as the
-//! request, so the budget covers reading the body, queueing, scoring and
-//! writing the answer.
+//! Work is counted in bytes (which bounds memory whatever the model's
+//! width) and in requests (which bounds the queue), both taken with
+//! `try_acquire`: when either is exhausted the request is refused at once
+//! with 429 rather than left waiting.
+//!
+//! A body is charged for the bytes that have actually arrived, reserved in
+//! steps as they come ([`BodyCharge::grow`]), never for what its headers
+//! promise: a client that sends headers declaring 64 MiB and then nothing
+//! holds nothing. Bodies still arriving may hold at most
+//! [`RECEIVING_SHARE`] of the byte budget, so requests whose bodies are
+//! complete (being decoded, queued, scored, answered) always find room; and
+//! a request is counted against the request budget only once its body is
+//! complete ([`BodyCharge::complete`]), so idle senders cannot take the
+//! request slots either. How many bodies can be arriving at once is bounded
+//! by the connection cap, and how slowly by the minimum body rate.
 
 use std::sync::Arc;
 
@@ -15,12 +24,29 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// permit counts.
 const UNIT: usize = 1024;
 
+/// The part of the byte budget that bodies still arriving may hold
+/// (numerator over 4): three quarters. The last quarter is for requests
+/// whose bodies are complete (decoded JSON, answers).
+pub const RECEIVING_SHARE: (usize, usize) = (3, 4);
+
+/// The first reservation of a body: what a sender that has sent a byte
+/// holds.
+pub const FIRST_STEP: usize = 16 * UNIT;
+
+/// The largest reservation ahead of the bytes received. Reservations double
+/// from [`FIRST_STEP`] up to this, so a 1.6 MB body takes about ten
+/// semaphore operations, a trickling sender holds about what it sent, and
+/// no body holds more than this beyond its bytes.
+pub const STEP: usize = 256 * UNIT;
+
 /// The admission budget.
 #[derive(Debug)]
 pub struct Admission {
     bytes: Arc<Semaphore>,
+    receiving: Arc<Semaphore>,
     requests: Arc<Semaphore>,
     max_units: usize,
+    max_receiving_units: usize,
     max_requests: usize,
 }
 
@@ -33,34 +59,44 @@ pub enum Refused {
     Requests,
 }
 
-/// A request's share of the budget, returned on drop.
+/// The bytes a body arriving holds: the whole budget's and the receiving
+/// share's.
+#[derive(Debug)]
+pub struct BodyCharge {
+    bytes: OwnedSemaphorePermit,
+    receiving: OwnedSemaphorePermit,
+}
+
+/// A request with a complete body: its bytes and its request slot, returned
+/// on drop.
 #[derive(Debug)]
 pub struct Permit {
-    bytes: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
     _request: OwnedSemaphorePermit,
 }
 
 impl Admission {
-    /// A budget of `max_bytes` request bytes and `max_requests` requests.
+    /// A budget of `max_bytes` bytes and `max_requests` requests.
     pub fn new(max_bytes: usize, max_requests: usize) -> Self {
         let max_units = max_bytes.div_ceil(UNIT).clamp(1, u32::MAX as usize);
+        let max_receiving_units = (max_units * RECEIVING_SHARE.0 / RECEIVING_SHARE.1).max(1);
         let max_requests = max_requests.clamp(1, u32::MAX as usize);
         Admission {
             bytes: Arc::new(Semaphore::new(max_units)),
+            receiving: Arc::new(Semaphore::new(max_receiving_units)),
             requests: Arc::new(Semaphore::new(max_requests)),
             max_units,
+            max_receiving_units,
             max_requests,
         }
     }
 
-    /// Admits a request of `bytes`, or refuses it at once. A request larger
-    /// than the whole budget is charged the whole budget, so it runs alone
-    /// rather than never.
-    pub fn try_admit(&self, bytes: usize) -> Result<Permit, Refused> {
-        let units = self.units(bytes);
-        let request = self.requests.clone().try_acquire_owned().map_err(|_| Refused::Requests)?;
-        let bytes = self.bytes.clone().try_acquire_many_owned(units).map_err(|_| Refused::Bytes)?;
-        Ok(Permit { bytes, _request: request })
+    /// A body about to arrive: holds nothing yet.
+    pub fn start_body(&self) -> BodyCharge {
+        let none = |s: &Arc<Semaphore>| {
+            s.clone().try_acquire_many_owned(0).expect("zero permits are always available")
+        };
+        BodyCharge { bytes: none(&self.bytes), receiving: none(&self.receiving) }
     }
 
     /// Request bytes currently admitted (in whole KiB).
@@ -68,26 +104,83 @@ impl Admission {
         (self.max_units - self.bytes.available_permits()) * UNIT
     }
 
-    /// Requests currently admitted.
+    /// Requests with complete bodies currently admitted.
     pub fn inflight_requests(&self) -> usize {
         self.max_requests - self.requests.available_permits()
     }
 
-    fn units(&self, bytes: usize) -> u32 {
-        // Cannot truncate: clamped to max_units, itself at most u32::MAX.
-        bytes.div_ceil(UNIT).clamp(1, self.max_units) as u32
+    /// Bytes that bodies still arriving hold (in whole KiB).
+    pub fn receiving_bytes(&self) -> usize {
+        (self.max_receiving_units - self.receiving.available_permits()) * UNIT
+    }
+
+    fn units(bytes: usize) -> u32 {
+        bytes.div_ceil(UNIT).min(u32::MAX as usize) as u32
     }
 }
 
-impl Permit {
-    /// Gives back the part of the permit above `bytes`: a body without a
-    /// Content-Length is admitted at the body limit, then shrunk once read.
-    pub fn shrink_to(&mut self, bytes: usize) {
-        let keep = bytes.div_ceil(UNIT).max(1);
-        let held = self.bytes.num_permits();
-        if keep < held {
-            drop(self.bytes.split(held - keep));
+impl BodyCharge {
+    /// Bytes held so far.
+    pub fn held(&self) -> usize {
+        self.bytes.num_permits() * UNIT
+    }
+
+    /// Makes the charge cover `received` bytes, reserving ahead as much as
+    /// is held already, from [`FIRST_STEP`] up to [`STEP`] (never beyond
+    /// `limit`). Refused when either budget is spent.
+    /// A body larger than the whole receiving share is charged the whole
+    /// share: it arrives alone rather than never.
+    pub fn grow(
+        &mut self,
+        admission: &Admission,
+        received: usize,
+        limit: usize,
+    ) -> Result<(), Refused> {
+        let held = self.receiving.num_permits();
+        if received <= held * UNIT {
+            return Ok(());
         }
+        let ahead = (held * UNIT).clamp(FIRST_STEP, STEP);
+        let target = received.max(held * UNIT + ahead).min(limit.max(received));
+        let target = (Admission::units(target) as usize).min(admission.max_receiving_units);
+        if target <= held {
+            return Ok(());
+        }
+        let more = (target - held) as u32;
+        let receiving =
+            admission.receiving.clone().try_acquire_many_owned(more).map_err(|_| Refused::Bytes)?;
+        let bytes =
+            admission.bytes.clone().try_acquire_many_owned(more).map_err(|_| Refused::Bytes)?;
+        self.receiving.merge(receiving);
+        self.bytes.merge(bytes);
+        Ok(())
+    }
+
+    /// The body is complete at `len` bytes: the receiving share is given
+    /// back, the byte charge trimmed to `len` (plus `extra` for what
+    /// decoding will need), and the request takes a request slot.
+    pub fn complete(
+        mut self,
+        admission: &Admission,
+        len: usize,
+        extra: usize,
+    ) -> Result<Permit, Refused> {
+        let request =
+            admission.requests.clone().try_acquire_owned().map_err(|_| Refused::Requests)?;
+        let want =
+            (Admission::units(len.saturating_add(extra)).max(1) as usize).min(admission.max_units);
+        let held = self.bytes.num_permits();
+        if want < held {
+            drop(self.bytes.split(held - want));
+        } else if want > held {
+            let more = admission
+                .bytes
+                .clone()
+                .try_acquire_many_owned((want - held) as u32)
+                .map_err(|_| Refused::Bytes)?;
+            self.bytes.merge(more);
+        }
+        Ok(Permit { _bytes: self.bytes, _request: request })
     }
 }
 
@@ -96,40 +189,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_when_bytes_are_spent_and_frees_on_drop() {
-        let admission = Admission::new(10 * UNIT, 100);
-        let a = admission.try_admit(6 * UNIT).expect("fits");
-        assert_eq!(admission.try_admit(5 * UNIT).unwrap_err(), Refused::Bytes);
-        assert_eq!(admission.inflight_bytes(), 6 * UNIT);
-        drop(a);
-        assert!(admission.try_admit(10 * UNIT).is_ok());
+    fn bodies_are_charged_as_they_arrive_in_steps() {
+        let admission = Admission::new(64 * STEP, 100);
+        let mut charge = admission.start_body();
+        assert_eq!(admission.inflight_bytes(), 0, "headers alone hold nothing");
+        charge.grow(&admission, 10, 64 << 20).expect("room");
+        assert_eq!(charge.held(), FIRST_STEP, "a byte holds the first step");
+        charge.grow(&admission, FIRST_STEP + 1, 64 << 20).expect("room");
+        assert_eq!(charge.held(), 2 * FIRST_STEP, "reservations double");
+        charge.grow(&admission, 3 * STEP, 64 << 20).expect("room");
+        charge.grow(&admission, 3 * STEP + 1, 64 << 20).expect("room");
+        assert_eq!(charge.held(), 4 * STEP, "at most STEP ahead");
+        // Never reserved beyond the body limit.
+        let mut small = admission.start_body();
+        small.grow(&admission, 100, 4 * UNIT).expect("room");
+        assert_eq!(small.held(), 4 * UNIT);
+    }
+
+    #[test]
+    fn arriving_bodies_cannot_take_the_complete_share() {
+        let admission = Admission::new(8 * STEP, 100);
+        let mut a = admission.start_body();
+        a.grow(&admission, 6 * STEP, 64 << 20).expect("three quarters fit");
+        let mut b = admission.start_body();
+        assert_eq!(b.grow(&admission, 1, 64 << 20), Err(Refused::Bytes));
+        // A complete request still finds room for its decoded data.
+        let done = a.complete(&admission, 6 * STEP, 2 * STEP).expect("the last quarter");
+        assert_eq!(admission.inflight_bytes(), 8 * STEP);
+        assert_eq!(admission.receiving_bytes(), 0);
+        drop(done);
         assert_eq!(admission.inflight_bytes(), 0);
     }
 
     #[test]
-    fn refuses_when_requests_are_spent() {
-        let admission = Admission::new(1 << 20, 2);
-        let _a = admission.try_admit(1).expect("first");
-        let _b = admission.try_admit(1).expect("second");
-        assert_eq!(admission.try_admit(1).unwrap_err(), Refused::Requests);
+    fn a_body_larger_than_the_share_arrives_alone() {
+        let admission = Admission::new(8 * STEP, 10);
+        let mut big = admission.start_body();
+        big.grow(&admission, 100 * STEP, 1 << 30).expect("charged the whole share");
+        assert_eq!(admission.receiving_bytes(), 6 * STEP);
+        assert_eq!(admission.start_body().grow(&admission, 1, 1 << 30), Err(Refused::Bytes));
+        let permit = big.complete(&admission, 100 * STEP, 0).expect("the whole budget");
+        assert_eq!(admission.inflight_bytes(), 8 * STEP);
+        drop(permit);
+        assert!(admission.start_body().grow(&admission, 1, 1 << 30).is_ok());
+    }
+
+    #[test]
+    fn requests_are_counted_once_complete() {
+        let admission = Admission::new(1 << 30, 2);
+        let idle: Vec<BodyCharge> = (0..10).map(|_| admission.start_body()).collect();
+        let _a = admission.start_body().complete(&admission, 10, 0).expect("first");
+        let _b = admission.start_body().complete(&admission, 10, 0).expect("second");
         assert_eq!(admission.inflight_requests(), 2);
+        let c = admission.start_body().complete(&admission, 10, 0);
+        assert_eq!(c.unwrap_err(), Refused::Requests);
+        drop(idle);
     }
 
     #[test]
-    fn oversized_request_runs_alone() {
-        let admission = Admission::new(4 * UNIT, 10);
-        let big = admission.try_admit(100 * UNIT).expect("charged the whole budget");
-        assert_eq!(admission.try_admit(1).unwrap_err(), Refused::Bytes);
-        drop(big);
-        assert!(admission.try_admit(1).is_ok());
-    }
-
-    #[test]
-    fn shrink_returns_the_excess() {
-        let admission = Admission::new(64 * UNIT, 10);
-        let mut permit = admission.try_admit(64 * UNIT).expect("fits");
-        permit.shrink_to(3 * UNIT + 1);
+    fn completion_trims_to_the_body() {
+        let admission = Admission::new(64 * STEP, 10);
+        let mut charge = admission.start_body();
+        charge.grow(&admission, 3 * UNIT, 64 << 20).expect("room");
+        let permit = charge.complete(&admission, 3 * UNIT + 1, 0).expect("room");
         assert_eq!(admission.inflight_bytes(), 4 * UNIT);
-        assert!(admission.try_admit(60 * UNIT).is_ok());
+        drop(permit);
     }
 }

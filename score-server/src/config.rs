@@ -2,6 +2,7 @@
 //! configuration they produce.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -51,14 +52,50 @@ pub struct Args {
     #[arg(long, env = "SCORE_MAX_INFLIGHT_REQUESTS", default_value_t = 512)]
     pub max_inflight_requests: usize,
 
-    /// Time allowed to receive a request body (e.g. 30s, 2m). A slow or
-    /// stalled sender holds admission budget until then; answers 408.
+    /// Time allowed to receive a whole request body (e.g. 30s, 2m); answers
+    /// 408 beyond. Bodies are charged to admission only for the bytes that
+    /// have arrived, so a stalled sender holds no budget, only a connection.
     #[arg(long, env = "SCORE_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
-    /// Time allowed to receive a request's headers on a connection.
+    /// Slowest average rate a request body may arrive at, counted after
+    /// --body-grace (bytes per second; 0 turns it off). A sender that falls
+    /// further behind is cut with 408: a stalled or trickling client holds a
+    /// connection and memory, so this bounds how long. Batch clients send
+    /// at network speed; lower it only for slow links.
+    #[arg(long, env = "SCORE_MIN_BODY_RATE", default_value = "64KiB", value_parser = parse_bytes)]
+    pub min_body_rate: usize,
+
+    /// Time a body may take before --min-body-rate counts (e.g. 5s): covers
+    /// connection warm-up and a client's pause between headers and body.
+    #[arg(long, env = "SCORE_BODY_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub body_grace: Duration,
+
+    /// Most open client connections. At the cap the server stops accepting
+    /// (new connections wait in the kernel's backlog) rather than run out of
+    /// file descriptors: keep it under `ulimit -n`. Connections that idle or
+    /// trickle are cut by --header-timeout and --min-body-rate, so they
+    /// cannot hold the cap for long.
+    #[arg(long, env = "SCORE_MAX_CONNECTIONS", default_value_t = 1000)]
+    pub max_connections: usize,
+
+    /// Time allowed to receive a request's headers on a connection; also
+    /// how long a keep-alive connection may idle between requests.
     #[arg(long, env = "SCORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+
+    /// File of bearer tokens, one per line (blank lines and # comments
+    /// ignored), re-read on SIGHUP. With it, scoring and model routes answer
+    /// 401 without `Authorization: Bearer <token>`; /healthz and /readyz stay
+    /// open. Without it anyone who can reach the port can score: bind to
+    /// loopback or a private network then.
+    #[arg(long, env = "SCORE_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Require a token for /metrics too (with --auth-token-file). Off by
+    /// default: scrapers rarely carry one, and metrics hold no data.
+    #[arg(long, env = "SCORE_METRICS_AUTH")]
+    pub metrics_auth: bool,
 
     /// After SIGTERM, keep accepting (answering 503 and failing /readyz) for
     /// this long so load balancers notice, before closing the listener.
@@ -90,8 +127,18 @@ pub struct Config {
     pub max_inflight_requests: usize,
     /// Body receive timeout.
     pub body_timeout: Duration,
-    /// Header receive timeout.
+    /// Minimum body rate in bytes/s after `body_grace` (0: none).
+    pub min_body_rate: usize,
+    /// Grace period before the body rate counts.
+    pub body_grace: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Header receive timeout (and keep-alive idle timeout).
     pub header_timeout: Duration,
+    /// Bearer tokens file, if authentication is on.
+    pub auth_token_file: Option<PathBuf>,
+    /// Whether /metrics needs a token too.
+    pub metrics_auth: bool,
     /// Delay between SIGTERM and closing the listener.
     pub drain_delay: Duration,
     /// Longest wait for in-flight requests at exit.
@@ -129,14 +176,20 @@ impl Args {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        if self.metrics_auth && self.auth_token_file.is_none() {
+            return Err("--metrics-auth needs --auth-token-file".into());
+        }
         if self.max_batch_rows == 0 {
             return Err("--max-batch-rows must be at least 1".into());
         }
-        if self.body_limit == 0 || self.max_inflight_bytes == 0 || self.max_inflight_requests == 0 {
-            return Err(
-                "--body-limit, --max-inflight-bytes and --max-inflight-requests must be positive"
-                    .into(),
-            );
+        if self.body_limit == 0
+            || self.max_inflight_bytes == 0
+            || self.max_inflight_requests == 0
+            || self.max_connections == 0
+        {
+            return Err("--body-limit, --max-inflight-bytes, --max-inflight-requests and \
+                        --max-connections must be positive"
+                .into());
         }
         Ok(Config {
             models,
@@ -147,7 +200,12 @@ impl Args {
             max_inflight_bytes: self.max_inflight_bytes,
             max_inflight_requests: self.max_inflight_requests,
             body_timeout: self.body_timeout,
+            min_body_rate: self.min_body_rate,
+            body_grace: self.body_grace,
+            max_connections: self.max_connections,
             header_timeout: self.header_timeout,
+            auth_token_file: self.auth_token_file,
+            metrics_auth: self.metrics_auth,
             drain_delay: self.drain_delay,
             drain_timeout: self.drain_timeout,
         })

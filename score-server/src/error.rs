@@ -42,6 +42,9 @@ pub enum ApiError {
     /// invalid. Not the caller's data: its transport.
     #[error("the request body could not be read: {0}")]
     BodyRead(String),
+    /// No valid bearer token.
+    #[error("this server needs a token: send Authorization: Bearer <token>")]
+    Unauthorized,
     /// No such model.
     #[error("no model named {name:?}; loaded models: {available}")]
     UnknownModel {
@@ -69,6 +72,17 @@ pub enum ApiError {
     /// The body took too long to arrive.
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(Duration),
+    /// The body arrived slower than the minimum rate.
+    #[error(
+        "the request body arrived slower than {min_rate} bytes/s (after {grace:?}); send it at \
+         network speed"
+    )]
+    BodyTooSlow {
+        /// The minimum rate, bytes per second.
+        min_rate: usize,
+        /// Time allowed before the rate counts.
+        grace: Duration,
+    },
     /// The body exceeds the limit.
     #[error("request body over the limit of {limit} bytes; send fewer rows per request")]
     PayloadTooLarge {
@@ -106,11 +120,12 @@ impl ApiError {
             ApiError::ColumnMismatch { .. } => ErrorKind::ColumnMismatch,
             ApiError::BadParameter(_) => ErrorKind::BadParameter,
             ApiError::BodyRead(_) => ErrorKind::BodyRead,
+            ApiError::Unauthorized => ErrorKind::Unauthorized,
             ApiError::UnknownModel { .. } => ErrorKind::UnknownModel,
             ApiError::UnknownOutput { .. } => ErrorKind::UnknownOutput,
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
-            ApiError::BodyTimeout(_) => ErrorKind::BodyTimeout,
+            ApiError::BodyTimeout(_) | ApiError::BodyTooSlow { .. } => ErrorKind::BodyTimeout,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
             ApiError::Overloaded { .. } => ErrorKind::Overloaded,
@@ -160,6 +175,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorBody { error, kind: self.kind() })).into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"score-server\""),
+            );
         }
         response
     }

@@ -18,6 +18,7 @@
 //! The wire protocol is specified in the repository's `README.md`.
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::app;
 use crate::state::AppState;
@@ -28,17 +29,29 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.config.header_timeout).keep_alive(true);
 
+    if state.auth.is_some() {
+        tokio::spawn(reload_tokens_on_sighup(state.clone()));
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     let mut drain_delay: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    // The connection cap: a permit per open connection. At the cap the
+    // server stops accepting (new connections wait in the kernel's backlog)
+    // instead of running out of file descriptors.
+    let connections = Arc::new(Semaphore::new(state.config.max_connections));
+    let mut accept_errors = AcceptErrors::default();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
+            accepted = accept(&listener, &connections) => {
+                let (stream, peer, permit) = match accepted {
+                    Ok(accepted) => {
+                        accept_errors.reset();
+                        accepted
+                    }
                     Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Typically EMFILE: back off instead of spinning,
+                        // and say so without flooding the log.
+                        let wait = accept_errors.failed(&e);
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                 };
@@ -52,6 +65,7 @@ pub async fn serve(
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown, if drain_delay.is_none() => {
@@ -72,6 +86,66 @@ pub async fn serve(
         tracing::info!("drained");
     }
     Ok(())
+}
+
+/// Re-reads the token file on every SIGHUP; a file that cannot be used
+/// leaves the tokens in use.
+async fn reload_tokens_on_sighup(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(auth) = &state.auth else { return };
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; tokens will not reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match auth.reload() {
+            Ok(tokens) => tracing::info!(tokens, "auth tokens reloaded"),
+            Err(e) => tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay"),
+        }
+    }
+}
+
+/// Waits for a connection slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr, OwnedSemaphorePermit)> {
+    let permit = connections.clone().acquire_owned().await.expect("the semaphore is never closed");
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, permit))
+}
+
+/// Accept failures in a row: the backoff before the next try, and a log
+/// line at most every [`AcceptErrors::LOG_EVERY`].
+#[derive(Default)]
+struct AcceptErrors {
+    in_a_row: u32,
+    unlogged: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptErrors {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unlogged += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::LOG_EVERY) {
+            tracing::warn!(error = %e, failures = self.unlogged,
+                "accept failed (out of file descriptors? lower --max-connections or raise ulimit -n)");
+            self.unlogged = 0;
+            self.last_log = Some(std::time::Instant::now());
+        }
+        // 10 ms doubling to 1 s.
+        Duration::from_millis(10u64 << self.in_a_row.min(7)).min(Duration::from_secs(1))
+    }
+
+    fn reset(&mut self) {
+        self.in_a_row = 0;
+    }
 }
 
 /// Resolves on SIGTERM or ctrl-c.

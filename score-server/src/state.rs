@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::admission::Admission;
+use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, ModelInfoLabels};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The configuration the server runs with.
     pub config: Config,
+    /// The accepted bearer tokens, when authentication is on.
+    pub auth: Option<Auth>,
     draining: AtomicBool,
 }
 
@@ -37,6 +40,9 @@ pub enum StartError {
     /// A model failed to load.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The token file could not be used.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// Worker threads could not be spawned.
     #[error("cannot start worker threads: {0}")]
     Threads(#[from] std::io::Error),
@@ -46,6 +52,10 @@ impl AppState {
     /// Loads every model and starts the worker pool. Blocking: model
     /// optimisation takes from milliseconds to seconds.
     pub fn new(config: Config) -> Result<Arc<AppState>, StartError> {
+        let auth = config.auth_token_file.as_deref().map(Auth::load).transpose()?;
+        if let Some(auth) = &auth {
+            tracing::info!(tokens = auth.len(), "authentication on");
+        }
         let models: Vec<Arc<Model>> = config
             .models
             .iter()
@@ -79,6 +89,7 @@ impl AppState {
             admission,
             metrics,
             config,
+            auth,
             draining: AtomicBool::new(false),
         }))
     }

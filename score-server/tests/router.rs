@@ -495,3 +495,61 @@ async fn error_sentences_say_what_to_fix() {
         "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
     );
 }
+
+/// Found by the hostile-input probe: a model name that is not UTF-8 got a
+/// plain-text 400, and a JSON number beyond float32 became infinity.
+#[tokio::test]
+async fn hostile_names_and_numbers_get_json_errors() {
+    let state = state(&["logreg"], &[]);
+    for request in [
+        Request::get("/models/%ff%fe").body(Body::empty()).expect("r"),
+        put("/models/%ff%fe/score", "application/octet-stream", vec![0u8; 400]),
+    ] {
+        let (status, _, body) = send(&state, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_kind(&body), "bad_parameter");
+    }
+    let mut row = vec!["0".to_string(); 100];
+    row[7] = "1e300".into();
+    let json = format!("[[{}]]", row.join(","));
+    let (status, _, body) = send(&state, put("/score", "application/json", json)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(v["error"], "row 0 value 8 (1e300) is outside the float32 range (±3.4e38)");
+}
+
+/// With --auth-token-file, scoring and model routes need the token; probes
+/// and (by default) metrics stay open; the 401 says how to authenticate.
+#[tokio::test]
+async fn a_token_is_required_where_it_should_be() {
+    let path = std::env::temp_dir().join(format!("router-tokens-{}", std::process::id()));
+    std::fs::write(&path, "team-a-token\n").expect("write");
+    let file = path.display().to_string();
+    let open = state(&["logreg"], &["--auth-token-file", &file]);
+    let strict = state(&["logreg"], &["--auth-token-file", &file, "--metrics-auth"]);
+    std::fs::remove_file(&path).expect("clean");
+    let with = |token: &str, request: Request<Body>| {
+        let (mut parts, body) = request.into_parts();
+        parts.headers.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().expect("v"));
+        Request::from_parts(parts, body)
+    };
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("r");
+    let score = || put("/score", "application/octet-stream", vec![0u8; 400]);
+
+    let (status, response, body) = send(&open, score()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_kind(&body), "unauthorized");
+    assert!(
+        response.headers()[header::WWW_AUTHENTICATE].to_str().expect("a").starts_with("Bearer")
+    );
+    assert_eq!(send(&open, with("wrong", score())).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&open, get("/models")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&open, with("team-a-token", score())).await.0, StatusCode::OK);
+    assert_eq!(send(&open, with("team-a-token", get("/models"))).await.0, StatusCode::OK);
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(send(&open, get(probe)).await.0, StatusCode::OK, "{probe}");
+    }
+    assert_eq!(send(&strict, get("/metrics")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&strict, with("team-a-token", get("/metrics"))).await.0, StatusCode::OK);
+    assert_eq!(send(&strict, get("/healthz")).await.0, StatusCode::OK);
+}

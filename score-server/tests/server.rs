@@ -4,72 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::Server;
 
 use reqwest::StatusCode;
 use score_server::model::fixture_path;
 use serde_json::Value;
-
-/// A running server process; killed on drop if still alive.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(models: &[&str], extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_score-server"));
-        cmd.args(["--listen", "127.0.0.1:0"]);
-        for m in models {
-            cmd.arg("--model").arg(format!("{m}={}", fixture_path(&format!("{m}.onnx")).display()));
-        }
-        cmd.args(extra).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn score-server");
-        let stderr = child.stderr.take().expect("piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) =
-                    line.split("address=").nth(1).filter(|_| line.contains(" listening "))
-                {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
-                }
-                lines.lock().expect("log lock").push(line);
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            panic!("server did not start: {:?}", log.lock().expect("log lock"))
-        });
-        Server { child, base: format!("http://{addr}"), log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Peak and current resident memory in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let pid = self.child.id();
-        (common::proc_status_kib(pid, "VmHWM"), common::proc_status_kib(pid, "VmRSS"))
-    }
-
-    fn signal(&self, signal: &str) {
-        common::signal(self.child.id(), signal);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn zeros_rows(rows: usize, columns: usize) -> Vec<u8> {
     // Not all zeros: vary the rows so outputs are not trivially equal.
@@ -364,4 +306,30 @@ fn a_stalled_header_is_cut_off() {
     let held = started.elapsed();
     assert!(held < Duration::from_secs(5), "a stalled client held the connection for {held:?}");
     assert!(held >= Duration::from_millis(400), "cut off before the timeout: {held:?}");
+}
+
+/// SIGHUP re-reads the token file: the old token stops working, the new
+/// one works, and no token ever reaches the log.
+#[test]
+fn tokens_reload_on_sighup_and_stay_out_of_the_log() {
+    let path = std::env::temp_dir().join(format!("server-tokens-{}", std::process::id()));
+    std::fs::write(&path, "old-token-123\n").expect("write");
+    let server = Server::start(&[], &["--auth-token-file", path.to_str().expect("utf8")]);
+    let client = reqwest::blocking::Client::new();
+    let status = |token: &str| {
+        client.get(server.url("/models")).bearer_auth(token).send().expect("request").status()
+    };
+    assert_eq!(status("old-token-123"), StatusCode::OK);
+    std::fs::write(&path, "new-token-456\n").expect("write");
+    server.signal("HUP");
+    let started = Instant::now();
+    while status("new-token-456") != StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_secs(30), "tokens not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status("old-token-123"), StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_file(&path);
+    let log = server.log.lock().expect("log").join("\n");
+    assert!(log.contains("auth tokens reloaded"), "{log}");
+    assert!(!log.contains("token-123") && !log.contains("token-456"), "{log}");
 }

@@ -1,10 +1,10 @@
 //! Request bodies and the headers that describe them: content type, the
-//! column check, the deadline, reading under a limit and a timeout, and
-//! decoding binary or JSON rows.
+//! column check, the deadline, reading under a limit, a timeout and a
+//! minimum rate, and decoding binary or JSON rows.
 //!
 //! These are functions rather than one `FromRequest` extractor because
-//! admission has to sit between validating the headers and reading the body:
-//! an overloaded server must not buffer a 64 MiB body only to refuse it.
+//! admission is charged while the body is read: an overloaded server must
+//! not buffer a 64 MiB body only to refuse it.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use score_protocol::media::BodyFormat as Format;
 use score_protocol::{codec, headers};
 use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 
+use crate::admission::{Admission, BodyCharge};
 use crate::error::ApiError;
 
 /// The body's format from its Content-Type. A missing Content-Type is read
@@ -47,15 +48,6 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
     parse_header::<usize>(headers, header::CONTENT_LENGTH.as_str())
 }
 
-/// Whether the client waits for `100 Continue` before sending its body: then
-/// a refusal needs no draining, the body never comes.
-pub fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-}
-
 fn parse_header<T: std::str::FromStr>(
     headers: &HeaderMap,
     name: &str,
@@ -66,50 +58,105 @@ fn parse_header<T: std::str::FromStr>(
     })
 }
 
-/// Reads the whole body into one buffer, refusing more than `limit` bytes
-/// and giving up after `timeout`.
+/// How a body must arrive.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyRules {
+    /// Most bytes.
+    pub limit: usize,
+    /// Longest time for the whole body.
+    pub timeout: Duration,
+    /// Slowest average rate accepted after `grace`, bytes per second (0:
+    /// none). A sender may fall behind by `grace` at any point.
+    pub min_rate: usize,
+    /// Time allowed before the rate counts.
+    pub grace: Duration,
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Over the limit.
+    TooLarge,
+    /// The admission budget is spent.
+    Overloaded,
+    /// The whole body did not arrive within the timeout.
+    Timeout,
+    /// The body arrived slower than the minimum rate.
+    TooSlow,
+    /// The connection broke or its framing is invalid.
+    Transport(String),
+}
+
+/// Reads the whole body into one buffer, charging admission for the bytes
+/// as they arrive (never for what the headers promise), refusing more than
+/// `rules.limit` bytes, and cutting a sender that stalls or trickles.
 pub async fn read(
     body: &mut Body,
-    size_hint: usize,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ApiError> {
-    let mut buf = BytesMut::with_capacity(size_hint.min(limit));
-    let read = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                buf.extend_from_slice(&data);
+    admission: &Admission,
+    charge: &mut BodyCharge,
+    rules: &BodyRules,
+) -> Result<Bytes, ReadError> {
+    let started = tokio::time::Instant::now();
+    let overall = started + rules.timeout;
+    let mut buf = BytesMut::new();
+    loop {
+        // The next frame is due when the average rate since the grace
+        // period would fall under the minimum, and at the latest when the
+        // whole body is due.
+        let due = match rules.min_rate {
+            0 => overall,
+            rate => {
+                let allowed = Duration::from_secs_f64(buf.len() as f64 / rate as f64);
+                overall.min(started + rules.grace + allowed)
             }
+        };
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Ok(Some(frame)) => frame.map_err(|e| ReadError::Transport(e.to_string()))?,
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) if due >= overall => return Err(ReadError::Timeout),
+            Err(_) => return Err(ReadError::TooSlow),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let received = buf.len() + data.len();
+        if received > rules.limit {
+            return Err(ReadError::TooLarge);
         }
-        Ok(())
-    };
-    tokio::time::timeout(timeout, read).await.map_err(|_| ApiError::BodyTimeout(timeout))??;
-    Ok(buf.freeze())
+        charge.grow(admission, received, rules.limit).map_err(|_| ReadError::Overloaded)?;
+        // Capacity follows the charge, not the doubling of a growing
+        // buffer (which could hold twice what was admitted).
+        if buf.capacity() < received {
+            buf.reserve(charge.held().max(received) - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
 }
 
 /// Most bytes of a refused body we read and throw away, as a multiple of the
 /// body limit; past it the connection is simply closed.
 const DISCARD_FACTOR: usize = 4;
 
-/// Reads and throws away (up to a bound) the body of a request we refuse, so
-/// that a client still sending reads our answer instead of a reset
-/// connection. Holds no more than one frame at a time.
-pub async fn discard(body: &mut Body, limit: usize, timeout: Duration) {
+/// Longest time a refused body is read and thrown away after the answer.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and throws away, in the background and for a bounded time and
+/// size, the rest of a body we refused: a client still sending then reads
+/// our answer instead of a reset connection, and the answer does not wait
+/// for the body (the response carries `Connection: close`). Holds no more
+/// than one frame at a time.
+pub fn linger(mut body: Body, limit: usize) {
     let cap = limit.saturating_mul(DISCARD_FACTOR);
-    let drain = async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, Bytes::len);
-            if seen > cap {
-                break;
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > cap {
+                    break;
+                }
             }
-        }
-    };
-    let _ = tokio::time::timeout(timeout, drain).await;
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
 }
 
 /// Checks a binary body and returns its row count.
@@ -122,7 +169,10 @@ pub fn binary_rows(body: &Bytes, columns: usize) -> Result<usize, ApiError> {
 /// Parses `[[...], ...]` straight into float32 little-endian rows (no
 /// intermediate `Vec<Vec<f64>>`) and returns them with the row count.
 pub fn json_rows(body: &[u8], columns: usize) -> Result<(Bytes, usize), ApiError> {
-    let mut out = Vec::new();
+    // Every number takes at least two bytes of JSON (a digit and a comma or
+    // bracket), so the floats take at most twice the body: reserved once,
+    // up front, never doubled past it (admission charges the same bound).
+    let mut out = Vec::with_capacity(json_decoded_bound(body.len()));
     let mut de = serde_json::Deserializer::from_slice(body);
     let rows = RowsSeed { out: &mut out, columns }
         .deserialize(&mut de)
@@ -134,6 +184,11 @@ pub fn json_rows(body: &[u8], columns: usize) -> Result<(Bytes, usize), ApiError
             _ => ApiError::MalformedJson(e.to_string()),
         })?;
     Ok((Bytes::from(out), rows))
+}
+
+/// Most bytes of float32 rows a JSON body of `len` bytes can decode to.
+pub fn json_decoded_bound(len: usize) -> usize {
+    len.saturating_mul(2).saturating_add(4)
 }
 
 /// serde_json's message without the " at line L column C" it appends.
@@ -200,7 +255,16 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     self.index, self.columns, self.columns
                 )));
             }
-            self.out.extend_from_slice(&(v as f32).to_le_bytes());
+            let f = v as f32;
+            if f.is_infinite() {
+                // 1e300 is a valid JSON number but not a float32: refused,
+                // not turned into infinity.
+                return Err(A::Error::custom(format!(
+                    "row {} value {count} ({v:e}) is outside the float32 range (±3.4e38)",
+                    self.index
+                )));
+            }
+            self.out.extend_from_slice(&f.to_le_bytes());
         }
         if count != self.columns {
             return Err(A::Error::custom(format!(
@@ -236,6 +300,11 @@ mod tests {
         assert!(matches!(text, ApiError::BadShape(_)), "{text}");
         let broken = json_rows(b"[[1, 2]", 2).unwrap_err();
         assert!(matches!(broken, ApiError::MalformedJson(_)), "{broken}");
+        let huge = json_rows(b"[[1, 2], [1e300, 0]]", 2).unwrap_err();
+        assert_eq!(
+            huge.to_string(),
+            "row 1 value 1 (1e300) is outside the float32 range (±3.4e38)"
+        );
         let trailing = json_rows(b"[[1, 2]] x", 2).unwrap_err();
         assert!(matches!(trailing, ApiError::MalformedJson(_)), "{trailing}");
     }

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use score_protocol::models::{ModelDoc, ModelList};
 
+use super::ModelName;
 use crate::error::ApiError;
 use crate::model::Model;
 use crate::state::AppState;
@@ -34,7 +35,7 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /models/{name}`.
 pub async fn model_info(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ModelName(name): ModelName,
 ) -> Result<Response, ApiError> {
     let ix = state.model_index(&name)?;
     Ok(Json(doc(&state.models[ix], ix == 0)).into_response())

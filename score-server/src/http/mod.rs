@@ -35,11 +35,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(control::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Outermost first: metrics see every answer, including the 500 the
-        // panic catcher makes; the trace span covers the handler.
+        // Outermost first: metrics see every answer, including the 401s
+        // and the 500 the panic catcher makes; the trace span covers the
+        // handler.
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(state.clone(), observe))
+                .layer(middleware::from_fn_with_state(state.clone(), authenticate))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("a request handler panicked".into()).into_response()
                 }))
@@ -48,12 +50,55 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The `{name}` of a model route. axum's own rejection is plain text; a
+/// name that is not UTF-8 (`%ff%fe`) gets the protocol's JSON 400 instead.
+pub struct ModelName(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(name)) => Ok(ModelName(name)),
+            Err(e) => Err(ApiError::BadParameter(format!(
+                "the model name in {} is not valid: {}",
+                parts.uri.path(),
+                e.body_text()
+            ))),
+        }
+    }
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Refuses requests without an accepted bearer token, when authentication
+/// is on. Probes stay open; /metrics unless --metrics-auth.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(auth) = &state.auth {
+        let open = match request.uri().path() {
+            "/healthz" | "/readyz" => true,
+            "/metrics" => !state.config.metrics_auth,
+            _ => false,
+        };
+        let token = request.headers().get(axum::http::header::AUTHORIZATION);
+        if !open && !auth.allows(token.map(|v| v.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Counts requests and latency by route template.

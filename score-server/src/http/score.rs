@@ -1,14 +1,14 @@
 //! `PUT /score` and `PUT /models/{name}/score`, one function per step:
 //! [`ScoreParams::parse`] the query, [`Head::parse`] the headers,
-//! [`admit_and_read`] the body under admission, [`decode`] the rows,
-//! [`dispatch`] them to the workers, [`answer`].
+//! [`receive`] the body under admission, [`decode`] the rows, [`dispatch`]
+//! them to the workers, [`answer`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,7 +16,8 @@ use score_protocol::media::BodyFormat;
 use score_protocol::models::JsonScores;
 use score_protocol::{codec, headers, media};
 
-use super::body;
+use super::body::ReadError;
+use super::{ModelName, body};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
@@ -68,7 +69,7 @@ pub async fn score_default(
 /// Scores with the named model.
 pub async fn score_named(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ModelName(name): ModelName,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -90,9 +91,13 @@ async fn score(
     let model = state.models[model_ix].clone();
     let params = ScoreParams::parse(query.as_deref())?;
     let output = output_index(&model, params.output.as_deref())?;
-    let (parts, mut request_body) = request.into_parts();
+    let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
-    let (bytes, permit) = admit_and_read(&state, &head, &mut request_body).await?;
+    let (bytes, permit) = match receive(&state, &head, request_body).await {
+        Ok(received) => received,
+        // The rest of the body is not waited for: answer now, then close.
+        Err(e) => return Ok(closing(e)),
+    };
     let (input, rows) = decode(head.format, bytes, model.input.columns)?;
     let scored = dispatch(
         &state,
@@ -109,7 +114,6 @@ struct Head {
     format: BodyFormat,
     deadline: Option<Instant>,
     declared: Option<usize>,
-    expects_continue: bool,
 }
 
 impl Head {
@@ -120,9 +124,69 @@ impl Head {
             format,
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
-            expects_continue: body::expects_continue(headers),
         })
     }
+}
+
+/// An error answer after which the connection closes: its body was not
+/// (all) read, so the connection cannot carry another request.
+fn closing(e: ApiError) -> Response {
+    let mut response = e.into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads the body, charging admission for its bytes as they arrive, then
+/// admits the complete request (429 when a budget is spent). A declared
+/// length over the limit is answered 413 from the headers alone: a client
+/// that sent `Expect: 100-continue` never sends its body. A refused body's
+/// remainder is thrown away in the background ([`body::linger`]).
+async fn receive(
+    state: &AppState,
+    head: &Head,
+    mut request_body: Body,
+) -> Result<(Bytes, Permit), ApiError> {
+    let config = &state.config;
+    let rules = body::BodyRules {
+        limit: config.body_limit,
+        timeout: config.body_timeout,
+        min_rate: config.min_body_rate,
+        grace: config.body_grace,
+    };
+    let refuse = |e: ApiError, body: Body| {
+        body::linger(body, rules.limit);
+        e
+    };
+    let overloaded = || {
+        state.metrics.reject(Rejection::overloaded);
+        ApiError::Overloaded { retry_after: state.retry_after() }
+    };
+    if head.declared.is_some_and(|len| len > rules.limit) {
+        return Err(refuse(ApiError::PayloadTooLarge { limit: rules.limit }, request_body));
+    }
+    let mut charge = state.admission.start_body();
+    let bytes = match body::read(&mut request_body, &state.admission, &mut charge, &rules).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let e = match e {
+                ReadError::TooLarge => ApiError::PayloadTooLarge { limit: rules.limit },
+                ReadError::Overloaded => overloaded(),
+                ReadError::Timeout => ApiError::BodyTimeout(rules.timeout),
+                ReadError::TooSlow => {
+                    ApiError::BodyTooSlow { min_rate: rules.min_rate, grace: rules.grace }
+                }
+                ReadError::Transport(detail) => return Err(ApiError::BodyRead(detail)),
+            };
+            return Err(refuse(e, request_body));
+        }
+    };
+    let decoded = match head.format {
+        BodyFormat::Binary => 0,
+        BodyFormat::Json => body::json_decoded_bound(bytes.len()),
+    };
+    let permit =
+        charge.complete(&state.admission, bytes.len(), decoded).map_err(|_| overloaded())?;
+    Ok((bytes, permit))
 }
 
 /// The output `?output=` names, or the model's default.
@@ -135,46 +199,6 @@ fn output_index(model: &Model, name: Option<&str>) -> Result<usize, ApiError> {
             available: model.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
         }),
     }
-}
-
-/// Admits the request (429 at once when the budget is spent) and reads its
-/// body under the limit and the timeout. A refused body is read and thrown
-/// away (in constant memory) so the client reads the answer, not a reset.
-async fn admit_and_read(
-    state: &AppState,
-    head: &Head,
-    request_body: &mut Body,
-) -> Result<(Bytes, Permit), ApiError> {
-    let limit = state.config.body_limit;
-    let timeout = state.config.body_timeout;
-    if head.declared.is_some_and(|len| len > limit) {
-        body::discard(request_body, limit, timeout).await;
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    // Without a Content-Length the body may be as large as the limit: admit
-    // that much, and give the rest back once it is read.
-    let mut permit = match state.admission.try_admit(head.declared.unwrap_or(limit)) {
-        Ok(permit) => permit,
-        Err(_) => {
-            state.metrics.reject(Rejection::overloaded);
-            let retry_after = state.retry_after();
-            if !head.expects_continue {
-                body::discard(request_body, limit, timeout).await;
-            }
-            return Err(ApiError::Overloaded { retry_after });
-        }
-    };
-    let bytes = match body::read(request_body, head.declared.unwrap_or(0), limit, timeout).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            if matches!(e, ApiError::PayloadTooLarge { .. }) {
-                body::discard(request_body, limit, timeout).await;
-            }
-            return Err(e);
-        }
-    };
-    permit.shrink_to(bytes.len());
-    Ok((bytes, permit))
 }
 
 /// The rows of a body, as float32 little-endian bytes, and their count.

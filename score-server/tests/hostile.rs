@@ -1,0 +1,198 @@
+//! The real binary against clients that misbehave on purpose (the
+//! hostile-input probe): idle and trickling senders, bodies declared larger
+//! than the limit, idle keep-alive connections, hundreds of slow
+//! connections beside a working job. Raw TCP on 127.0.0.1 where a polite
+//! HTTP client cannot misbehave on demand.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// A connection that has sent `head` (request line and headers) and then
+/// stays silent.
+fn open(server: &Server, head: &str) -> TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream
+}
+
+fn put_head(length: &str, extra: &str) -> String {
+    format!(
+        "PUT /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {length}\r\n{extra}\r\n"
+    )
+}
+
+/// Reads what the server sends until it closes or `within` passes.
+fn read_answer(stream: &mut TcpStream, within: Duration) -> String {
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn score_once(server: &Server) -> reqwest::StatusCode {
+    let body: Vec<u8> = (0..400).flat_map(|i| (i as f32 * 1e-3).to_le_bytes()).collect();
+    reqwest::blocking::Client::new()
+        .put(server.url("/score"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .expect("request")
+        .status()
+}
+
+/// Headers declaring the whole body limit, then nothing: they used to take
+/// the whole byte budget (charged at the headers) and the request slots,
+/// and every real request got 429 until the body timeout.
+#[test]
+fn idle_senders_do_not_block_scoring() {
+    let server = Server::start(
+        &[],
+        &[
+            "--max-inflight-bytes",
+            "64MiB",
+            "--max-inflight-requests",
+            "8",
+            "--body-limit",
+            "64MiB",
+            "--body-timeout",
+            "60s",
+        ],
+    );
+    let mut idle: Vec<TcpStream> =
+        (0..4).map(|_| open(&server, &put_head("67108864", ""))).collect();
+    idle.extend((0..16).map(|_| open(&server, &put_head("1", ""))));
+    idle.extend((0..4).map(|_| {
+        open(&server, "PUT /score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        assert_eq!(score_once(&server), reqwest::StatusCode::OK);
+    }
+    drop(idle);
+}
+
+/// A declared length over the limit is answered 413 from the headers: at
+/// once, without `100 Continue`, and without waiting for the body.
+#[test]
+fn an_oversized_declared_body_is_refused_from_the_headers() {
+    let server = Server::start(
+        &[],
+        &["--body-limit", "1MiB", "--body-timeout", "120s", "--body-grace", "60s"],
+    );
+    for extra in ["Expect: 100-continue\r\n", ""] {
+        let started = Instant::now();
+        let mut stream = open(&server, &put_head("104857600", extra));
+        let answer = read_answer(&mut stream, Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{extra:?}: {answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+        assert!(answer.contains("payload_too_large"), "{answer}");
+        // Far below the 120 s body timeout it used to wait for.
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
+
+/// A sender that trickles its body is cut once it falls behind the
+/// minimum rate, with a 408 that says why.
+#[test]
+fn a_trickling_sender_is_cut() {
+    let server = Server::start(
+        &[],
+        &["--min-body-rate", "1KiB", "--body-grace", "1s", "--body-timeout", "120s"],
+    );
+    let mut stream = open(&server, &put_head("400000", ""));
+    stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let started = Instant::now();
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(60) {
+        if stream.write_all(&[0u8; 8]).is_err() {
+            break;
+        }
+        if let Ok(n) = stream.read(&mut buf)
+            && n > 0
+        {
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+            break;
+        }
+    }
+    answer.push_str(&read_answer(&mut stream, Duration::from_secs(2)));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("slower than 1024 bytes/s"), "{answer}");
+}
+
+/// A keep-alive connection that idles past --header-timeout is closed.
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let server = Server::start(&[], &["--header-timeout", "1s"]);
+    let mut stream = open(&server, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let first = read_answer(&mut stream, Duration::from_secs(5));
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).expect("the server closes, it does not hang");
+    assert_eq!(n, 0, "closed without another answer");
+}
+
+/// Hundreds of connections that trickle or idle, beside a client scoring
+/// on its own connection: every real request is scored, and the slow ones
+/// neither take the connection cap nor the admission budget for long.
+#[test]
+fn hundreds_of_slow_connections_do_not_starve_a_job() {
+    let server = Server::start(
+        &[],
+        &[
+            "--max-connections",
+            "400",
+            "--max-inflight-bytes",
+            "16MiB",
+            "--min-body-rate",
+            "4KiB",
+            "--body-grace",
+            "2s",
+            "--header-timeout",
+            "3s",
+        ],
+    );
+    let mut slow: Vec<TcpStream> =
+        (0..150).map(|_| open(&server, &put_head("1000000", ""))).collect();
+    // Headers that never end.
+    slow.extend((0..150).map(|_| open(&server, "PUT /score HTTP/1.1\r\nHost: x\r\n")));
+    let client = reqwest::blocking::Client::new();
+    let body: Vec<u8> = (0..400 * 100).flat_map(|i| (i as f32 * 1e-5).to_le_bytes()).collect();
+    let started = Instant::now();
+    let mut scored = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        for s in slow.iter_mut().take(150) {
+            let _ = s.write_all(&[0u8; 16]);
+        }
+        let response = client
+            .put(server.url("/score"))
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send()
+            .expect("request");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        assert_eq!(response.bytes().expect("body").len(), 400 * 2 * 4);
+        scored += 1;
+    }
+    assert!(scored > 0);
+    // A fresh connection is still accepted: the slow ones were cut.
+    assert_eq!(score_once(&server), reqwest::StatusCode::OK);
+    drop(slow);
+}
