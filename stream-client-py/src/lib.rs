@@ -19,7 +19,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator};
 use stream_client::arrow::{ArrowOptions, JobError, ScoreBatches, score_record_batches};
-use stream_client::{Client, ClientConfig};
+use stream_client::{Client, ClientConfig, Token};
 
 pyo3::create_exception!(
     stream_client,
@@ -66,7 +66,7 @@ impl PyConfig {
     #[new]
     #[pyo3(signature = (
         urls, *, model=None, output=None, batch_rows=None, batch_bytes=None, in_flight=None,
-        timeout=None, max_attempts=None, deadline=None, score_columns=None,
+        timeout=None, max_attempts=None, deadline=None, score_columns=None, token=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -80,6 +80,7 @@ impl PyConfig {
         max_attempts: Option<u32>,
         deadline: Option<f64>,
         score_columns: Option<usize>,
+        token: Option<String>,
     ) -> PyResult<Self> {
         let seconds = |what: &str, s: f64| {
             Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -94,6 +95,7 @@ impl PyConfig {
             model,
             output,
             score_columns,
+            token: token.map(Token::new),
             batch_rows: batch_rows.unwrap_or(d.batch_rows),
             batch_bytes: batch_bytes.unwrap_or(d.batch_bytes),
             in_flight: in_flight.unwrap_or(d.in_flight),
@@ -180,12 +182,18 @@ fn score(
 /// The model's description (`GET /models/{name}`, or the default model) as
 /// JSON text, from the first of `urls` that answers.
 #[pyfunction]
-#[pyo3(signature = (urls, model=None))]
-fn model_info(py: Python<'_>, urls: Vec<String>, model: Option<String>) -> PyResult<String> {
+#[pyo3(signature = (urls, model=None, token=None))]
+fn model_info(
+    py: Python<'_>,
+    urls: Vec<String>,
+    model: Option<String>,
+    token: Option<String>,
+) -> PyResult<String> {
+    let token = token.map(Token::new);
     let doc = py.detach(|| {
         let mut failures = Vec::new();
         for url in &urls {
-            match stream_client::fetch_model(url, model.as_deref()) {
+            match stream_client::fetch_model(url, model.as_deref(), token.as_ref()) {
                 Ok(doc) => return Ok(doc),
                 Err(e) => failures.push(e.to_string()),
             }
@@ -199,14 +207,15 @@ fn model_info(py: Python<'_>, urls: Vec<String>, model: Option<String>) -> PyRes
 
 /// Scores per row of `output` (`None`: the default output) of the model.
 #[pyfunction]
-#[pyo3(signature = (urls, model=None, output=None))]
+#[pyo3(signature = (urls, model=None, output=None, token=None))]
 fn score_columns(
     py: Python<'_>,
     urls: Vec<String>,
     model: Option<String>,
     output: Option<String>,
+    token: Option<String>,
 ) -> PyResult<usize> {
-    let text = model_info(py, urls, model)?;
+    let text = model_info(py, urls, model, token)?;
     let doc: score_protocol::ModelDoc =
         serde_json::from_str(&text).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     doc.output(output.as_deref()).map(|o| o.columns).ok_or_else(|| {

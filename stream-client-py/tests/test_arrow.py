@@ -147,3 +147,17 @@ def test_a_forked_child_gets_its_own_client(start_server):
             pytest.fail("the forked child hung (a runtime inherited from the parent?)")
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+def test_a_token_is_sent_and_never_shown(start_server, tmp_path, monkeypatch):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("s3cret-token\n")
+    server = start_server("logreg.onnx", "--auth-token-file", str(tokens))
+    with pytest.raises(ScoreError, match="HTTP 401"):
+        list(Scorer(server.url).score_batches(batches(1, 10), "features"))
+    monkeypatch.setenv("SCORE_TOKEN", "s3cret-token")
+    scorer = Scorer(server.url)
+    assert "s3cret" not in repr(scorer)
+    out = list(scorer.score_batches(batches(2, 10), "features", keep=["id"]))
+    assert sum(len(b) for b in out) == 20
+    assert scorer.fetch_score_columns() == 2

@@ -9,7 +9,7 @@ use score_protocol::models::{ModelDoc, ModelList};
 use score_protocol::{ErrorBody, codec, headers, media, retry_after};
 
 use crate::batch::Batch;
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Token};
 use crate::endpoints::Endpoints;
 use crate::error::ScoreError;
 use crate::retry::{RetryBudget, Retryable, classify_status, classify_transport, describe};
@@ -197,8 +197,11 @@ impl Inner {
             retry_after: None,
             message: describe(&e, timeout),
         };
-        let sent = http
-            .put(url)
+        let mut request = http.put(url);
+        if let Some(token) = &self.config.token {
+            request = request.header(reqwest::header::AUTHORIZATION, token.header());
+        }
+        let sent = request
             .header(reqwest::header::CONTENT_TYPE, media::OCTET_STREAM)
             .header(headers::COLUMNS, self.config.columns)
             // Work the server cannot start before we give up is work for
@@ -352,7 +355,11 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
 
 /// Asks a server for a model's description (`GET /models/{name}`, or the
 /// default model from `GET /models`). Blocking; call from a plain thread.
-pub fn fetch_model(base_url: &str, model: Option<&str>) -> Result<ModelDoc, ScoreError> {
+pub fn fetch_model(
+    base_url: &str,
+    model: Option<&str>,
+    token: Option<&Token>,
+) -> Result<ModelDoc, ScoreError> {
     let shared = crate::runtime::shared();
     let base = base_url.trim_end_matches('/');
     let url = match model {
@@ -366,7 +373,11 @@ pub fn fetch_model(base_url: &str, model: Option<&str>) -> Result<ModelDoc, Scor
     let (status, body): (u16, Bytes) = shared
         .handle
         .block_on(async {
-            let response = shared.http.get(&url).timeout(timeout).send().await?;
+            let mut request = shared.http.get(&url).timeout(timeout);
+            if let Some(token) = token {
+                request = request.header(reqwest::header::AUTHORIZATION, token.header());
+            }
+            let response = request.send().await?;
             let status = response.status().as_u16();
             Ok((status, response.bytes().await?))
         })
@@ -388,8 +399,12 @@ pub fn fetch_model(base_url: &str, model: Option<&str>) -> Result<ModelDoc, Scor
 
 /// Asks a server for a model's input width. Blocking; call from a plain
 /// thread.
-pub fn fetch_input_columns(base_url: &str, model: Option<&str>) -> Result<usize, ScoreError> {
-    fetch_model(base_url, model).map(|doc| doc.input.columns)
+pub fn fetch_input_columns(
+    base_url: &str,
+    model: Option<&str>,
+    token: Option<&Token>,
+) -> Result<usize, ScoreError> {
+    fetch_model(base_url, model, token).map(|doc| doc.input.columns)
 }
 
 /// This process's clients by configuration: the tasks a process runs (a

@@ -9,6 +9,29 @@ use std::time::Duration;
 use crate::error::ScoreError;
 use crate::retry::Backoff;
 
+/// A bearer token for servers started with `--auth-token-file`. Its
+/// `Debug` shows nothing of it, so a logged configuration leaks nothing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token (surrounding blanks trimmed).
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into().trim().to_string())
+    }
+
+    /// The `Authorization` header value.
+    pub(crate) fn header(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
 /// Client configuration. `ClientConfig::new(urls, columns)` gives the
 /// defaults for a job; every field is public to adjust.
 ///
@@ -24,6 +47,9 @@ pub struct ClientConfig {
     /// `/models`); otherwise learned from the first answer. Every answer
     /// must have this width.
     pub score_columns: Option<usize>,
+    /// Bearer token, sent as `Authorization: Bearer …` to servers that
+    /// require one.
+    pub token: Option<Token>,
     /// Model name (`/models/NAME/score`); `None` for the server's default.
     pub model: Option<String>,
     /// Model output (`?output=NAME`); `None` for the default output.
@@ -69,6 +95,7 @@ impl Default for ClientConfig {
             urls: Vec::new(),
             columns: 0,
             score_columns: None,
+            token: None,
             model: None,
             output: None,
             batch_rows: 4096,
@@ -120,6 +147,11 @@ impl ClientConfig {
                 return fail(format!("{name} must be at least 1"));
             }
         }
+        if self.token.as_ref().is_some_and(|t| {
+            t.0.is_empty() || t.0.bytes().any(|b| b.is_ascii_control() || b == b' ')
+        }) {
+            return fail("the token is empty or holds spaces or control characters".into());
+        }
         if self.timeout.is_zero() || self.deadline.is_some_and(|d| d.is_zero()) {
             return fail("timeout and deadline must be positive".into());
         }
@@ -153,12 +185,12 @@ impl ClientConfig {
     fn key(
         &self,
     ) -> (
-        (&[String], usize, Option<usize>, &Option<String>, &Option<String>),
+        (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
         (Duration, Duration, u64, u64, u32, Duration, bool),
     ) {
         (
-            (&self.urls, self.columns, self.score_columns, &self.model, &self.output),
+            (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
             (
                 self.batch_rows,
                 self.batch_bytes,

@@ -53,7 +53,7 @@ mod stream;
 
 pub use batch::{Batch, Batcher};
 pub use client::{Client, Scored, fetch_input_columns, fetch_model};
-pub use config::ClientConfig;
+pub use config::{ClientConfig, Token};
 pub use error::ScoreError;
 pub use stats::Stats;
 pub use stream::ScoreIter;

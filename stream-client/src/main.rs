@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use stream_client::files::{RowReader, RowWriter};
-use stream_client::{Client, ClientConfig, fetch_model};
+use stream_client::{Client, ClientConfig, Token, fetch_model};
 use tracing_subscriber::EnvFilter;
 
 /// The library's defaults: written once, in `ClientConfig::default`.
@@ -44,6 +44,10 @@ struct Args {
     /// one list column (default: the only list column, else every float column).
     #[arg(long, env = "SCORE_FEATURES", value_delimiter = ',')]
     features: Option<Vec<String>>,
+    /// Bearer token for servers started with --auth-token-file. Prefer the
+    /// environment variable: a command line is visible to other users.
+    #[arg(long, env = "SCORE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Model name (default: the server's default model).
     #[arg(long, env = "SCORE_MODEL")]
     model: Option<String>,
@@ -95,9 +99,10 @@ fn main() {
 fn run(args: Args) -> anyhow::Result<()> {
     // The model's description, when the input does not carry its width:
     // it gives the input width, and the output width every answer must have.
+    let token = args.token.map(Token::new);
     let doc = match args.columns {
         None if args.input.extension().is_some_and(|e| e != "npy") => {
-            Some(fetch_model(&args.urls[0], args.model.as_deref())?)
+            Some(fetch_model(&args.urls[0], args.model.as_deref(), token.as_ref())?)
         }
         _ => None,
     };
@@ -109,6 +114,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.score_columns =
         doc.as_ref().and_then(|d| d.output(args.output_name.as_deref())).map(|o| o.columns);
     config.output = args.output_name;
+    config.token = token;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;
     config.timeout = args.timeout.unwrap_or(config.timeout);

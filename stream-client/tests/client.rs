@@ -541,3 +541,25 @@ fn an_answer_of_the_wrong_shape_is_an_error() {
         "{err}"
     );
 }
+
+/// Against a server that requires a token: the client sends it (and the
+/// job completes); without it the job fails at once with the server's 401.
+#[test]
+fn a_token_is_sent_to_servers_that_require_one() {
+    let path = std::env::temp_dir().join(format!("client-tokens-{}", std::process::id()));
+    std::fs::write(&path, "job-token\n").expect("write");
+    let server = real_server("logreg", &["--auth-token-file", path.to_str().expect("utf8")]);
+    let _ = std::fs::remove_file(&path);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 100;
+    let refused = Client::new(config.clone()).expect("config");
+    let err = collect(refused.score_rows(rows(300, 100).iter())).expect_err("no token");
+    assert!(matches!(&err, ScoreError::Rejected { status: 401, .. }), "{err}");
+    config.token = Some(stream_client::Token::new("job-token"));
+    assert!(!format!("{config:?}").contains("job-token"), "a Debug of the config shows the token");
+    let client = Client::new(config).expect("config");
+    assert_eq!(collect(client.score_rows(rows(300, 100).iter())).expect("scored").len(), 300 * 2);
+    let doc = stream_client::fetch_model(&server.url(), None, client.config().token.as_ref())
+        .expect("/models with the token");
+    assert_eq!(doc.input.columns, 100);
+}

@@ -27,6 +27,7 @@ Typical use::
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -69,6 +70,11 @@ class Scorer:
         deadline: optional seconds for a whole partition.
         score_columns: scores per row, if known; otherwise asked of the
             server (``GET /models``) when a schema or an error column needs it.
+        token: bearer token for servers started with ``--auth-token-file``;
+            by default the ``SCORE_TOKEN`` environment variable of the
+            process that builds the ``Scorer`` (the driver). It travels to
+            the executors inside the pickled ``Scorer``; it is never shown
+            by ``repr``.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Scorer:
         max_attempts: int = _DEFAULTS["max_attempts"],
         deadline: float | None = None,
         score_columns: int | None = None,
+        token: str | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.model = model
@@ -95,6 +102,7 @@ class Scorer:
         self.max_attempts = int(max_attempts)
         self.deadline = None if deadline is None else float(deadline)
         self.score_columns = None if score_columns is None else int(score_columns)
+        self.token = token if token is not None else os.environ.get("SCORE_TOKEN")
         self._config()  # checks every setting now (ValueError), in one place: Rust
 
     def _config(self, score_columns: int | None = None) -> Any:
@@ -103,7 +111,7 @@ class Scorer:
             self.urls, model=self.model, output=self.output, batch_rows=self.batch_rows,
             batch_bytes=self.batch_bytes, in_flight=self.in_flight, timeout=self.timeout,
             max_attempts=self.max_attempts, deadline=self.deadline,
-            score_columns=score_columns or self.score_columns)
+            score_columns=score_columns or self.score_columns, token=self.token)
 
     def __repr__(self) -> str:
         return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "
@@ -215,11 +223,11 @@ class Scorer:
         """The served model's metadata (``GET /models/{name}``, or the
         default model of ``GET /models``), from the first server that
         answers."""
-        return json.loads(_native.model_info(self.urls, self.model))
+        return json.loads(_native.model_info(self.urls, self.model, self.token))
 
     def fetch_score_columns(self) -> int:
         """Scores per row of the configured output, asked of the server."""
-        return _native.score_columns(self.urls, self.model, self.output)
+        return _native.score_columns(self.urls, self.model, self.output, self.token)
 
     @staticmethod
     def _error_col(errors: str, error_col: str) -> str | None:
