@@ -5,10 +5,10 @@
 //! `try_acquire`: when either is exhausted the request is refused at once
 //! with 429 rather than left waiting.
 //!
-//! A body is charged for the bytes that have actually arrived, reserved in
-//! steps as they come ([`BodyCharge::grow`]), never for what its headers
-//! promise: a client that sends headers declaring 64 MiB and then nothing
-//! holds nothing. Bodies still arriving may hold at most
+//! A body is charged for the bytes that have actually arrived, a little
+//! ahead ([`BodyCharge::grow`], from [`FIRST_STEP`]), never for what its
+//! headers promise: a client that sends headers declaring 64 MiB and then
+//! nothing holds nothing. Bodies still arriving may hold at most
 //! [`RECEIVING_SHARE`] of the byte budget, so requests whose bodies are
 //! complete (being decoded, queued, scored, answered) always find room; and
 //! a request is counted against the request budget only once its body is
@@ -29,15 +29,8 @@ const UNIT: usize = 1024;
 /// whose bodies are complete (decoded JSON, answers).
 pub const RECEIVING_SHARE: (usize, usize) = (3, 4);
 
-/// The first reservation of a body: what a sender that has sent a byte
-/// holds.
+/// The first charge of a body: what a sender that has sent a byte holds.
 pub const FIRST_STEP: usize = 16 * UNIT;
-
-/// The largest reservation ahead of the bytes received. Reservations double
-/// from [`FIRST_STEP`] up to this, so a 1.6 MB body takes about ten
-/// semaphore operations, a trickling sender holds about what it sent, and
-/// no body holds more than this beyond its bytes.
-pub const STEP: usize = 256 * UNIT;
 
 /// The admission budget.
 #[derive(Debug)]
@@ -125,24 +118,12 @@ impl BodyCharge {
         self.bytes.num_permits() * UNIT
     }
 
-    /// Makes the charge cover `received` bytes, reserving ahead as much as
-    /// is held already, from [`FIRST_STEP`] up to [`STEP`] (never beyond
-    /// `limit`). Refused when either budget is spent.
-    /// A body larger than the whole receiving share is charged the whole
-    /// share: it arrives alone rather than never.
-    pub fn grow(
-        &mut self,
-        admission: &Admission,
-        received: usize,
-        limit: usize,
-    ) -> Result<(), Refused> {
+    /// Makes the charge cover `bytes` of a body. Refused
+    /// when either budget is spent. A body larger than the whole receiving
+    /// share is charged the whole share: it arrives alone rather than never.
+    pub fn grow(&mut self, admission: &Admission, bytes: usize) -> Result<(), Refused> {
         let held = self.receiving.num_permits();
-        if received <= held * UNIT {
-            return Ok(());
-        }
-        let ahead = (held * UNIT).clamp(FIRST_STEP, STEP);
-        let target = received.max(held * UNIT + ahead).min(limit.max(received));
-        let target = (Admission::units(target) as usize).min(admission.max_receiving_units);
+        let target = (Admission::units(bytes) as usize).min(admission.max_receiving_units);
         if target <= held {
             return Ok(());
         }
@@ -154,6 +135,17 @@ impl BodyCharge {
         self.receiving.merge(receiving);
         self.bytes.merge(bytes);
         Ok(())
+    }
+
+    /// Gives back what is held beyond `bytes` (after a buffer's old
+    /// allocation is freed).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let keep = Admission::units(bytes) as usize;
+        let held = self.receiving.num_permits();
+        if keep < held {
+            drop(self.receiving.split(held - keep));
+            drop(self.bytes.split(held - keep));
+        }
     }
 
     /// The body is complete at `len` bytes: the receiving share is given
@@ -188,31 +180,31 @@ impl BodyCharge {
 mod tests {
     use super::*;
 
+    const STEP: usize = 256 * UNIT;
+
     #[test]
-    fn bodies_are_charged_as_they_arrive_in_steps() {
+    fn bodies_are_charged_for_what_they_hold() {
         let admission = Admission::new(64 * STEP, 100);
         let mut charge = admission.start_body();
         assert_eq!(admission.inflight_bytes(), 0, "headers alone hold nothing");
-        charge.grow(&admission, 10, 64 << 20).expect("room");
-        assert_eq!(charge.held(), FIRST_STEP, "a byte holds the first step");
-        charge.grow(&admission, FIRST_STEP + 1, 64 << 20).expect("room");
-        assert_eq!(charge.held(), 2 * FIRST_STEP, "reservations double");
-        charge.grow(&admission, 3 * STEP, 64 << 20).expect("room");
-        charge.grow(&admission, 3 * STEP + 1, 64 << 20).expect("room");
-        assert_eq!(charge.held(), 4 * STEP, "at most STEP ahead");
-        // Never reserved beyond the body limit.
-        let mut small = admission.start_body();
-        small.grow(&admission, 100, 4 * UNIT).expect("room");
-        assert_eq!(small.held(), 4 * UNIT);
+        charge.grow(&admission, FIRST_STEP).expect("room");
+        assert_eq!(charge.held(), FIRST_STEP);
+        charge.grow(&admission, 10).expect("already covered");
+        assert_eq!(charge.held(), FIRST_STEP);
+        charge.grow(&admission, 3 * STEP + 1).expect("room");
+        assert_eq!(charge.held(), 3 * STEP + UNIT);
+        assert_eq!(admission.inflight_bytes(), 3 * STEP + UNIT);
+        drop(charge);
+        assert_eq!(admission.inflight_bytes(), 0);
     }
 
     #[test]
     fn arriving_bodies_cannot_take_the_complete_share() {
         let admission = Admission::new(8 * STEP, 100);
         let mut a = admission.start_body();
-        a.grow(&admission, 6 * STEP, 64 << 20).expect("three quarters fit");
+        a.grow(&admission, 6 * STEP).expect("three quarters fit");
         let mut b = admission.start_body();
-        assert_eq!(b.grow(&admission, 1, 64 << 20), Err(Refused::Bytes));
+        assert_eq!(b.grow(&admission, 1), Err(Refused::Bytes));
         // A complete request still finds room for its decoded data.
         let done = a.complete(&admission, 6 * STEP, 2 * STEP).expect("the last quarter");
         assert_eq!(admission.inflight_bytes(), 8 * STEP);
@@ -225,13 +217,13 @@ mod tests {
     fn a_body_larger_than_the_share_arrives_alone() {
         let admission = Admission::new(8 * STEP, 10);
         let mut big = admission.start_body();
-        big.grow(&admission, 100 * STEP, 1 << 30).expect("charged the whole share");
+        big.grow(&admission, 100 * STEP).expect("charged the whole share");
         assert_eq!(admission.receiving_bytes(), 6 * STEP);
-        assert_eq!(admission.start_body().grow(&admission, 1, 1 << 30), Err(Refused::Bytes));
+        assert_eq!(admission.start_body().grow(&admission, 1), Err(Refused::Bytes));
         let permit = big.complete(&admission, 100 * STEP, 0).expect("the whole budget");
         assert_eq!(admission.inflight_bytes(), 8 * STEP);
         drop(permit);
-        assert!(admission.start_body().grow(&admission, 1, 1 << 30).is_ok());
+        assert!(admission.start_body().grow(&admission, 1).is_ok());
     }
 
     #[test]
@@ -250,7 +242,7 @@ mod tests {
     fn completion_trims_to_the_body() {
         let admission = Admission::new(64 * STEP, 10);
         let mut charge = admission.start_body();
-        charge.grow(&admission, 3 * UNIT, 64 << 20).expect("room");
+        charge.grow(&admission, 3 * UNIT).expect("room");
         let permit = charge.complete(&admission, 3 * UNIT + 1, 0).expect("room");
         assert_eq!(admission.inflight_bytes(), 4 * UNIT);
         drop(permit);

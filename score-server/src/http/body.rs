@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use score_protocol::media::BodyFormat as Format;
 use score_protocol::{codec, headers};
@@ -58,6 +58,9 @@ fn parse_header<T: std::str::FromStr>(
     })
 }
 
+/// The first buffer of a body without a Content-Length.
+const CHUNKED_FIRST: usize = 64 << 10;
+
 /// How a body must arrive.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyRules {
@@ -88,17 +91,18 @@ pub enum ReadError {
 }
 
 /// Reads the whole body into one buffer, charging admission for the bytes
-/// as they arrive (never for what the headers promise), refusing more than
+/// that arrive (never for what the headers promise), refusing more than
 /// `rules.limit` bytes, and cutting a sender that stalls or trickles.
 pub async fn read(
     body: &mut Body,
+    declared: Option<usize>,
     admission: &Admission,
     charge: &mut BodyCharge,
     rules: &BodyRules,
 ) -> Result<Bytes, ReadError> {
     let started = tokio::time::Instant::now();
     let overall = started + rules.timeout;
-    let mut buf = BytesMut::new();
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         // The next frame is due when the average rate since the grace
         // period would fall under the minimum, and at the latest when the
@@ -112,7 +116,7 @@ pub async fn read(
         };
         let frame = match tokio::time::timeout_at(due, body.frame()).await {
             Ok(Some(frame)) => frame.map_err(|e| ReadError::Transport(e.to_string()))?,
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(Bytes::from(buf)),
             Err(_) if due >= overall => return Err(ReadError::Timeout),
             Err(_) => return Err(ReadError::TooSlow),
         };
@@ -121,11 +125,30 @@ pub async fn read(
         if received > rules.limit {
             return Err(ReadError::TooLarge);
         }
-        charge.grow(admission, received, rules.limit).map_err(|_| ReadError::Overloaded)?;
-        // Capacity follows the charge, not the doubling of a growing
-        // buffer (which could hold twice what was admitted).
-        if buf.capacity() < received {
-            buf.reserve(charge.held().max(received) - buf.len());
+        // Admission is charged for the bytes written (the kernel backs a
+        // buffer page by page as it is written, so an allocation's unused
+        // tail costs no memory), a little ahead to keep semaphore
+        // operations few: the charge at most doubles, by at most 1 MiB.
+        let ahead = charge.held().clamp(crate::admission::FIRST_STEP, 1 << 20);
+        let target = received + ahead;
+        if received > buf.capacity() {
+            // A declared length gets its buffer at once: no move ever. A
+            // chunked body starts small (most are) and past that gets the
+            // limit at once: one move of at most CHUNKED_FIRST bytes, where
+            // doubling would move it again and again (and the allocator
+            // keeps freed blocks a while: twice the body at the peak).
+            // While it moves, the old copy is charged too.
+            let capacity = match declared {
+                Some(declared) => declared.min(rules.limit),
+                None if buf.capacity() == 0 => CHUNKED_FIRST.min(rules.limit),
+                None => rules.limit,
+            }
+            .max(received);
+            charge.grow(admission, target + buf.len()).map_err(|_| ReadError::Overloaded)?;
+            buf.reserve_exact(capacity - buf.len());
+            charge.shrink_to(target);
+        } else if received > charge.held() {
+            charge.grow(admission, target).map_err(|_| ReadError::Overloaded)?;
         }
         buf.extend_from_slice(&data);
     }

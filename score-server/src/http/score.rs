@@ -165,7 +165,8 @@ async fn receive(
         return Err(refuse(ApiError::PayloadTooLarge { limit: rules.limit }, request_body));
     }
     let mut charge = state.admission.start_body();
-    let bytes = match body::read(&mut request_body, &state.admission, &mut charge, &rules).await {
+    let read = body::read(&mut request_body, head.declared, &state.admission, &mut charge, &rules);
+    let bytes = match read.await {
         Ok(bytes) => bytes,
         Err(e) => {
             let e = match e {
