@@ -33,6 +33,10 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+step "fuzzing: body decoders and the model loader (tests/fuzz.rs, 20,000 cases each, seconds)"
+FUZZ_CASES=20000 cargo nextest run -p score-server -E 'binary(fuzz)' --no-fail-fast ||
+  FUZZ_CASES=20000 cargo test -p score-server --test fuzz
+
 step "load-test harness smoke run (load-tests/run.sh --smoke, ~30 s)"
 load-tests/run.sh --smoke
 

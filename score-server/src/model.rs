@@ -178,8 +178,30 @@ impl Model {
         Self::from_bytes(&spec.name, spec.source.clone(), &bytes)
     }
 
-    /// Loads a model from ONNX bytes.
+    /// Loads a model from ONNX bytes. A file that makes the ONNX loader
+    /// panic (found by `tests/fuzz.rs`: tract indexes some malformed graphs
+    /// without checking) is an error like any other, never a crash.
     pub fn from_bytes(name: &str, source: ModelSource, bytes: &[u8]) -> Result<Model, LoadError> {
+        let from = source.to_string();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::from_bytes_unguarded(name, source, bytes)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(LoadError::Unservable {
+                name: name.to_string(),
+                reason: format!(
+                    "{from} is not a valid ONNX model (the loader failed: {})",
+                    crate::pool::panic_message(&*panic)
+                ),
+            })
+        })
+    }
+
+    fn from_bytes_unguarded(
+        name: &str,
+        source: ModelSource,
+        bytes: &[u8],
+    ) -> Result<Model, LoadError> {
         let tract_err = |stage| {
             let name = name.to_string();
             move |source| LoadError::Tract { name, stage, source }

@@ -467,7 +467,7 @@ fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput<'_>, String>
 /// The text of a panic's payload. Takes the payload itself (`&*boxed`):
 /// a `&Box<dyn Any>` would coerce to a `dyn Any` holding the box, and the
 /// message would be lost.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -1,0 +1,113 @@
+//! Fuzzing of everything that parses what a client or an operator hands the
+//! server: the float32 and JSON body decoders and the model loader.
+//! cargo-fuzz needs a nightly compiler, which these machines do not have,
+//! so this is property-based fuzzing with proptest: random and mutated
+//! inputs, the property being "an answer or an error, never a panic", plus
+//! exact results where the input is valid. Bounded for CI: each property
+//! runs `FUZZ_CASES` cases (default 256; `FUZZ_CASES=20000` for a longer
+//! run). Failing inputs are kept in `tests/fuzz.proptest-regressions`
+//! (committed: the corpus of past failures) and replayed first.
+//!
+//! Arrow IPC and text bodies get their properties when they land.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use proptest::prelude::*;
+use score_server::http::body::{binary_rows, json_rows};
+use score_server::model::{Model, ModelSource, fixture_path};
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    ProptestConfig { cases, ..ProptestConfig::default() }
+}
+
+/// A JSON-ish text: mostly rows of numbers, with the ways clients get
+/// them wrong mixed in.
+fn json_like() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        any::<f32>().prop_map(|f| format!("{f}")),
+        any::<i64>().prop_map(|i| i.to_string()),
+        Just("1e300".to_string()),
+        Just("1e999".to_string()),
+        Just("-0".to_string()),
+        Just("NaN".to_string()),
+        Just("\"1\"".to_string()),
+        Just("null".to_string()),
+        Just("[]".to_string()),
+        "[0-9eE+.-]{1,8}",
+    ];
+    let row = proptest::collection::vec(number, 0..6).prop_map(|v| format!("[{}]", v.join(",")));
+    let rows = proptest::collection::vec(row, 0..6).prop_map(|v| format!("[{}]", v.join(",")));
+    (rows, "[ \\[\\],x{}\"]{0,3}", any::<bool>()).prop_map(|(rows, junk, append)| {
+        if append { format!("{rows}{junk}") } else { rows }
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn binary_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                                 columns in 0usize..20) {
+        let body = bytes::Bytes::from(bytes);
+        match binary_rows(&body, columns) {
+            Ok(rows) => prop_assert_eq!(rows * columns * 4, body.len()),
+            Err(_) => prop_assert!(columns == 0 || body.len() % (columns * 4) != 0),
+        }
+    }
+
+    #[test]
+    fn json_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256),
+                               columns in 1usize..5) {
+        let _ = json_rows(&bytes, columns);
+    }
+
+    #[test]
+    fn json_rows_are_exact_or_refused(text in json_like(), columns in 1usize..5) {
+        if let Ok((floats, rows)) = json_rows(text.as_bytes(), columns) {
+            prop_assert_eq!(floats.len(), rows * columns * 4);
+            let values: serde_json::Value =
+                serde_json::from_str(&text).expect("accepted JSON is JSON");
+            let expected: Vec<f32> = values
+                .as_array()
+                .expect("rows")
+                .iter()
+                .flat_map(|r| r.as_array().expect("row").iter().map(|v| {
+                    v.as_f64().expect("number") as f32
+                }))
+                .collect();
+            prop_assert_eq!(score_protocol::codec::decode(&floats).expect("whole"), expected);
+        }
+    }
+
+    #[test]
+    fn mutated_models_load_or_fail_but_never_panic(
+        seed in 0usize..3,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let file = ["logreg.onnx", "linreg.onnx", "forest.onnx"][seed];
+        let mut bytes = std::fs::read(fixture_path(file)).expect("fixture");
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= value;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        let source = ModelSource::Path(file.into());
+        let loaded = catch_unwind(AssertUnwindSafe(|| Model::from_bytes("m", source, &bytes)));
+        prop_assert!(loaded.is_ok(), "the loader panicked");
+        if let Ok(Err(e)) = loaded {
+            prop_assert!(e.to_string().starts_with("model m: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_not_models(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let source = ModelSource::Path("random.onnx".into());
+        let loaded = catch_unwind(AssertUnwindSafe(|| Model::from_bytes("m", source, &bytes)));
+        prop_assert!(loaded.is_ok(), "the loader panicked");
+    }
+}
