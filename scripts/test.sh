@@ -34,8 +34,11 @@ else
 fi
 
 step "fuzzing: body decoders and the model loader (tests/fuzz.rs, 20,000 cases each, seconds)"
-FUZZ_CASES=20000 cargo nextest run -p score-server -E 'binary(fuzz)' --no-fail-fast ||
+if cargo nextest --version >/dev/null 2>&1; then
+  FUZZ_CASES=20000 cargo nextest run -p score-server -E 'binary(fuzz)' --no-fail-fast
+else
   FUZZ_CASES=20000 cargo test -p score-server --test fuzz
+fi
 
 step "load-test harness smoke run (load-tests/run.sh --smoke, ~30 s)"
 load-tests/run.sh --smoke

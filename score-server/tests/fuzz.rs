@@ -38,9 +38,8 @@ fn json_like() -> impl Strategy<Value = String> {
     ];
     let row = proptest::collection::vec(number, 0..6).prop_map(|v| format!("[{}]", v.join(",")));
     let rows = proptest::collection::vec(row, 0..6).prop_map(|v| format!("[{}]", v.join(",")));
-    (rows, "[ \\[\\],x{}\"]{0,3}", any::<bool>()).prop_map(|(rows, junk, append)| {
-        if append { format!("{rows}{junk}") } else { rows }
-    })
+    (rows, "[ \\[\\],x{}\"]{0,3}", any::<bool>())
+        .prop_map(|(rows, junk, append)| if append { format!("{rows}{junk}") } else { rows })
 }
 
 proptest! {
