@@ -40,6 +40,9 @@ else
   FUZZ_CASES=20000 cargo test -p score-server --test fuzz
 fi
 
+step "schemathesis: the real server against docs/openapi.yaml (venv cached in ~/.cache/score)"
+scripts/schemathesis.sh
+
 step "load-test harness smoke run (load-tests/run.sh --smoke, ~30 s)"
 load-tests/run.sh --smoke
 

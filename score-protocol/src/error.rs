@@ -51,6 +51,28 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind a server sends (all but [`ErrorKind::Other`]).
+    pub const ALL: [ErrorKind; 18] = [
+        ErrorKind::BadShape,
+        ErrorKind::MalformedJson,
+        ErrorKind::ColumnMismatch,
+        ErrorKind::BadParameter,
+        ErrorKind::BodyRead,
+        ErrorKind::Unauthorized,
+        ErrorKind::UnknownModel,
+        ErrorKind::UnknownOutput,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::BodyTimeout,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::Overloaded,
+        ErrorKind::Draining,
+        ErrorKind::NoReplica,
+        ErrorKind::DeadlineExceeded,
+        ErrorKind::Internal,
+    ];
+
     /// The HTTP status that answers this kind.
     pub fn status(self) -> u16 {
         match self {
@@ -131,31 +153,9 @@ impl ErrorBody {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorKind; 19] = [
-        ErrorKind::BadShape,
-        ErrorKind::MalformedJson,
-        ErrorKind::ColumnMismatch,
-        ErrorKind::BadParameter,
-        ErrorKind::BodyRead,
-        ErrorKind::Unauthorized,
-        ErrorKind::UnknownModel,
-        ErrorKind::UnknownOutput,
-        ErrorKind::NotFound,
-        ErrorKind::MethodNotAllowed,
-        ErrorKind::BodyTimeout,
-        ErrorKind::PayloadTooLarge,
-        ErrorKind::UnsupportedMediaType,
-        ErrorKind::Overloaded,
-        ErrorKind::Draining,
-        ErrorKind::NoReplica,
-        ErrorKind::DeadlineExceeded,
-        ErrorKind::Internal,
-        ErrorKind::Other,
-    ];
-
     #[test]
     fn names_round_trip_and_match_serde() {
-        for kind in ALL {
+        for kind in ErrorKind::ALL.into_iter().chain([ErrorKind::Other]) {
             let json = serde_json::to_string(&kind).expect("serialize");
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             let back: ErrorKind = serde_json::from_str(&json).expect("parse");

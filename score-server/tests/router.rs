@@ -553,3 +553,37 @@ async fn a_token_is_required_where_it_should_be() {
     assert_eq!(send(&strict, with("team-a-token", get("/metrics"))).await.0, StatusCode::OK);
     assert_eq!(send(&strict, get("/healthz")).await.0, StatusCode::OK);
 }
+
+/// `GET /openapi.json` serves docs/openapi.yaml, and the description names
+/// every route the router serves and exactly the protocol's error kinds.
+#[tokio::test]
+async fn the_openapi_description_matches_the_code() {
+    let state = state(&["logreg"], &[]);
+    let (status, _, body) =
+        send(&state, Request::get("/openapi.json").body(Body::empty()).expect("r")).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<&str> =
+        doc["paths"].as_object().expect("paths").keys().map(|k| k.as_str()).collect();
+    for route in [
+        "/score",
+        "/models/{name}/score",
+        "/models",
+        "/models/{name}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains(&route), "{route} is not described");
+    }
+    let kinds: Vec<&str> = doc["components"]["schemas"]["ErrorKind"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .map(|k| k.as_str().expect("kind"))
+        .collect();
+    let code: Vec<&str> = score_protocol::ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(kinds, code);
+}

@@ -63,3 +63,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(score_protocol::media::OPENMETRICS));
     response
 }
+
+/// The protocol's OpenAPI description (`docs/openapi.yaml`, as JSON).
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI_JSON.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(score_protocol::media::JSON));
+    response
+}

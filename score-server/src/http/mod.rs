@@ -33,6 +33,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(control::healthz))
         .route("/readyz", get(control::readyz))
         .route("/metrics", get(control::metrics))
+        .route("/openapi.json", get(control::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outermost first: metrics see every answer, including the 401s
@@ -89,7 +90,7 @@ async fn authenticate(
 ) -> Response {
     if let Some(auth) = &state.auth {
         let open = match request.uri().path() {
-            "/healthz" | "/readyz" => true,
+            "/healthz" | "/readyz" | "/openapi.json" => true,
             "/metrics" => !state.config.metrics_auth,
             _ => false,
         };
