@@ -196,3 +196,37 @@ fn hundreds_of_slow_connections_do_not_starve_a_job() {
     assert_eq!(score_once(&server), reqwest::StatusCode::OK);
     drop(slow);
 }
+
+/// Out of file descriptors: accept failures back off and are logged a few
+/// times, not every 50 ms, and once the connections go, the server answers
+/// again.
+#[test]
+fn running_out_of_descriptors_is_survived_quietly() {
+    // The server gets 64 descriptors and a cap above them, so accept fails.
+    let mut server =
+        Server::start_with(&[], &["--max-connections", "1000", "--header-timeout", "60s"], |cmd| {
+            let program = cmd.get_program().to_owned();
+            let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+            let mut shell = std::process::Command::new("sh");
+            shell.arg("-c").arg("ulimit -n 64 && exec \"$0\" \"$@\"").arg(program).args(args);
+            shell
+        });
+    let address = server.base.trim_start_matches("http://").to_string();
+    let held: Vec<TcpStream> = (0..100).filter_map(|_| TcpStream::connect(&address).ok()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let failures = server.log_lines("accept failed");
+    assert!((1..=2).contains(&failures), "{failures} accept-failure lines in 3 s");
+    drop(held);
+    let started = Instant::now();
+    loop {
+        match reqwest::blocking::Client::new()
+            .get(server.url("/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+        {
+            Ok(r) if r.status().is_success() => break,
+            _ => assert!(started.elapsed() < Duration::from_secs(30), "never answered again"),
+        }
+    }
+    server.stop();
+}

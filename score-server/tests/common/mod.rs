@@ -34,12 +34,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(models: &[&str], extra: &[&str]) -> Server {
+        Self::start_with(models, extra, |cmd| cmd)
+    }
+
+    /// Starts the server through `wrap` (e.g. under a shell that lowers
+    /// its limits).
+    pub fn start_with(
+        models: &[&str],
+        extra: &[&str],
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_score-server"));
         cmd.args(["--listen", "127.0.0.1:0"]);
         for m in models {
             cmd.arg("--model").arg(format!("{m}={}", fixture_path(&format!("{m}.onnx")).display()));
         }
-        cmd.args(extra).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(extra);
+        let mut cmd = wrap(cmd);
+        cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn score-server");
         let stderr = child.stderr.take().expect("piped");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -59,6 +71,17 @@ impl Server {
             panic!("server did not start: {:?}", log.lock().expect("log lock"))
         });
         Server { child, base: format!("http://{addr}"), log }
+    }
+
+    /// Log lines containing `text` so far.
+    pub fn log_lines(&self, text: &str) -> usize {
+        self.log.lock().expect("log lock").iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// Kills the process now.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {
