@@ -92,6 +92,15 @@ impl Admission {
         BodyCharge { bytes: none(&self.bytes), receiving: none(&self.receiving) }
     }
 
+    /// Whether a body of `bytes` could be received now (without reserving
+    /// anything): lets a declared length that cannot fit be refused from
+    /// its headers, before any of it is read. A body larger than the whole
+    /// receiving share only needs it all free (see [`BodyCharge::grow`]).
+    pub fn has_room_for(&self, bytes: usize) -> bool {
+        let units = (Admission::units(bytes) as usize).min(self.max_receiving_units);
+        self.receiving.available_permits() >= units && self.bytes.available_permits() >= units
+    }
+
     /// Request bytes currently admitted (in whole KiB).
     pub fn inflight_bytes(&self) -> usize {
         (self.max_units - self.bytes.available_permits()) * UNIT

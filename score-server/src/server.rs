@@ -29,9 +29,9 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.config.header_timeout).keep_alive(true);
 
-    if state.auth.is_some() {
-        tokio::spawn(reload_tokens_on_sighup(state.clone()));
-    }
+    // Always listening: without a handler SIGHUP's default action would
+    // kill the server, a surprise for an operator who sends it by habit.
+    tokio::spawn(reload_on_sighup(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut drain_delay: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     // The connection cap: a permit per open connection. At the cap the
@@ -89,18 +89,21 @@ pub async fn serve(
 }
 
 /// Re-reads the token file on every SIGHUP; a file that cannot be used
-/// leaves the tokens in use.
-async fn reload_tokens_on_sighup(state: Arc<AppState>) {
+/// leaves the tokens in use. Without one, SIGHUP is logged and ignored.
+async fn reload_on_sighup(state: Arc<AppState>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Some(auth) = &state.auth else { return };
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(hup) => hup,
         Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; tokens will not reload");
+            tracing::error!(error = %e, "cannot listen for SIGHUP; nothing will reload");
             return;
         }
     };
     while hup.recv().await.is_some() {
+        let Some(auth) = &state.auth else {
+            tracing::info!("SIGHUP: nothing to reload (no --auth-token-file)");
+            continue;
+        };
         match auth.reload() {
             Ok(tokens) => tracing::info!(tokens, "auth tokens reloaded"),
             Err(e) => tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay"),
