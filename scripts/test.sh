@@ -34,10 +34,11 @@ else
 fi
 
 step "fuzzing: body decoders and the model loader (tests/fuzz.rs, 20,000 cases each, seconds)"
+# --workspace, as above: the same features, so nothing is rebuilt.
 if cargo nextest --version >/dev/null 2>&1; then
-  FUZZ_CASES=20000 cargo nextest run -p score-server -E 'binary(fuzz)' --no-fail-fast
+  FUZZ_CASES=20000 cargo nextest run --workspace -E 'binary(fuzz)' --no-fail-fast
 else
-  FUZZ_CASES=20000 cargo test -p score-server --test fuzz
+  FUZZ_CASES=20000 cargo test --workspace --test fuzz
 fi
 
 step "schemathesis: the real server against docs/openapi.yaml (venv cached in ~/.cache/score)"

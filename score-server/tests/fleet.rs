@@ -745,3 +745,25 @@ fn overload_through_nginx_is_refused_early_and_the_job_completes() {
     assert_same_scores(&got, &clean_run(&fleet.replicas[0], Some("mlp"), JOB_ROWS));
     report("overload", &stats, &fleet.access_log(), &fleet.replicas);
 }
+
+/// Replicas that require a token behind the shipped nginx config: nginx
+/// passes `Authorization` through and the replicas' 401 (with its
+/// `WWW-Authenticate`) back; a client with the token scores through it.
+#[test]
+fn tokens_pass_through_nginx() {
+    let tokens = std::env::temp_dir().join(format!("fleet-tokens-{}", std::process::id()));
+    fs::write(&tokens, "fleet-token\n").expect("tokens");
+    let mut args = replica_args();
+    args.extend(["--auth-token-file".to_string(), tokens.display().to_string()]);
+    let fleet = Fleet::start("auth", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let _ = fs::remove_file(&tokens);
+    let (status, text) = get(&format!("{}/models", fleet.url())).expect("answer");
+    assert_eq!(status, 401, "{text}");
+    assert!(text.to_ascii_lowercase().contains("www-authenticate: bearer"), "{text}");
+    assert!(text.contains("\"kind\":\"unauthorized\""), "{text}");
+    let mut config = config(&[fleet.url()]);
+    config.token = Some(stream_client::Token::new("fleet-token"));
+    let client = Client::new(config).expect("client");
+    let scores = run_job(&client, (0..5_000).map(row), |_| {}).expect("scored through nginx");
+    assert_eq!(scores.len(), 5_000 * 2);
+}
