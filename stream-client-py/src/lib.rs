@@ -89,8 +89,7 @@ impl PyConfig {
         };
         let d = ClientConfig::default();
         let config = ClientConfig {
-            // Learned from the first batch; any valid width checks the rest.
-            columns: 1,
+            // columns: learned from the first batch.
             urls,
             model,
             output,
@@ -179,6 +178,28 @@ fn score(
     Ok(Scoring { batches })
 }
 
+/// The model's description from the first of `urls` that answers (GIL
+/// released while asking).
+fn fetch_doc(
+    py: Python<'_>,
+    urls: &[String],
+    model: Option<&str>,
+    token: Option<String>,
+) -> PyResult<score_protocol::ModelDoc> {
+    let token = token.map(Token::new);
+    py.detach(|| {
+        let mut failures = Vec::new();
+        for url in urls {
+            match stream_client::fetch_model(url, model, token.as_ref()) {
+                Ok(doc) => return Ok(doc),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(failures.join("; "))
+    })
+    .map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))
+}
+
 /// The model's description (`GET /models/{name}`, or the default model) as
 /// JSON text, from the first of `urls` that answers.
 #[pyfunction]
@@ -189,19 +210,7 @@ fn model_info(
     model: Option<String>,
     token: Option<String>,
 ) -> PyResult<String> {
-    let token = token.map(Token::new);
-    let doc = py.detach(|| {
-        let mut failures = Vec::new();
-        for url in &urls {
-            match stream_client::fetch_model(url, model.as_deref(), token.as_ref()) {
-                Ok(doc) => return Ok(doc),
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        Err(failures.join("; "))
-    });
-    let doc =
-        doc.map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))?;
+    let doc = fetch_doc(py, &urls, model.as_deref(), token)?;
     serde_json::to_string(&doc).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
@@ -215,9 +224,7 @@ fn score_columns(
     output: Option<String>,
     token: Option<String>,
 ) -> PyResult<usize> {
-    let text = model_info(py, urls, model, token)?;
-    let doc: score_protocol::ModelDoc =
-        serde_json::from_str(&text).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let doc = fetch_doc(py, &urls, model.as_deref(), token)?;
     doc.output(output.as_deref()).map(|o| o.columns).ok_or_else(|| {
         let wanted = output.unwrap_or(doc.default_output.clone());
         ScoreError::new_err(format!("model {:?} has no output {wanted:?}", doc.name))

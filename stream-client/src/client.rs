@@ -57,6 +57,9 @@ impl Client {
     /// Checks the configuration and builds a client.
     pub fn new(config: ClientConfig) -> Result<Client, ScoreError> {
         config.validate()?;
+        if config.columns == 0 {
+            return Err(ScoreError::Config("columns must be at least 1".into()));
+        }
         let urls = config.urls.iter().map(|u| config.score_url(u)).collect();
         let endpoints = Endpoints::new(urls, config.eject_after, config.eject_for);
         let budget = RetryBudget::new(config.retry_ratio, config.retry_min_per_sec);
@@ -197,11 +200,7 @@ impl Inner {
             retry_after: None,
             message: describe(&e, timeout),
         };
-        let mut request = http.put(url);
-        if let Some(token) = &self.config.token {
-            request = request.header(reqwest::header::AUTHORIZATION, token.header());
-        }
-        let sent = request
+        let sent = authorized(http.put(url), self.config.token.as_ref())
             .header(reqwest::header::CONTENT_TYPE, media::OCTET_STREAM)
             .header(headers::COLUMNS, self.config.columns)
             // Work the server cannot start before we give up is work for
@@ -339,6 +338,14 @@ impl Inner {
     }
 }
 
+/// `request` with the bearer token, if there is one.
+fn authorized(request: reqwest::RequestBuilder, token: Option<&Token>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.header(reqwest::header::AUTHORIZATION, token.header()),
+        None => request,
+    }
+}
+
 /// Reads at most `cap` bytes of a body (the rest is dropped with the
 /// connection).
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
@@ -373,11 +380,8 @@ pub fn fetch_model(
     let (status, body): (u16, Bytes) = shared
         .handle
         .block_on(async {
-            let mut request = shared.http.get(&url).timeout(timeout);
-            if let Some(token) = token {
-                request = request.header(reqwest::header::AUTHORIZATION, token.header());
-            }
-            let response = request.send().await?;
+            let request = authorized(shared.http.get(&url), token);
+            let response = request.timeout(timeout).send().await?;
             let status = response.status().as_u16();
             Ok((status, response.bytes().await?))
         })

@@ -124,7 +124,9 @@ impl ClientConfig {
         }
     }
 
-    /// Checks every setting; the error says which and why.
+    /// Checks every setting; the error says which and why. `columns` may
+    /// still be 0 here (a binding learns it from the first batch);
+    /// [`Client::new`](crate::Client::new) needs it.
     pub fn validate(&self) -> Result<(), ScoreError> {
         let fail = |m: String| Err(ScoreError::Config(m));
         if self.urls.is_empty() {
@@ -136,7 +138,6 @@ impl ClientConfig {
             return fail(format!("{url:?} is not an http:// URL"));
         }
         for (name, value) in [
-            ("columns", self.columns),
             ("batch_rows", self.batch_rows),
             ("batch_bytes", self.batch_bytes),
             ("in_flight", self.in_flight),
@@ -234,6 +235,7 @@ mod tests {
     fn validation_names_the_setting() {
         let ok = ClientConfig::new(["http://a:1"], 3);
         assert!(ok.validate().is_ok());
+        assert!(ClientConfig::new(["http://a:1"], 0).validate().is_ok(), "width not known yet");
         let mut c = ok.clone();
         c.in_flight = 0;
         assert_eq!(

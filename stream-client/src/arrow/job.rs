@@ -73,11 +73,8 @@ where
     I: Iterator<Item = Result<RecordBatch, E>>,
 {
     config.keep_going = options.error_col.is_some();
-    // The width is not known yet: any valid one checks the rest.
-    let width = config.columns;
-    config.columns = 1;
+    // The width is learned from the first batch (`Running::start`).
     config.validate().map_err(|e| JobError::Invalid(e.to_string()))?;
-    config.columns = width;
     let clash = |c: &String| options.keep.contains(c);
     if clash(&options.score_col) || options.error_col.as_ref().is_some_and(clash) {
         return Err(JobError::Invalid("a keep column has the score or error column's name".into()));
