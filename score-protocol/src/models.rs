@@ -61,6 +61,16 @@ impl ModelDoc {
         let wanted = name.unwrap_or(&self.default_output);
         self.outputs.iter().find(|o| o.name == wanted)
     }
+
+    /// Scores per row of `output` (`None`: the default output), or the
+    /// sentence saying the model has no such output.
+    pub fn score_columns(&self, output: Option<&str>) -> Result<usize, String> {
+        self.output(output).map(|o| o.columns).ok_or_else(|| {
+            let wanted = output.unwrap_or(&self.default_output);
+            let names: Vec<&str> = self.outputs.iter().map(|o| o.name.as_str()).collect();
+            format!("model {:?} has no output {wanted:?} (it has {})", self.name, names.join(", "))
+        })
+    }
 }
 
 /// `GET /models`: every model, the default one marked.

@@ -11,7 +11,6 @@
 
 mod ffi;
 
-use std::sync::Once;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -37,21 +36,6 @@ fn to_py(e: JobError<PyErr>) -> PyErr {
         JobError::Score(m) => ScoreError::new_err(m),
         JobError::Output(e) => PyRuntimeError::new_err(e.to_string()),
     }
-}
-
-/// Logs of the Rust client go to stderr (the Spark executor's log), at the
-/// level in `STREAM_CLIENT_LOG` (default `warn`).
-fn init_logging() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("STREAM_CLIENT_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .try_init();
-    });
 }
 
 /// A validated client configuration (stream-client's `ClientConfig`). A
@@ -171,7 +155,8 @@ fn score(
     score_col: String,
     error_col: Option<String>,
 ) -> PyResult<Scoring> {
-    init_logging();
+    // Logs go to stderr (the Spark executor's log); level in STREAM_CLIENT_LOG.
+    stream_client::log_to_stderr("STREAM_CLIENT_LOG");
     let input = PyBatches { input: PyIterator::from_object(batches)?.unbind() };
     let options = ArrowOptions { features, keep, score_col, error_col };
     let batches = score_record_batches(config.config.clone(), options, input).map_err(to_py)?;
@@ -187,17 +172,8 @@ fn fetch_doc(
     token: Option<String>,
 ) -> PyResult<score_protocol::ModelDoc> {
     let token = token.map(Token::new);
-    py.detach(|| {
-        let mut failures = Vec::new();
-        for url in urls {
-            match stream_client::fetch_model(url, model, token.as_ref()) {
-                Ok(doc) => return Ok(doc),
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        Err(failures.join("; "))
-    })
-    .map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))
+    py.detach(|| stream_client::fetch_model_any(urls, model, token.as_ref()))
+        .map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))
 }
 
 /// The model's description (`GET /models/{name}`, or the default model) as
@@ -225,10 +201,7 @@ fn score_columns(
     token: Option<String>,
 ) -> PyResult<usize> {
     let doc = fetch_doc(py, &urls, model.as_deref(), token)?;
-    doc.output(output.as_deref()).map(|o| o.columns).ok_or_else(|| {
-        let wanted = output.unwrap_or(doc.default_output.clone());
-        ScoreError::new_err(format!("model {:?} has no output {wanted:?}", doc.name))
-    })
+    doc.score_columns(output.as_deref()).map_err(ScoreError::new_err)
 }
 
 /// Counters summed over this process's clients: rows, requests, retries...

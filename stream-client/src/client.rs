@@ -401,6 +401,26 @@ pub fn fetch_model(
     }
 }
 
+/// Asks the servers in turn for a model's description: the first answer,
+/// or every failure when none answers. Blocking; call from a plain thread.
+pub fn fetch_model_any(
+    urls: &[String],
+    model: Option<&str>,
+    token: Option<&Token>,
+) -> Result<ModelDoc, ScoreError> {
+    let mut failures = Vec::new();
+    for url in urls {
+        match fetch_model(url, model, token) {
+            Ok(doc) => return Ok(doc),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if failures.is_empty() {
+        return Err(ScoreError::Config("no server URL given".into()));
+    }
+    Err(ScoreError::Config(failures.join("; ")))
+}
+
 /// Asks a server for a model's input width. Blocking; call from a plain
 /// thread.
 pub fn fetch_input_columns(

@@ -32,7 +32,7 @@
 //! threads and Python are); from async code use [`Client::score_stream`].
 //!
 //! Features: `arrow` (record batches in and out, [`arrow`]: what the
-//! bindings use) and `files` (the default: `.f32`/`.npy`/Parquet files and
+//! bindings use), `log` ([`log_to_stderr`]) and `files` (the default: `.f32`/`.npy`/Parquet files and
 //! the `score-client` CLI). The wire protocol itself is `score-protocol`.
 
 #[cfg(feature = "arrow")]
@@ -52,11 +52,30 @@ mod stats;
 mod stream;
 
 pub use batch::{Batch, Batcher};
-pub use client::{Client, Scored, fetch_input_columns, fetch_model};
+pub use client::{Client, Scored, fetch_input_columns, fetch_model, fetch_model_any};
 pub use config::{ClientConfig, Token};
 pub use error::ScoreError;
 pub use stats::Stats;
-pub use stream::ScoreIter;
+pub use stream::{ScoreIter, Session, Turn};
+
+/// Sends this library's log to stderr (a Spark executor's log) at the level
+/// in the environment variable `var` (`tracing` filter syntax; `warn` when
+/// unset), once per process; a later call, or a subscriber set already by
+/// the host, leaves it as it is. For the bindings and the CLI.
+#[cfg(feature = "log")]
+pub fn log_to_stderr(var: &str) {
+    use std::io::IsTerminal;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env(var)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    });
+}
 
 /// The process's async runtime, on which the client's requests run (one per
 /// process, created on first use and again after a fork). For work that

@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use stream_client::files::{RowReader, RowWriter};
 use stream_client::{Client, ClientConfig, Token, fetch_model};
-use tracing_subscriber::EnvFilter;
 
 /// The library's defaults: written once, in `ClientConfig::default`.
 fn defaults() -> ClientConfig {
@@ -83,13 +82,7 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    stream_client::log_to_stderr("RUST_LOG");
     if let Err(e) = run(Args::parse()) {
         eprintln!("score-client: error: {e:#}");
         std::process::exit(1);

@@ -10,7 +10,10 @@
 //! first, then the error. Dropping the output aborts the requests in flight.
 //!
 //! The window is a state machine ([`Window::step`]) so that the blocking
-//! and the async outputs differ only in how they pull input and wait.
+//! and the async outputs differ only in how they pull input and wait. A
+//! binding whose input lives on the other side of an FFI boundary (the JVM's
+//! row iterator) drives it through [`Session`]: it asks what is needed,
+//! feeds a block or takes a result, and never hands the client a callback.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -157,9 +160,55 @@ impl Drop for Window {
     }
 }
 
+/// What a [`Session`] needs next.
+#[derive(Debug)]
+pub enum Turn {
+    /// Input: call [`Session::feed`] with the next block (`None` at the end).
+    Feed,
+    /// The next result in input order (an error ends the output unless the
+    /// client's `keep_going` is set and it concerns one batch).
+    Result(Result<Scored, ScoreError>),
+    /// Every result has been returned.
+    Done,
+}
+
+/// The bounded window driven by its caller, for inputs that cannot be a Rust
+/// iterator: ask [`Session::turn`], then feed a block or take the result.
+/// Dropping it aborts the requests in flight.
+pub struct Session {
+    w: Window,
+}
+
+impl Session {
+    /// What is needed next; waits (blocking the calling thread) for the
+    /// oldest result when the window is full or the input has ended.
+    pub fn turn(&mut self) -> Turn {
+        match self.w.step() {
+            Step::Pull => Turn::Feed,
+            Step::Wait(Slot::Task(task)) => {
+                let joined = crate::runtime::shared().handle.block_on(task);
+                Turn::Result(self.w.settle(joined))
+            }
+            Step::Wait(Slot::Failed(e)) => Turn::Result(self.w.settle(Ok(Err(e)))),
+            Step::Done => Turn::Done,
+        }
+    }
+
+    /// Takes the next row-major block of whole rows (`None`: the input
+    /// ended). The rows are copied into request bodies before it returns.
+    pub fn feed(&mut self, block: Option<&[f32]>) {
+        self.w.feed(block);
+    }
+
+    /// The client's counters.
+    pub fn stats(&self) -> crate::Stats {
+        self.w.client.stats()
+    }
+}
+
 /// Blocking iterator of scored batches, in input order.
 pub struct ScoreIter<I> {
-    w: Window,
+    s: Session,
     input: I,
 }
 
@@ -170,7 +219,7 @@ impl Client {
         I: IntoIterator,
         I::Item: AsRef<[f32]>,
     {
-        ScoreIter { w: Window::new(self, true), input: rows.into_iter() }
+        ScoreIter { s: Session { w: Window::new(self, true) }, input: rows.into_iter() }
     }
 
     /// Scores row-major blocks of whole rows (e.g. Arrow record batches'
@@ -180,7 +229,12 @@ impl Client {
         B: IntoIterator,
         B::Item: AsRef<[f32]>,
     {
-        ScoreIter { w: Window::new(self, false), input: blocks.into_iter() }
+        ScoreIter { s: self.session(), input: blocks.into_iter() }
+    }
+
+    /// A window over row-major blocks that the caller feeds; see [`Session`].
+    pub fn session(&self) -> Session {
+        Session { w: Window::new(self, false) }
     }
 
     /// Async version: scores row-major blocks from `blocks` (a block may hold
@@ -219,7 +273,7 @@ impl Client {
 impl<I> ScoreIter<I> {
     /// The client's counters.
     pub fn stats(&self) -> crate::Stats {
-        self.w.client.stats()
+        self.s.stats()
     }
 }
 
@@ -232,17 +286,13 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.w.step() {
-                Step::Pull => {
+            match self.s.turn() {
+                Turn::Feed => {
                     let item = self.input.next();
-                    self.w.feed(item.as_ref().map(AsRef::as_ref));
+                    self.s.feed(item.as_ref().map(AsRef::as_ref));
                 }
-                Step::Wait(Slot::Task(task)) => {
-                    let joined = crate::runtime::shared().handle.block_on(task);
-                    return Some(self.w.settle(joined));
-                }
-                Step::Wait(Slot::Failed(e)) => return Some(self.w.settle(Ok(Err(e)))),
-                Step::Done => return None,
+                Turn::Result(result) => return Some(result),
+                Turn::Done => return None,
             }
         }
     }

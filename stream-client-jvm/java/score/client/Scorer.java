@@ -1,0 +1,339 @@
+package score.client;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * Scores Spark rows with a fleet of score-servers through the Rust stream-client: rows are
+ * batched, at most {@code inFlight} requests are in flight per task, transient failures are
+ * retried on another server, and results come back in input order. Every input row yields one
+ * output row, or the task fails with a {@link ScoreException} carrying the server's sentence (or,
+ * with {@code errors("column")}, a null score and the reason in an error column).
+ *
+ * <p>A {@code Scorer} holds configuration only and is {@link Serializable}: build it on the
+ * driver and use it inside {@code mapPartitions}; every executor JVM shares one native client per
+ * configuration (one runtime, one connection pool).
+ *
+ * <pre>{@code
+ * Scorer scorer = Scorer.builder("http://scorer-1:8000", "http://scorer-2:8000")
+ *     .model("churn").build();
+ * Dataset<Row> scored = scorer.transform(df, new String[] {"features"},
+ *     new String[] {"id"}, "score");
+ * }</pre>
+ */
+public final class Scorer implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** The {@code errors} settings. */
+    private static final List<String> ERRORS = List.of("raise", "column");
+
+    private final String[] urls;
+    private final String model;
+    private final String output;
+    private final String token;
+    private final int batchRows;
+    private final int inFlight;
+    private final double timeoutSeconds;
+    private final int maxAttempts;
+    private final String errors;
+    private final String errorColumn;
+
+    private Scorer(Builder b) {
+        this.urls = b.urls.clone();
+        this.model = b.model;
+        this.output = b.output;
+        this.token = b.token;
+        this.batchRows = b.batchRows;
+        this.inFlight = b.inFlight;
+        this.timeoutSeconds = b.timeoutSeconds;
+        this.maxAttempts = b.maxAttempts;
+        this.errors = b.errors;
+        this.errorColumn = b.errorColumn;
+    }
+
+    /**
+     * A builder for servers at {@code urls} ({@code http://host:port}, or an nginx in front).
+     *
+     * @param urls the servers' base URLs; requests are spread over them
+     * @return the builder
+     */
+    public static Builder builder(String... urls) {
+        return new Builder(urls);
+    }
+
+    /**
+     * Settings of a {@link Scorer}; a setting not given takes the Rust client's default
+     * (stream-client's {@code ClientConfig::default}, also listed in the README).
+     */
+    public static final class Builder {
+        private final String[] urls;
+        private String model;
+        private String output;
+        private String token = System.getenv("SCORE_TOKEN");
+        private int batchRows = -1;
+        private int inFlight = -1;
+        private double timeoutSeconds = Double.NaN;
+        private int maxAttempts = -1;
+        private String errors = "raise";
+        private String errorColumn = "score_error";
+
+        private Builder(String[] urls) {
+            this.urls = Objects.requireNonNull(urls, "urls").clone();
+        }
+
+        /** @param name the model to score with ({@code /models/NAME}); default: the server's */
+        public Builder model(String name) {
+            this.model = name;
+            return this;
+        }
+
+        /** @param name the model output to return ({@code ?output=}); default: the model's */
+        public Builder output(String name) {
+            this.output = name;
+            return this;
+        }
+
+        /**
+         * @param token bearer token for servers started with {@code --auth-token-file}; default:
+         *     the environment variable {@code SCORE_TOKEN} where the builder runs
+         */
+        public Builder token(String token) {
+            this.token = token;
+            return this;
+        }
+
+        /** @param rows most rows per request */
+        public Builder batchRows(int rows) {
+            this.batchRows = positive("batchRows", rows);
+            return this;
+        }
+
+        /** @param requests most requests in flight per task: the backpressure window */
+        public Builder inFlight(int requests) {
+            this.inFlight = positive("inFlight", requests);
+            return this;
+        }
+
+        /** @param seconds per-attempt timeout */
+        public Builder timeoutSeconds(double seconds) {
+            if (!(seconds > 0) || Double.isInfinite(seconds)) {
+                throw new IllegalArgumentException(
+                        "timeoutSeconds must be a positive number of seconds, got " + seconds);
+            }
+            this.timeoutSeconds = seconds;
+            return this;
+        }
+
+        /** @param attempts most attempts per batch, the first included */
+        public Builder maxAttempts(int attempts) {
+            this.maxAttempts = positive("maxAttempts", attempts);
+            return this;
+        }
+
+        /**
+         * @param mode {@code "raise"} (default): a batch that cannot be scored fails the task
+         *     with a {@link ScoreException}; {@code "column"}: its rows get a null score and the
+         *     reason in the error column, and the job goes on
+         */
+        public Builder errors(String mode) {
+            if (!ERRORS.contains(mode)) {
+                throw new IllegalArgumentException(
+                        "errors must be one of " + ERRORS + ", got " + mode);
+            }
+            this.errors = mode;
+            return this;
+        }
+
+        /** @param name the error column's name with {@code errors("column")} */
+        public Builder errorColumn(String name) {
+            this.errorColumn = Objects.requireNonNull(name, "errorColumn");
+            return this;
+        }
+
+        /**
+         * Checks the settings (with the Rust client's own checks) and builds the scorer.
+         *
+         * @return the scorer
+         * @throws IllegalArgumentException naming the setting that is wrong
+         */
+        public Scorer build() {
+            Scorer s = new Scorer(this);
+            Native.check(s.urls, s.model, s.output, s.token, s.batchRows, s.inFlight,
+                    s.timeoutSeconds, s.maxAttempts);
+            return s;
+        }
+
+        private static int positive(String what, int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException(what + " must be at least 1, got " + n);
+            }
+            return n;
+        }
+    }
+
+    /** Scores per row by configuration, asked of {@code /models} once per JVM. */
+    private static final Map<String, Integer> WIDTHS = new ConcurrentHashMap<>();
+
+    /**
+     * Scores per row of the chosen output, from the first server whose {@code /models} answers
+     * (cached per JVM).
+     *
+     * @return the width of the score
+     * @throws ScoreException when no server describes the model
+     */
+    public int scoreColumns() {
+        String key = String.join("\n", urls) + "\n" + model + "\n" + output + "\n"
+                + (token == null ? "" : Integer.toHexString(token.hashCode()));
+        Integer k = WIDTHS.get(key);
+        if (k == null) {
+            k = Native.scoreColumns(urls, model, output, token);
+            WIDTHS.put(key, k);
+        }
+        return k;
+    }
+
+    /**
+     * The schema of {@link #score}'s rows: the {@code keep} columns, the score ({@code float}
+     * when the output has one column, else {@code array<float>}) and, with {@code
+     * errors("column")}, the error column ({@code string}). Asks {@code /models} for the width.
+     *
+     * @param input the input's schema
+     * @param features the feature columns: numeric columns in the model's order, or one array
+     *     (or ML vector) column; {@code null}: the only array column, else every float or double
+     *     column
+     * @param keep columns passed through unchanged
+     * @param scoreCol the score column's name
+     * @return the output schema
+     */
+    public StructType outputSchema(StructType input, String[] features, String[] keep,
+            String scoreCol) {
+        Layout.of(input, features); // checks the feature columns
+        List<StructField> fields = new ArrayList<>();
+        for (String name : keepOrEmpty(keep)) {
+            fields.add(input.apply(field(input, name)));
+        }
+        boolean column = errors.equals("column");
+        checkNames(keep, scoreCol);
+        fields.add(DataTypes.createStructField(scoreCol,
+                scoreColumns() == 1 ? DataTypes.FloatType
+                        : DataTypes.createArrayType(DataTypes.FloatType, false),
+                column));
+        if (column) {
+            fields.add(DataTypes.createStructField(errorColumn, DataTypes.StringType, true));
+        }
+        return DataTypes.createStructType(fields);
+    }
+
+    /**
+     * Scores a partition's rows: for {@code df.mapPartitions(f, Encoders.row(outputSchema))}.
+     * Rows are pulled from {@code rows} only as requests complete, so memory stays flat whatever
+     * the partition's size; the iterator ends only when every row has its result. Leaving it
+     * unfinished (e.g. {@code limit}) cancels the requests in flight when the Spark task ends.
+     *
+     * @param rows the partition
+     * @param features see {@link #outputSchema}
+     * @param keep see {@link #outputSchema}
+     * @param scoreCol see {@link #outputSchema}
+     * @return the scored rows, in input order, with the schema {@link #outputSchema} describes
+     */
+    public Iterator<Row> score(Iterator<Row> rows, String[] features, String[] keep,
+            String scoreCol) {
+        checkNames(keep, scoreCol);
+        return new Scoring(this, rows, features, keepOrEmpty(keep));
+    }
+
+    /**
+     * Scores a whole Dataset: {@code mapPartitions} over {@link #score} with {@link
+     * #outputSchema}.
+     *
+     * @param df the rows to score
+     * @param features see {@link #outputSchema}
+     * @param keep see {@link #outputSchema}
+     * @param scoreCol see {@link #outputSchema}
+     * @return the scored Dataset
+     */
+    public Dataset<Row> transform(Dataset<Row> df, String[] features, String[] keep,
+            String scoreCol) {
+        StructType schema = outputSchema(df.schema(), features, keep, scoreCol);
+        Scorer self = this;
+        MapPartitionsFunction<Row, Row> f = rows -> self.score(rows, features, keep, scoreCol);
+        return df.mapPartitions(f, Encoders.row(schema));
+    }
+
+    /**
+     * This JVM's client counters, summed over its clients: {@code rows_sent}, {@code
+     * rows_scored}, {@code requests}, {@code retries}, {@code failed_batches}, {@code
+     * bytes_sent}, {@code ejections}.
+     *
+     * @return the counters by name
+     */
+    public static Map<String, Long> stats() {
+        long[] v = Native.stats();
+        String[] names = {"rows_sent", "rows_scored", "requests", "retries", "failed_batches",
+            "bytes_sent", "ejections"};
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (int i = 0; i < names.length; i++) {
+            out.put(names[i], v[i]);
+        }
+        return out;
+    }
+
+    @Override
+    public String toString() {
+        return "Scorer(urls=" + Arrays.toString(urls) + ", model=" + model + ", output=" + output
+                + ", token=" + (token == null ? "none" : "***") + ", errors=" + errors + ")";
+    }
+
+    // For Scoring.
+
+    long open(int columns, int scoreColumns) {
+        return Native.open(urls, model, output, token, batchRows, inFlight, timeoutSeconds,
+                maxAttempts, errors.equals("column"), columns, scoreColumns);
+    }
+
+    int batchRows() {
+        return batchRows > 0 ? batchRows : Native.defaultBatchRows();
+    }
+
+    boolean errorsAsColumn() {
+        return errors.equals("column");
+    }
+
+    private void checkNames(String[] keep, String scoreCol) {
+        Objects.requireNonNull(scoreCol, "scoreCol");
+        for (String k : keepOrEmpty(keep)) {
+            if (k.equals(scoreCol) || (errorsAsColumn() && k.equals(errorColumn))) {
+                throw new IllegalArgumentException(
+                        "the keep column " + k + " has the score or error column's name");
+            }
+        }
+    }
+
+    static String[] keepOrEmpty(String[] keep) {
+        return keep == null ? new String[0] : keep;
+    }
+
+    static int field(StructType schema, String name) {
+        for (int i = 0; i < schema.fields().length; i++) {
+            if (schema.fields()[i].name().equals(name)) {
+                return i;
+            }
+        }
+        throw new IllegalArgumentException("no column " + name + " in the input (it has "
+                + String.join(", ", schema.fieldNames()) + ")");
+    }
+}

@@ -1,0 +1,193 @@
+//! `libscore_client_jvm`: the Rust half of the jar (Java package
+//! `score.client`), and only conversions: Java values to a
+//! [`ClientConfig`], row blocks from direct `ByteBuffer`s (through
+//! [`direct`]), scores into a `float[]`, errors into Java exceptions.
+//!
+//! The work itself is stream-client's bounded window ([`Session`]):
+//! batching, the in-flight window, retries, failover and order. The Java
+//! side (`java/score/client/Scoring.java`) drives it: it asks
+//! [`Java_score_client_Native_turn`] what is needed, and either fills a
+//! block of rows from Spark's iterator ([`Java_score_client_Native_feed`])
+//! or takes the next scored batch. Rows are thus pulled only when the
+//! window has room, and the client never calls back into the JVM.
+//!
+//! Every JVM has one client per configuration ([`Client::shared`]), so the
+//! task threads of an executor share one runtime, one connection pool, the
+//! endpoints' health and the retry budget. A session is named to Java by a
+//! number; closing it (or dropping it here) aborts its requests in flight.
+
+mod direct;
+mod natives;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jni::errors::ErrorPolicy;
+use jni::objects::{JObjectArray, JString};
+use jni::strings::JNIString;
+use jni::sys::{jdouble, jint, jlong};
+use jni::{Env, jni_str};
+use stream_client::{ClientConfig, Session, Token};
+
+/// Why a native call failed; [`Throw`] turns it into a Java exception.
+#[derive(Debug)]
+enum Failure {
+    /// Rows could not be scored (or the model not described): the server's
+    /// sentence, or what gave up. `score.client.ScoreException`.
+    Score(String),
+    /// An argument is wrong. `IllegalArgumentException`.
+    Invalid(String),
+    /// The JNI call itself failed (an exception may be pending already).
+    Jni(jni::errors::Error),
+}
+
+impl From<jni::errors::Error> for Failure {
+    fn from(e: jni::errors::Error) -> Self {
+        Failure::Jni(e)
+    }
+}
+
+/// The error policy of every native method: a [`Failure`] or a panic
+/// becomes a Java exception (unless one is pending already) and the method
+/// returns its type's default, which Java never sees.
+struct Throw;
+
+impl Throw {
+    fn throw(env: &mut Env<'_>, class: &'static jni::strings::JNIStr, message: String) {
+        if !env.exception_check() {
+            // If even this fails, the JVM has a pending error of its own.
+            let _ = env.throw_new(class, JNIString::from(message));
+        }
+    }
+}
+
+impl<T: Default> ErrorPolicy<T, Failure> for Throw {
+    type Captures<'unowned_env_local: 'native_method, 'native_method> = ();
+
+    fn on_error<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _captures: &mut (),
+        err: Failure,
+    ) -> jni::errors::Result<T> {
+        match err {
+            Failure::Score(m) => Throw::throw(env, jni_str!("score/client/ScoreException"), m),
+            Failure::Invalid(m) => {
+                Throw::throw(env, jni_str!("java/lang/IllegalArgumentException"), m)
+            }
+            Failure::Jni(e) => Throw::throw(
+                env,
+                jni_str!("java/lang/IllegalStateException"),
+                format!("the native scoring client's JNI call failed: {e}"),
+            ),
+        }
+        Ok(T::default())
+    }
+
+    fn on_panic<'unowned_env_local: 'native_method, 'native_method>(
+        env: &mut Env<'unowned_env_local>,
+        _captures: &mut (),
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) -> jni::errors::Result<T> {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        // Leaked rather than dropped here: a payload's drop may panic too.
+        std::mem::forget(payload);
+        Throw::throw(
+            env,
+            jni_str!("java/lang/IllegalStateException"),
+            format!("the native scoring client panicked (a bug): {what}"),
+        );
+        Ok(T::default())
+    }
+}
+
+/// A Java string that may be null.
+fn optional(env: &Env<'_>, s: &JString<'_>) -> Result<Option<String>, Failure> {
+    if s.is_null() { Ok(None) } else { Ok(Some(s.try_to_string(env)?)) }
+}
+
+/// The configuration from the Java `Scorer`'s settings; a negative number
+/// or NaN means "the library's default" (`ClientConfig::default`).
+#[allow(clippy::too_many_arguments)]
+fn config(
+    env: &mut Env<'_>,
+    urls: &JObjectArray<'_, JString<'_>>,
+    model: &JString<'_>,
+    output: &JString<'_>,
+    token: &JString<'_>,
+    batch_rows: jint,
+    in_flight: jint,
+    timeout_seconds: jdouble,
+    max_attempts: jint,
+) -> Result<ClientConfig, Failure> {
+    if urls.is_null() {
+        return Err(Failure::Invalid("no server URL given".into()));
+    }
+    let mut list = Vec::new();
+    for i in 0..urls.len(env)? {
+        let url = urls.get_element(env, i)?;
+        match optional(env, &url)? {
+            Some(u) => list.push(u),
+            None => return Err(Failure::Invalid(format!("server URL {i} is null"))),
+        }
+    }
+    let d = ClientConfig::default();
+    let count = |what: &str, n: jint, default: usize| match n {
+        n if n < 0 => Ok(default),
+        0 => Err(Failure::Invalid(format!("{what} must be at least 1"))),
+        n => Ok(n as usize),
+    };
+    let timeout = if timeout_seconds.is_nan() {
+        d.timeout
+    } else {
+        Duration::try_from_secs_f64(timeout_seconds).ok().filter(|t| !t.is_zero()).ok_or_else(
+            || Failure::Invalid("timeoutSeconds must be a positive number of seconds".into()),
+        )?
+    };
+    let config = ClientConfig {
+        urls: list,
+        model: optional(env, model)?,
+        output: optional(env, output)?,
+        token: optional(env, token)?.map(Token::new),
+        batch_rows: count("batchRows", batch_rows, d.batch_rows)?,
+        in_flight: count("inFlight", in_flight, d.in_flight)?,
+        timeout,
+        max_attempts: count("maxAttempts", max_attempts, d.max_attempts as usize)? as u32,
+        ..d
+    };
+    config.validate().map_err(|e| Failure::Invalid(e.to_string()))?;
+    Ok(config)
+}
+
+/// An open session and what the Java side needs to read its results.
+struct Open {
+    session: Session,
+    /// Failed batches are reported (errors as a column), not thrown.
+    keep_going: bool,
+    /// The message of the last batch that failed with `keep_going`.
+    last_error: Option<String>,
+}
+
+/// The open sessions by number.
+static SESSIONS: Mutex<Option<HashMap<jlong, Arc<Mutex<Open>>>>> = Mutex::new(None);
+static NEXT_SESSION: AtomicI64 = AtomicI64::new(1);
+
+fn sessions() -> MutexGuard<'static, Option<HashMap<jlong, Arc<Mutex<Open>>>>> {
+    SESSIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn session(id: jlong) -> Result<Arc<Mutex<Open>>, Failure> {
+    sessions()
+        .as_ref()
+        .and_then(|s| s.get(&id).cloned())
+        .ok_or_else(|| Failure::Invalid(format!("scoring session {id} is closed")))
+}
+
+fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
+    open.lock().unwrap_or_else(|e| e.into_inner())
+}

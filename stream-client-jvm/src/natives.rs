@@ -1,0 +1,264 @@
+//! The native methods of `score.client.Native`, exported under their JNI
+//! names. Exporting an unmangled symbol counts as `unsafe` code (two
+//! libraries exporting one name would clash): allowed in this module only.
+//! The names are unique to this library (`Java_score_client_Native_*`), and
+//! each method's body is safe Rust run under [`Throw`]'s policy, so no
+//! error or panic crosses into the JVM.
+#![allow(unsafe_code)]
+
+use jni::EnvUnowned;
+use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, JString};
+use jni::sys::{jboolean, jdouble, jint, jlong};
+use stream_client::{Client, ClientConfig, Turn};
+
+use crate::{Failure, NEXT_SESSION, Open, Throw, config, direct, lock, session, sessions};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// `Native.check(...)`: validates a `Scorer`'s settings (throws
+/// `IllegalArgumentException` with the reason).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_score_client_Native_check<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    urls: JObjectArray<'l, JString<'l>>,
+    model: JString<'l>,
+    output: JString<'l>,
+    token: JString<'l>,
+    batch_rows: jint,
+    in_flight: jint,
+    timeout_seconds: jdouble,
+    max_attempts: jint,
+) {
+    env.with_env(|env| -> Result<(), Failure> {
+        config(
+            env,
+            &urls,
+            &model,
+            &output,
+            &token,
+            batch_rows,
+            in_flight,
+            timeout_seconds,
+            max_attempts,
+        )?;
+        Ok(())
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.scoreColumns(...)`: scores per row of the chosen output, from
+/// the first server whose `/models` answers.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    urls: JObjectArray<'l, JString<'l>>,
+    model: JString<'l>,
+    output: JString<'l>,
+    token: JString<'l>,
+) -> jint {
+    env.with_env(|env| -> Result<jint, Failure> {
+        let c = config(env, &urls, &model, &output, &token, -1, -1, f64::NAN, -1)?;
+        let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
+            .map_err(|e| Failure::Score(format!("cannot read the model's metadata: {e}")))?;
+        let k = doc.score_columns(c.output.as_deref()).map_err(Failure::Score)?;
+        jint::try_from(k).map_err(|_| Failure::Score(format!("{k} scores per row is too many")))
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.open(...)`: starts a session over `columns` features per row,
+/// expecting `score_columns` scores per row; returns its number.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_score_client_Native_open<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    urls: JObjectArray<'l, JString<'l>>,
+    model: JString<'l>,
+    output: JString<'l>,
+    token: JString<'l>,
+    batch_rows: jint,
+    in_flight: jint,
+    timeout_seconds: jdouble,
+    max_attempts: jint,
+    keep_going: jboolean,
+    columns: jint,
+    score_columns: jint,
+) -> jlong {
+    env.with_env(|env| -> Result<jlong, Failure> {
+        stream_client::log_to_stderr("STREAM_CLIENT_LOG");
+        let mut c = config(
+            env,
+            &urls,
+            &model,
+            &output,
+            &token,
+            batch_rows,
+            in_flight,
+            timeout_seconds,
+            max_attempts,
+        )?;
+        c.keep_going = keep_going;
+        c.columns = usize::try_from(columns).unwrap_or(0);
+        c.score_columns = usize::try_from(score_columns).ok().filter(|&k| k > 0);
+        let client = Client::shared(c).map_err(|e| Failure::Invalid(e.to_string()))?;
+        let open = Open { session: client.session(), keep_going, last_error: None };
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        sessions().get_or_insert_default().insert(id, Arc::new(Mutex::new(open)));
+        Ok(id)
+    })
+    .resolve::<Throw>()
+}
+
+/// What `Native.turn` returns when the session needs a block of rows.
+const FEED: jint = -1;
+
+/// `Native.turn(session, out)`: what the session needs next. `-1`: a block
+/// of rows (`Native.feed`); `0`: every result has been returned; `n > 0`:
+/// the next `n` rows' scores are in `out` (row-major); `n < -1`: the next
+/// `-n - 1` rows failed (errors as a column) and `Native.lastError` says
+/// why. Other failures throw `ScoreException`. Blocks while waiting for the
+/// servers.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_turn<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+    out: JFloatArray<'l>,
+) -> jint {
+    env.with_env(|env| -> Result<jint, Failure> {
+        let open = session(id)?;
+        let mut open = lock(&open);
+        match open.session.turn() {
+            Turn::Feed => Ok(FEED),
+            Turn::Done => Ok(0),
+            Turn::Result(Ok(scored)) => {
+                let room = out.len(env)?;
+                if scored.values.len() > room {
+                    return Err(Failure::Invalid(format!(
+                        "the score array holds {room} floats, a batch has {}",
+                        scored.values.len()
+                    )));
+                }
+                out.set_region(env, 0, &scored.values)?;
+                Ok(rows(scored.rows)?)
+            }
+            Turn::Result(Err(e)) => match e.batch() {
+                Some((_, n)) if open.keep_going => {
+                    open.last_error = Some(e.to_string());
+                    Ok(-rows(n)? - 1)
+                }
+                _ => Err(Failure::Score(e.to_string())),
+            },
+        }
+    })
+    .resolve::<Throw>()
+}
+
+fn rows(n: usize) -> Result<jint, Failure> {
+    jint::try_from(n).map_err(|_| Failure::Invalid(format!("{n} rows in one batch")))
+}
+
+/// `Native.lastError(session)`: why the batch `turn` reported failed.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_lastError<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>, Failure> {
+        let open = session(id)?;
+        let message = lock(&open).last_error.take().unwrap_or_default();
+        Ok(env.new_string(message)?)
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.feed(session, block, rows, columns)`: the next `rows` rows of
+/// `columns` float32 each, row-major at the start of the direct `block`,
+/// copied into request bodies before it returns; `rows == 0`: the input
+/// ended.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_feed<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+    block: JByteBuffer<'l>,
+    rows: jint,
+    columns: jint,
+) {
+    env.with_env(|env| -> Result<(), Failure> {
+        let open = session(id)?;
+        let mut open = lock(&open);
+        if rows <= 0 {
+            open.session.feed(None);
+            return Ok(());
+        }
+        let floats = usize::try_from(rows)
+            .ok()
+            .zip(usize::try_from(columns).ok())
+            .and_then(|(r, c)| r.checked_mul(c))
+            .ok_or_else(|| Failure::Invalid(format!("{rows} rows of {columns} columns")))?;
+        let values = direct::floats(env, &block, floats).map_err(Failure::Invalid)?;
+        open.session.feed(Some(values));
+        Ok(())
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.close(session)`: ends a session; its requests still in flight
+/// are aborted. Closing twice is harmless.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_close<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+) {
+    env.with_env(|_env| -> Result<(), Failure> {
+        let removed = sessions().as_mut().and_then(|s| s.remove(&id));
+        // Dropped outside the registry's lock: aborting takes a moment.
+        drop(removed);
+        Ok(())
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.stats()`: this JVM's client counters summed over its clients:
+/// rows sent, rows scored, requests, retries, failed batches, bytes sent,
+/// endpoint ejections.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_stats<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JLongArray<'l> {
+    env.with_env(|env| -> Result<JLongArray<'l>, Failure> {
+        let s = Client::shared_stats();
+        let values = [
+            s.rows_sent,
+            s.rows_scored,
+            s.requests,
+            s.total_retries(),
+            s.failed_batches,
+            s.bytes_sent,
+            s.ejections,
+        ]
+        .map(|v| v as jlong);
+        let array = env.new_long_array(values.len())?;
+        array.set_region(env, 0, &values)?;
+        Ok(array)
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.defaultBatchRows()`: the rows per request when the `Scorer`
+/// does not set them (`ClientConfig::default`).
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_defaultBatchRows<'l>(
+    _env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> jint {
+    jint::try_from(ClientConfig::default().batch_rows).unwrap_or(jint::MAX)
+}

@@ -1,0 +1,140 @@
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.expr;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import score.client.Scorer;
+
+/**
+ * The Spark jobs the JVM tests (test_jvm.py) and the benchmark (load-tests/jvm-bench.sh) run
+ * under spark-submit, with key=value arguments:
+ *
+ * <ul>
+ *   <li>{@code job=parquet input=P output=O urls=U,V layout=array|columns [errors=column]
+ *       [drop=N]}: scores a Parquet file of {@code id} + {@code features} (array&lt;float&gt;),
+ *       as that array or as separate columns {@code f0..}, the last {@code drop} left out;
+ *       writes {@code id}, the score (and the error column) to Parquet;
+ *   <li>{@code job=limit input=P urls=U}: {@code limit(10)} of the scored rows, collected;
+ *   <li>{@code job=heap rows=N width=W urls=U}: N generated rows of W features in one
+ *       partition, scored into the noop sink while a thread samples the heap; prints {@code
+ *       heap_live_peak_mb=} (the most heap found live after a collection).
+ * </ul>
+ *
+ * Prints {@code rows=}, {@code seconds=} and the client's counters on stdout.
+ */
+public final class ScoreJob {
+    public static void main(String[] args) throws Exception {
+        Map<String, String> a = new HashMap<>();
+        for (String arg : args) {
+            int eq = arg.indexOf('=');
+            a.put(arg.substring(0, eq), arg.substring(eq + 1));
+        }
+        SparkSession spark = SparkSession.builder().appName("score-client-jvm-" + a.get("job"))
+                .getOrCreate();
+        spark.sparkContext().setLogLevel("ERROR");
+        Scorer.Builder builder = Scorer.builder(a.get("urls").split(","));
+        if (a.containsKey("errors")) {
+            builder.errors(a.get("errors"));
+        }
+        if (a.containsKey("in_flight")) {
+            builder.inFlight(Integer.parseInt(a.get("in_flight")));
+        }
+        if (a.containsKey("batch_rows")) {
+            builder.batchRows(Integer.parseInt(a.get("batch_rows")));
+        }
+        Scorer scorer = builder.build();
+        long start = System.nanoTime();
+        long rows;
+        switch (a.get("job")) {
+            case "parquet": {
+                Dataset<Row> df = spark.read().parquet(a.get("input"));
+                String[] features = {"features"};
+                if (a.getOrDefault("layout", "array").equals("columns")) {
+                    int width = Integer.parseInt(a.getOrDefault("width", "100"))
+                            - Integer.parseInt(a.getOrDefault("drop", "0"));
+                    List<Column> cols = new ArrayList<>();
+                    cols.add(col("id"));
+                    features = new String[width];
+                    for (int i = 0; i < width; i++) {
+                        features[i] = "f" + i;
+                        cols.add(col("features").getItem(i).as(features[i]));
+                    }
+                    df = df.select(cols.toArray(new Column[0]));
+                }
+                Dataset<Row> scored = scorer.transform(df, features, new String[] {"id"},
+                        "score");
+                scored.write().mode("overwrite").parquet(a.get("output"));
+                rows = spark.read().parquet(a.get("output")).count();
+                break;
+            }
+            case "limit": {
+                Dataset<Row> df = spark.read().parquet(a.get("input"));
+                List<Row> first = scorer
+                        .transform(df, new String[] {"features"}, new String[] {"id"}, "score")
+                        .limit(10).collectAsList();
+                rows = first.size();
+                break;
+            }
+            case "heap": {
+                long n = Long.parseLong(a.get("rows"));
+                int width = Integer.parseInt(a.get("width"));
+                Dataset<Row> df = spark.range(0, n, 1, 1).select(col("id"),
+                        expr("transform(sequence(1, " + width + "), i -> cast(sin(id * i) as"
+                                + " float))").as("features"));
+                HeapSampler sampler = new HeapSampler();
+                sampler.start();
+                scorer.transform(df, new String[] {"features"}, new String[] {"id"}, "score")
+                        .write().format("noop").mode("overwrite").save();
+                sampler.stop = true;
+                sampler.join();
+                rows = n;
+                System.out.printf("heap_live_peak_mb=%.1f%n", sampler.peak / 1048576.0);
+                break;
+            }
+            default:
+                throw new IllegalArgumentException("unknown job " + a.get("job"));
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        System.out.println("rows=" + rows);
+        System.out.printf("seconds=%.3f%n", seconds);
+        System.out.println("stats=" + Scorer.stats());
+        spark.stop();
+    }
+
+    /** The most heap in use right after a collection, summed over the heap pools. */
+    static final class HeapSampler extends Thread {
+        volatile boolean stop;
+        volatile long peak;
+
+        HeapSampler() {
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            while (!stop) {
+                long live = 0;
+                for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+                    if (pool.getType() == MemoryType.HEAP && pool.getCollectionUsage() != null) {
+                        live += pool.getCollectionUsage().getUsed();
+                    }
+                }
+                peak = Math.max(peak, live);
+                try {
+                    Thread.sleep(50);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }
+    }
+}
