@@ -49,3 +49,6 @@ load-tests/run.sh --smoke
 
 step "Python package: PySpark tests (builds the wheel; venv cached in ~/.cache/score)"
 scripts/test-python.sh
+
+step "JVM jar: Java Spark jobs under spark-submit (builds score-client.jar)"
+scripts/test-jvm.sh

@@ -2,8 +2,7 @@ import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.expr;
 
 import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryPoolMXBean;
-import java.lang.management.MemoryType;
+import java.lang.management.MemoryMXBean;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -24,9 +23,10 @@ import score.client.Scorer;
  *       as that array or as separate columns {@code f0..}, the last {@code drop} left out;
  *       writes {@code id}, the score (and the error column) to Parquet;
  *   <li>{@code job=limit input=P urls=U}: {@code limit(10)} of the scored rows, collected;
+ *       with {@code hold=1} the JVM then waits for its stdin to close;
  *   <li>{@code job=heap rows=N width=W urls=U}: N generated rows of W features in one
  *       partition, scored into the noop sink while a thread samples the heap; prints {@code
- *       heap_live_peak_mb=} (the most heap found live after a collection).
+ *       heap_live_peak_mb=} (the most heap found live after a full collection).
  * </ul>
  *
  * Prints {@code rows=}, {@code seconds=} and the client's counters on stdout.
@@ -107,10 +107,20 @@ public final class ScoreJob {
         System.out.println("rows=" + rows);
         System.out.printf("seconds=%.3f%n", seconds);
         System.out.println("stats=" + Scorer.stats());
+        System.out.flush();
+        if (a.containsKey("hold")) {
+            // The test looks at the servers while this JVM still lives; it closes stdin.
+            while (System.in.read() >= 0) {
+                // until EOF
+            }
+        }
         spark.stop();
     }
 
-    /** The most heap in use right after a collection, summed over the heap pools. */
+    /**
+     * The most heap found live: every 250 ms a full collection, then the heap in use. (The
+     * pools' own after-collection figures are stale between old-generation collections.)
+     */
     static final class HeapSampler extends Thread {
         volatile boolean stop;
         volatile long peak;
@@ -121,16 +131,12 @@ public final class ScoreJob {
 
         @Override
         public void run() {
+            MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
             while (!stop) {
-                long live = 0;
-                for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
-                    if (pool.getType() == MemoryType.HEAP && pool.getCollectionUsage() != null) {
-                        live += pool.getCollectionUsage().getUsed();
-                    }
-                }
-                peak = Math.max(peak, live);
+                memory.gc();
+                peak = Math.max(peak, memory.getHeapMemoryUsage().getUsed());
                 try {
-                    Thread.sleep(50);
+                    Thread.sleep(250);
                 } catch (InterruptedException e) {
                     return;
                 }

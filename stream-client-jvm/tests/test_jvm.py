@@ -1,0 +1,160 @@
+"""The jar under real Spark on the JVM (spark-submit --master local[2]) against
+real score-server processes: every score checked against onnxruntime's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import MODELS, Job, Server, as_matrix, command, submit
+
+
+def scores_by_id(path) -> tuple[np.ndarray, np.ndarray]:
+    table = pq.read_table(path).sort_by("id")
+    return table["id"].to_numpy(), as_matrix(table["score"])
+
+
+def check_scores(path, dataset) -> np.ndarray:
+    ids, scores = scores_by_id(path)
+    assert np.array_equal(ids, np.arange(dataset.ROWS)), "a row missing or repeated"
+    assert np.abs(scores - dataset.expected).max() <= 1e-6
+    return scores
+
+
+@pytest.fixture(scope="module")
+def clean_run(dataset, tmp_path_factory):
+    """The 1M-row array-layout job on one server: its scores, for comparisons."""
+    server = Server(MODELS / "logreg.onnx")
+    try:
+        out = tmp_path_factory.mktemp("clean") / "scored"
+        job = submit(job="parquet", input=dataset.path, output=out, urls=server.url,
+                     layout="array").check()
+    finally:
+        server.stop()
+    assert job.values["rows"] == str(dataset.ROWS)
+    print(f"1M rows, array layout: {job.values['seconds']} s")
+    return check_scores(out, dataset)
+
+
+def test_a_million_rows_of_an_array_column(clean_run):
+    assert clean_run.shape == (1_000_000, 2)
+
+
+def test_a_million_rows_of_separate_columns(dataset, start_server, tmp_path, clean_run):
+    server = start_server()
+    job = submit(job="parquet", input=dataset.path, output=tmp_path / "scored", urls=server.url,
+                 layout="columns").check()
+    assert job.values["rows"] == str(dataset.ROWS)
+    scores = check_scores(tmp_path / "scored", dataset)
+    assert np.array_equal(scores, clean_run)
+
+
+def test_one_of_two_servers_killed_mid_job_changes_nothing(dataset, start_server, tmp_path,
+                                                          clean_run):
+    a, b = start_server(), start_server()
+    cmd = command(job="parquet", input=dataset.path, output=tmp_path / "scored",
+                  urls=f"{a.url},{b.url}", layout="array")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while a.rows_scored() + b.rows_scored() < 200_000:
+            assert proc.poll() is None, "the job ended before the kill"
+            assert time.monotonic() < deadline, "the job scores nothing"
+            time.sleep(0.05)
+        b.kill()
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    job = Job(subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)).check()
+    assert int(re.search(r"retries=(\d+)", job.values["stats"]).group(1)) > 0, \
+        "the kill cost no retry: it came too late to test anything"
+    scores = check_scores(tmp_path / "scored", dataset)
+    assert np.array_equal(scores, clean_run)
+
+
+def test_a_wrong_feature_count_fails_the_job_with_the_servers_message(dataset, start_server,
+                                                                      tmp_path):
+    server = start_server()
+    job = submit(job="parquet", input=dataset.path, output=tmp_path / "scored", urls=server.url,
+                 layout="columns", drop=1)
+    assert job.returncode != 0
+    assert "score.client.ScoreException" in job.stderr
+    assert "X-Score-Columns is 99 but model logreg takes 100 columns" in job.stderr, \
+        job.stderr[-4000:]
+
+
+def test_an_error_column_instead_of_failing(dataset, start_server, tmp_path):
+    server = start_server()
+    submit(job="parquet", input=dataset.path, output=tmp_path / "scored", urls=server.url,
+           layout="columns", drop=1, errors="column").check()
+    table = pq.read_table(tmp_path / "scored")
+    assert table.num_rows == dataset.ROWS
+    assert table["score"].null_count == dataset.ROWS
+    reasons = set(table["score_error"].to_pylist())
+    assert len(reasons) > 0 and all(
+        "X-Score-Columns is 99 but model logreg takes 100 columns" in r for r in reasons)
+
+
+def test_a_single_score_per_row_is_a_float_column(linreg_dataset, start_server, tmp_path):
+    path, expected = linreg_dataset
+    server = start_server("linreg.onnx")
+    submit(job="parquet", input=path, output=tmp_path / "scored", urls=server.url,
+           layout="columns", width=20).check()
+    table = pq.read_table(tmp_path / "scored").sort_by("id")
+    assert str(table.schema.field("score").type) == "float"
+    # Sums of 20 products of ~100 each: float32 rounding differs between
+    # engines' summation orders by up to ~1e-4 absolute.
+    np.testing.assert_allclose(table["score"].to_numpy(), expected, rtol=1e-6, atol=2e-4)
+
+
+def inflight(server) -> float:
+    with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return float(re.search(r"^score_inflight_requests (\S+)", text, re.M).group(1))
+
+
+def test_limit_10_stops_early_and_leaves_nothing_running(dataset, start_server):
+    server = start_server()
+    proc = subprocess.Popen(
+        command(job="limit", input=dataset.path, urls=server.url, hold=1),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = {}
+        for line in proc.stdout:
+            if "=" in line:
+                key, value = line.strip().split("=", 1)
+                lines[key] = value
+            if "stats" in lines:
+                break
+        assert lines.get("rows") == "10", proc.stderr.read() if proc.poll() is not None else lines
+        sent = int(re.search(r"rows_sent=(\d+)", lines["stats"]).group(1))
+        assert sent < dataset.ROWS // 10, f"{sent} rows sent for limit(10)"
+        # The JVM is still alive: its requests must be over (aborted or done).
+        deadline = time.monotonic() + 10
+        while inflight(server) > 0:
+            assert time.monotonic() < deadline, "requests still running after limit(10)"
+            time.sleep(0.1)
+        scored = server.rows_scored()
+        time.sleep(1)
+        assert server.rows_scored() == scored, "the server still scores for a finished job"
+    finally:
+        proc.stdin.close()
+        proc.wait(120)
+
+
+def test_executor_heap_does_not_grow_with_the_partition(start_server):
+    server = start_server("linreg.onnx")
+    peaks = {}
+    for rows in (1_000_000, 10_000_000):
+        # 10M rows of 20 floats do not fit a 512 MiB heap: only streaming passes.
+        job = submit(memory="512m", job="heap", rows=rows, width=20, urls=server.url).check()
+        assert job.values["rows"] == str(rows)
+        peaks[rows] = float(job.values["heap_live_peak_mb"])
+    print(f"live heap peaks (MiB): {peaks}")
+    assert peaks[10_000_000] <= 1.5 * peaks[1_000_000] + 32, peaks
