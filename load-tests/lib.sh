@@ -1,5 +1,5 @@
 # Shell helpers shared by the load-test scripts (run.sh, ab.sh,
-# wrk-crosscheck.sh): `source "$(dirname "$0")/lib.sh"`.
+# wrk-crosscheck.sh, spark-throughput.sh, jvm-throughput.sh): `source "$(dirname "$0")/lib.sh"`.
 
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -14,3 +14,15 @@ peak_mib() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
 # CPU clock ticks (user + system, all threads) a process has used so far;
 # `getconf CLK_TCK` of them make a second.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Starts BINARY ARGS... (a score-server) on an ephemeral port of 127.0.0.1
+# and waits for it: sets SERVER_PID and SERVER_URL, and stops it (and
+# removes its log) when the script exits.
+start_bench_server() {
+  SERVER_LOG=$(mktemp /tmp/score-bench-server.XXXXXX)
+  "$@" --listen 127.0.0.1:0 >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  trap 'kill $SERVER_PID 2>/dev/null || true; rm -f "$SERVER_LOG"' EXIT
+  for _ in $(seq 300); do grep -q "listening" "$SERVER_LOG" && break; sleep 0.1; done
+  SERVER_URL=http://$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$SERVER_LOG" | head -1)
+  [ "$SERVER_URL" != http:// ] || { cat "$SERVER_LOG" >&2; return 1; }
+}

@@ -22,12 +22,8 @@ rm -f "$target"/wheels/stream_client-*.whl
   -i "$VENV/bin/python" --out "$target/wheels"
 "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
 
-log=$(mktemp /tmp/spark-bench-server.XXXXXX)
-"$target/release/score-server" --listen 127.0.0.1:0 --workers "${WORKERS:-2}" --model "$model" >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 200); do grep -q "listening" "$log" && break; sleep 0.1; done
-addr=$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$log" | head -1)
-"$VENV/bin/python" load-tests/spark_bench.py --url "http://$addr" \
+source load-tests/lib.sh
+start_bench_server "$target/release/score-server" --workers "${WORKERS:-2}" --model "$model"
+"$VENV/bin/python" load-tests/spark_bench.py --url "$SERVER_URL" \
   --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data" \
   --master "${MASTER:-local[2]}"
