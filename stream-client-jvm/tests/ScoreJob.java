@@ -52,6 +52,7 @@ public final class ScoreJob {
             builder.batchRows(Integer.parseInt(a.get("batch_rows")));
         }
         Scorer scorer = builder.build();
+        System.out.println("scorer=" + scorer);
         long start = System.nanoTime();
         long rows;
         switch (a.get("job")) {

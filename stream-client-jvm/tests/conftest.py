@@ -61,10 +61,12 @@ def command(memory: str = "1g", **args: object) -> list[str]:
     ]
 
 
-def submit(memory: str = "1g", timeout: float = 600, **args: object) -> Job:
-    """Runs the job to its end."""
+def submit(memory: str = "1g", timeout: float = 600, env: dict | None = None,
+           **args: object) -> Job:
+    """Runs the job to its end (`env`: extra environment variables)."""
     proc = subprocess.run(command(memory, **args), capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+                          timeout=timeout,
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
     return Job(proc)
 
 

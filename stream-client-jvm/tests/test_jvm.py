@@ -113,6 +113,20 @@ def test_a_single_score_per_row_is_a_float_column(linreg_dataset, start_server, 
     np.testing.assert_allclose(table["score"].to_numpy(), expected, rtol=1e-6, atol=2e-4)
 
 
+def test_a_token_from_score_token_is_sent_and_never_shown(linreg_dataset, start_server,
+                                                          tmp_path):
+    path, _ = linreg_dataset
+    tokens = tmp_path / "tokens"
+    tokens.write_text("s3cret-token\n")
+    server = start_server("linreg.onnx", "--auth-token-file", str(tokens))
+    args = dict(job="parquet", input=path, urls=server.url, layout="columns", width=20)
+    refused = submit(output=tmp_path / "refused", **args)
+    assert refused.returncode != 0 and "HTTP 401" in refused.stderr, refused.stderr[-3000:]
+    job = submit(output=tmp_path / "scored", env={"SCORE_TOKEN": "s3cret-token"}, **args).check()
+    assert job.values["rows"] == "10000"
+    assert "s3cret" not in job.stdout + job.stderr
+
+
 def inflight(server) -> float:
     with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
         text = r.read().decode()

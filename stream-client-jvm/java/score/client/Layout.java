@@ -11,6 +11,7 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.DecimalType;
 import org.apache.spark.sql.types.StructType;
+import scala.collection.mutable.ArraySeq;
 
 /**
  * Where a row's features are: several numeric columns, or one array (or ML vector) column; and
@@ -138,12 +139,24 @@ final class Layout {
             }
             return null;
         }
-        List<Object> values = row.getList(fields[0]);
-        if (values.size() != columns) {
-            return widthError(values.size(), columns);
+        // Spark hands an array column over as a mutable ArraySeq over Object[] (boxed
+        // elements); read that array directly rather than through a java.util.List view.
+        Object backing = v instanceof ArraySeq ? ((ArraySeq<?>) v).array() : null;
+        if (backing instanceof float[]) {
+            float[] values = (float[]) backing;
+            if (values.length != columns) {
+                return widthError(values.length, columns);
+            }
+            out.put(values);
+            return null;
+        }
+        Object[] values = backing instanceof Object[] ? (Object[]) backing
+                : row.getList(fields[0]).toArray();
+        if (values.length != columns) {
+            return widthError(values.length, columns);
         }
         for (int j = 0; j < columns; j++) {
-            Object x = values.get(j);
+            Object x = values[j];
             if (x == null) {
                 out.position(start);
                 return "feature column " + names[0] + " has a null at position " + j;
