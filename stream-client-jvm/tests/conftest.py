@@ -45,8 +45,8 @@ class Job:
         return self
 
 
-def command(memory: str = "1g", **args: object) -> list[str]:
-    """spark-submit running ScoreJob with key=value arguments."""
+def spark_submit(memory: str, main: str, jar: str, *args: object) -> list[str]:
+    """spark-submit --master local[2] of `main` in `jar`, with score-client.jar."""
     spark_home = os.environ["SPARK_HOME"]
     return [
         f"{spark_home}/bin/spark-submit", "--master", "local[2]",
@@ -56,9 +56,14 @@ def command(memory: str = "1g", **args: object) -> list[str]:
         "--conf", "spark.sql.shuffle.partitions=4",
         "--driver-memory", memory,
         "--jars", os.environ["SCORE_CLIENT_JAR"],
-        "--class", "ScoreJob", os.environ["SCORE_JOB_JAR"],
-        *[f"{k}={v}" for k, v in args.items()],
+        "--class", main, jar, *[str(a) for a in args],
     ]
+
+
+def command(memory: str = "1g", **args: object) -> list[str]:
+    """spark-submit running ScoreJob with key=value arguments."""
+    return spark_submit(memory, "ScoreJob", os.environ["SCORE_JOB_JAR"],
+                        *[f"{k}={v}" for k, v in args.items()])
 
 
 def submit(memory: str = "1g", timeout: float = 600, env: dict | None = None,

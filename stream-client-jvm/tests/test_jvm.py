@@ -3,6 +3,7 @@ real score-server processes: every score checked against onnxruntime's."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -11,7 +12,7 @@ import urllib.request
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import MODELS, Job, Server, as_matrix, command, submit
+from conftest import MODELS, Job, Server, as_matrix, command, spark_submit, submit
 
 
 def scores_by_id(path) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +126,18 @@ def test_a_token_from_score_token_is_sent_and_never_shown(linreg_dataset, start_
     job = submit(output=tmp_path / "scored", env={"SCORE_TOKEN": "s3cret-token"}, **args).check()
     assert job.values["rows"] == "10000"
     assert "s3cret" not in job.stdout + job.stderr
+
+
+def test_the_scala_example_scores_a_parquet_file(linreg_dataset, start_server, tmp_path):
+    path, expected = linreg_dataset
+    server = start_server("linreg.onnx")
+    cmd = spark_submit("1g", "ScoreParquet", os.environ["SCORE_EXAMPLES_JAR"], server.url, path,
+                       tmp_path / "scored")
+    job = Job(subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})).check()
+    assert job.values["rows"] == "10000"
+    table = pq.read_table(tmp_path / "scored").sort_by("id")
+    np.testing.assert_allclose(table["score"].to_numpy(), expected, rtol=1e-6, atol=2e-4)
 
 
 def inflight(server) -> float:

@@ -1,0 +1,23 @@
+import org.apache.spark.sql.SparkSession
+import score.client.Scorer
+
+/** Scores a Parquet file of `id` + `features` (an array column) with a fleet of score-servers
+  * and writes `id` + `score` to Parquet, from Scala:
+  * {{{
+  * spark-submit --jars score-client.jar --class ScoreParquet examples.jar \
+  *   http://scorer-1:8099,http://scorer-2:8099 s3a://bucket/features/ s3a://bucket/scores/
+  * }}}
+  * scripts/test-jvm.sh compiles it and test_jvm.py runs it.
+  */
+object ScoreParquet {
+  def main(args: Array[String]): Unit = {
+    val Array(urls, input, output) = args
+    val spark = SparkSession.builder().appName("score-parquet").getOrCreate()
+    val scorer = Scorer.builder(urls.split(","): _*).inFlight(4).build()
+    val df = spark.read.parquet(input)
+    scorer.transform(df, Array("features"), Array("id"), "score")
+      .write.mode("overwrite").parquet(output)
+    println(s"rows=${spark.read.parquet(output).count()}")
+    spark.stop()
+  }
+}
