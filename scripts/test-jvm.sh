@@ -20,7 +20,8 @@ export SCORE_CLIENT_JAR=$(stream-client-jvm/build-jar.sh)
 rm -rf "$target/jvm/test-classes"
 mkdir -p "$target/jvm/test-classes"
 javac --release 17 -Xlint:all,-path -Werror -encoding UTF-8 -d "$target/jvm/test-classes" \
-  -cp "$SPARK_HOME/jars/*:$SCORE_CLIENT_JAR" stream-client-jvm/tests/ScoreJob.java
+  -cp "$SPARK_HOME/jars/*:$SCORE_CLIENT_JAR" stream-client-jvm/tests/ScoreJob.java \
+  stream-client-jvm/tests/ApiCheck.java
 jar --create --file "$target/jvm/score-job.jar" -C "$target/jvm/test-classes" .
 export SCORE_JOB_JAR=$target/jvm/score-job.jar
 

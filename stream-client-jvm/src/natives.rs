@@ -62,7 +62,7 @@ pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
     env.with_env(|env| -> Result<jint, Failure> {
         let c = config(env, &urls, &model, &output, &token, -1, -1, f64::NAN, -1)?;
         let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
-            .map_err(|e| Failure::Score(format!("cannot read the model's metadata: {e}")))?;
+            .map_err(|e| Failure::Score(e.to_string()))?;
         let k = doc.score_columns(c.output.as_deref()).map_err(Failure::Score)?;
         jint::try_from(k).map_err(|_| Failure::Score(format!("{k} scores per row is too many")))
     })

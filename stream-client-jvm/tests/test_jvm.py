@@ -15,6 +15,27 @@ import pytest
 from conftest import MODELS, Job, Server, as_matrix, command, spark_submit, submit
 
 
+def test_the_builder_checks_its_arguments_and_the_scorer_serializes():
+    """ApiCheck.java under plain java: no Spark session, no server."""
+    classpath = f"{os.environ['SPARK_HOME']}/jars/*:{os.environ['SCORE_JOB_JAR']}:" \
+        f"{os.environ['SCORE_CLIENT_JAR']}"
+    out = subprocess.run(["java", "-cp", classpath, "ApiCheck", "http://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    assert lines["no urls"].startswith("IllegalArgumentException: invalid configuration"), lines
+    assert lines["batchRows 0"] == \
+        "IllegalArgumentException: batchRows must be at least 1, got 0"
+    assert lines["inFlight -1"] == "IllegalArgumentException: inFlight must be at least 1, got -1"
+    assert lines["timeout NaN"].startswith("IllegalArgumentException: timeoutSeconds must be")
+    assert lines["errors ignore"].startswith("IllegalArgumentException: errors must be one of")
+    assert lines["bad url"].startswith("IllegalArgumentException:"), lines["bad url"]
+    assert lines["no server"].startswith("ScoreException: cannot read the model's description: "
+                                         "http://127.0.0.1:9/models: "), lines["no server"]
+    assert lines["serialized"].startswith("true "), lines["serialized"]
+    assert "s3cret" not in out.stdout
+
+
 def scores_by_id(path) -> tuple[np.ndarray, np.ndarray]:
     table = pq.read_table(path).sort_by("id")
     return table["id"].to_numpy(), as_matrix(table["score"])

@@ -173,7 +173,7 @@ fn fetch_doc(
 ) -> PyResult<score_protocol::ModelDoc> {
     let token = token.map(Token::new);
     py.detach(|| stream_client::fetch_model_any(urls, model, token.as_ref()))
-        .map_err(|e| ScoreError::new_err(format!("cannot read the model's metadata: {e}")))
+        .map_err(|e| ScoreError::new_err(e.to_string()))
 }
 
 /// The model's description (`GET /models/{name}`, or the default model) as

@@ -374,9 +374,7 @@ pub fn fetch_model(
         None => format!("{base}/models"),
     };
     let timeout = Duration::from_secs(30);
-    let fail = |detail: String| {
-        ScoreError::Config(format!("cannot read the model's description from {url}: {detail}"))
-    };
+    let fail = |detail: String| ScoreError::Describe(format!("{url}: {detail}"));
     let (status, body): (u16, Bytes) = shared
         .handle
         .block_on(async {
@@ -412,13 +410,14 @@ pub fn fetch_model_any(
     for url in urls {
         match fetch_model(url, model, token) {
             Ok(doc) => return Ok(doc),
+            Err(ScoreError::Describe(why)) => failures.push(why),
             Err(e) => failures.push(e.to_string()),
         }
     }
     if failures.is_empty() {
         return Err(ScoreError::Config("no server URL given".into()));
     }
-    Err(ScoreError::Config(failures.join("; ")))
+    Err(ScoreError::Describe(failures.join("; ")))
 }
 
 /// Asks a server for a model's input width. Blocking; call from a plain

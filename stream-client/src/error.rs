@@ -61,9 +61,13 @@ pub enum ScoreError {
     /// The overall deadline passed.
     #[error("the overall deadline of {0:?} passed")]
     Deadline(Duration),
-    /// Invalid configuration, or model metadata the client could not read.
+    /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The model's description (`/models`) could not be read: from which
+    /// server, and why (every server's reason when several were asked).
+    #[error("cannot read the model's description: {0}")]
+    Describe(String),
     /// The task driving a request was cancelled (its runtime is shutting
     /// down).
     #[error("a request was cancelled: {0}")]
