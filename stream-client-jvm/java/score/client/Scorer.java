@@ -242,7 +242,8 @@ public final class Scorer implements Serializable {
      * Scores a partition's rows: for {@code df.mapPartitions(f, Encoders.row(outputSchema))}.
      * Rows are pulled from {@code rows} only as requests complete, so memory stays flat whatever
      * the partition's size; the iterator ends only when every row has its result. Leaving it
-     * unfinished (e.g. {@code limit}) cancels the requests in flight when the Spark task ends.
+     * unfinished (e.g. {@code limit}) cancels the requests in flight when the Spark task ends;
+     * outside a Spark task, read it to the end or close it (it is {@link AutoCloseable}).
      *
      * @param rows the partition
      * @param features see {@link #outputSchema}
