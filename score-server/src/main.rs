@@ -57,8 +57,6 @@ fn serve() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let address = listener.local_addr()?;
-        tracing::info!(%address, workers = state.pool.workers(), "listening");
         server::serve(state, listener, server::shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())

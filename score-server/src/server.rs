@@ -31,7 +31,12 @@ pub async fn serve(
 
     // Always listening: without a handler SIGHUP's default action would
     // kill the server, a surprise for an operator who sends it by habit.
-    tokio::spawn(reload_on_sighup(state.clone()));
+    // Registered before "listening" is logged, so a signal sent as soon as
+    // the server says it is up finds the handler in place.
+    tokio::spawn(reload_on_sighup(state.clone(), hangup_signal()));
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, workers = state.pool.workers(), "listening");
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     let mut drain_delay: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     // The connection cap: a permit per open connection. At the cap the
@@ -88,17 +93,20 @@ pub async fn serve(
     Ok(())
 }
 
+/// The SIGHUP stream, registered now (`None`, logged, if it cannot be).
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(|e| {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; nothing will reload");
+        })
+        .ok()
+}
+
 /// Re-reads the token file on every SIGHUP; a file that cannot be used
 /// leaves the tokens in use. Without one, SIGHUP is logged and ignored.
-async fn reload_on_sighup(state: Arc<AppState>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(hup) => hup,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; nothing will reload");
-            return;
-        }
-    };
+async fn reload_on_sighup(state: Arc<AppState>, hup: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hup) = hup else { return };
     while hup.recv().await.is_some() {
         let Some(auth) = &state.auth else {
             tracing::info!("SIGHUP: nothing to reload (no --auth-token-file)");
