@@ -164,6 +164,38 @@ fn config(
     Ok(config)
 }
 
+/// The validated configurations by number, and the number of each (equal
+/// settings share one).
+#[derive(Default)]
+struct Configs {
+    by_id: HashMap<jlong, ClientConfig>,
+    ids: HashMap<ClientConfig, jlong>,
+}
+
+static CONFIGS: Mutex<Option<Configs>> = Mutex::new(None);
+
+/// The number of `config`, registering it if new.
+fn register(config: ClientConfig) -> jlong {
+    let mut guard = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    let configs = guard.get_or_insert_default();
+    if let Some(&id) = configs.ids.get(&config) {
+        return id;
+    }
+    let id = configs.by_id.len() as jlong + 1;
+    configs.ids.insert(config.clone(), id);
+    configs.by_id.insert(id, config);
+    id
+}
+
+/// The configuration numbered `id`.
+fn configured(id: jlong) -> Result<ClientConfig, Failure> {
+    let guard = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .as_ref()
+        .and_then(|c| c.by_id.get(&id).cloned())
+        .ok_or_else(|| Failure::Invalid(format!("no configuration numbered {id}")))
+}
+
 /// An open session and what the Java side needs to read its results.
 struct Open {
     session: Session,

@@ -11,15 +11,20 @@ use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, J
 use jni::sys::{jboolean, jdouble, jint, jlong};
 use stream_client::{Client, ClientConfig, Turn};
 
-use crate::{Failure, NEXT_SESSION, Open, Throw, config, direct, lock, session, sessions};
+use crate::{
+    Failure, NEXT_SESSION, Open, Throw, config, configured, direct, lock, register, session,
+    sessions,
+};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-/// `Native.check(...)`: validates a `Scorer`'s settings (throws
-/// `IllegalArgumentException` with the reason).
+/// `Native.configure(...)`: checks a `Scorer`'s settings (throws
+/// `IllegalArgumentException` with the reason) and returns the number of
+/// the configuration, which `scoreColumns` and `open` take. Equal settings
+/// get the same number, so a JVM holds one entry per distinct `Scorer`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
-pub extern "system" fn Java_score_client_Native_check<'l>(
+pub extern "system" fn Java_score_client_Native_configure<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     urls: JObjectArray<'l, JString<'l>>,
@@ -30,9 +35,9 @@ pub extern "system" fn Java_score_client_Native_check<'l>(
     in_flight: jint,
     timeout_seconds: jdouble,
     max_attempts: jint,
-) {
-    env.with_env(|env| -> Result<(), Failure> {
-        config(
+) -> jlong {
+    env.with_env(|env| -> Result<jlong, Failure> {
+        let c = config(
             env,
             &urls,
             &model,
@@ -43,24 +48,21 @@ pub extern "system" fn Java_score_client_Native_check<'l>(
             timeout_seconds,
             max_attempts,
         )?;
-        Ok(())
+        Ok(register(c))
     })
     .resolve::<Throw>()
 }
 
-/// `Native.scoreColumns(...)`: scores per row of the chosen output, from
+/// `Native.scoreColumns(config)`: scores per row of the chosen output, from
 /// the first server whose `/models` answers.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
-    urls: JObjectArray<'l, JString<'l>>,
-    model: JString<'l>,
-    output: JString<'l>,
-    token: JString<'l>,
+    config: jlong,
 ) -> jint {
-    env.with_env(|env| -> Result<jint, Failure> {
-        let c = config(env, &urls, &model, &output, &token, -1, -1, f64::NAN, -1)?;
+    env.with_env(|_env| -> Result<jint, Failure> {
+        let c = configured(config)?;
         let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
             .map_err(|e| Failure::Score(e.to_string()))?;
         let k = doc.score_columns(c.output.as_deref()).map_err(Failure::Score)?;
@@ -69,38 +71,21 @@ pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
     .resolve::<Throw>()
 }
 
-/// `Native.open(...)`: starts a session over `columns` features per row,
-/// expecting `score_columns` scores per row; returns its number.
+/// `Native.open(config, keepGoing, columns, scoreColumns)`: starts a
+/// session over `columns` features per row, expecting `score_columns`
+/// scores per row; returns its number.
 #[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_score_client_Native_open<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
-    urls: JObjectArray<'l, JString<'l>>,
-    model: JString<'l>,
-    output: JString<'l>,
-    token: JString<'l>,
-    batch_rows: jint,
-    in_flight: jint,
-    timeout_seconds: jdouble,
-    max_attempts: jint,
+    config: jlong,
     keep_going: jboolean,
     columns: jint,
     score_columns: jint,
 ) -> jlong {
-    env.with_env(|env| -> Result<jlong, Failure> {
+    env.with_env(|_env| -> Result<jlong, Failure> {
         stream_client::log_to_stderr("STREAM_CLIENT_LOG");
-        let mut c = config(
-            env,
-            &urls,
-            &model,
-            &output,
-            &token,
-            batch_rows,
-            in_flight,
-            timeout_seconds,
-            max_attempts,
-        )?;
+        let mut c = configured(config)?;
         c.keep_going = keep_going;
         c.columns = usize::try_from(columns).unwrap_or(0);
         c.score_columns = usize::try_from(score_columns).ok().filter(|&k| k > 0);

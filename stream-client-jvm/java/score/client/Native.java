@@ -55,14 +55,12 @@ final class Native {
     /** What {@link #turn} returns when the session wants a block of rows. */
     static final int FEED = -1;
 
-    static native void check(String[] urls, String model, String output, String token,
+    static native long configure(String[] urls, String model, String output, String token,
             int batchRows, int inFlight, double timeoutSeconds, int maxAttempts);
 
-    static native int scoreColumns(String[] urls, String model, String output, String token);
+    static native int scoreColumns(long config);
 
-    static native long open(String[] urls, String model, String output, String token,
-            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts,
-            boolean keepGoing, int columns, int scoreColumns);
+    static native long open(long config, boolean keepGoing, int columns, int scoreColumns);
 
     static native int turn(long session, float[] out);
 

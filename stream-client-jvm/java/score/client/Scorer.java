@@ -51,6 +51,8 @@ public final class Scorer implements Serializable {
     private final int maxAttempts;
     private final String errors;
     private final String errorColumn;
+    /** {@link #config()}'s number: per JVM, so not serialized. */
+    private transient long config;
 
     private Scorer(Builder b) {
         this.urls = b.urls.clone();
@@ -172,8 +174,7 @@ public final class Scorer implements Serializable {
          */
         public Scorer build() {
             Scorer s = new Scorer(this);
-            Native.check(s.urls, s.model, s.output, s.token, s.batchRows, s.inFlight,
-                    s.timeoutSeconds, s.maxAttempts);
+            s.config();
             return s;
         }
 
@@ -200,7 +201,7 @@ public final class Scorer implements Serializable {
                 + (token == null ? "" : Integer.toHexString(token.hashCode()));
         Integer k = WIDTHS.get(key);
         if (k == null) {
-            k = Native.scoreColumns(urls, model, output, token);
+            k = Native.scoreColumns(config());
             WIDTHS.put(key, k);
         }
         return k;
@@ -302,8 +303,19 @@ public final class Scorer implements Serializable {
     // For Scoring.
 
     long open(int columns, int scoreColumns) {
-        return Native.open(urls, model, output, token, batchRows, inFlight, timeoutSeconds,
-                maxAttempts, errors.equals("column"), columns, scoreColumns);
+        return Native.open(config(), errors.equals("column"), columns, scoreColumns);
+    }
+
+    /**
+     * This JVM's number for the settings, checked by the Rust client on first use (on the driver
+     * at {@link Builder#build}, on each executor after deserialization).
+     */
+    private synchronized long config() {
+        if (config == 0) {
+            config = Native.configure(urls, model, output, token, batchRows, inFlight,
+                    timeoutSeconds, maxAttempts);
+        }
+        return config;
     }
 
     int batchRows() {
