@@ -314,6 +314,10 @@ impl Recorder {
 struct Run {
     target: Target,
     recorder: Mutex<Recorder>,
+    /// Start of the run (the warm-up's): the open loop's schedule counts
+    /// from here, so a scheduler thread that starts late still schedules
+    /// every slot of the run (late, then on time).
+    start: Instant,
     /// End of the warm-up.
     measure_from: Instant,
     /// No request starts at or after this.
@@ -344,10 +348,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let target = Target::new(args)?;
     // Fail fast on a wrong address instead of reporting only errors.
     target.connect().await?;
-    let measure_from = Instant::now() + args.warmup;
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
     let run = Arc::new(Run {
         target,
         recorder: Mutex::default(),
+        start,
         measure_from,
         stop: measure_from + args.duration,
         budget: AtomicU64::new(args.requests.unwrap_or(u64::MAX)),
@@ -429,7 +435,7 @@ async fn open(run: &Arc<Run>, rate: f64, max_in_flight: usize) -> anyhow::Result
         let (run, slots) = (run.clone(), slots.clone());
         std::thread::Builder::new().name("loadgen-schedule".into()).spawn(move || {
             let mut dropped = 0;
-            let start = Instant::now();
+            let start = run.start;
             for n in 0u64.. {
                 let scheduled = start + interval.mul_f64(n as f64);
                 if !run.may_start(scheduled) {
