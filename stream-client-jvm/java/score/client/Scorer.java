@@ -187,7 +187,7 @@ public final class Scorer implements Serializable {
     }
 
     /** Scores per row by configuration, asked of {@code /models} once per JVM. */
-    private static final Map<String, Integer> WIDTHS = new ConcurrentHashMap<>();
+    private static final Map<Long, Integer> WIDTHS = new ConcurrentHashMap<>();
 
     /**
      * Scores per row of the chosen output, from the first server whose {@code /models} answers
@@ -197,14 +197,8 @@ public final class Scorer implements Serializable {
      * @throws ScoreException when no server describes the model
      */
     public int scoreColumns() {
-        String key = String.join("\n", urls) + "\n" + model + "\n" + output + "\n"
-                + (token == null ? "" : Integer.toHexString(token.hashCode()));
-        Integer k = WIDTHS.get(key);
-        if (k == null) {
-            k = Native.scoreColumns(config());
-            WIDTHS.put(key, k);
-        }
-        return k;
+        // Equal settings have one config number per JVM: the cache's key.
+        return WIDTHS.computeIfAbsent(config(), Native::scoreColumns);
     }
 
     /**
