@@ -3,30 +3,49 @@
 #   load-tests/overload.sh [ROUNDS] [SETTINGS...]
 # Each SETTINGS is one quoted string of score-server flags (default: the
 # README sizing's byte budget, 4 x workers x body, then 2 x). Per round
-# and setting: a fresh release server (MLP, 2 workers), loadgen with 4,096-row
-# requests at concurrency 4 (about the unloaded depth of 2 workers) and 16
-# (4x), closed loop, no backoff (a refusal is resent at once), 1 s warm-up +
-# 5 s. Prints rows/s, p99 and the status counts of each run, then the p99
-# ratio (c=16 / c=4) per setting, median over the rounds.
+# and setting: a fresh release server (MLP, W workers), loadgen with
+# 4,096-row requests at concurrency 2W (about the unloaded depth: one
+# request scored and one arriving per worker) and 8W (4x), closed loop, no
+# backoff (a refusal is resent at once), 1 s warm-up + 5 s. Prints rows/s,
+# p99 and the status counts of each run, then the p99 ratio (8W / 2W) per
+# setting, median over the rounds.
+#
+# Cores: by default server and loadgen share the machine's cores and W = 2.
+# SERVER_CPUS=0 LOADGEN_CPUS=1 pins them apart with taskset (W = the number
+# of server CPUs), so that the load generator's own work (a refused body
+# resent at once) does not take the server's cores: the overload is then
+# the server's alone to handle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source load-tests/lib.sh
 rounds=${1:-2}
 shift || true
-if [ $# -eq 0 ]; then
-  set -- "--max-inflight-bytes 13MiB" "--max-inflight-bytes 7MiB"
+workers=2
+server_pin=() loadgen_pin=()
+if [ -n "${SERVER_CPUS:-}" ]; then
+  workers=$(python3 -c 'import sys; print(sum(len(range(int(a), int(b or a) + 1)) for a, _, b in (p.partition("-") for p in sys.argv[1].split(","))))' "$SERVER_CPUS")
+  server_pin=(taskset -c "$SERVER_CPUS")
 fi
+if [ -n "${LOADGEN_CPUS:-}" ]; then loadgen_pin=(taskset -c "$LOADGEN_CPUS"); fi
+# A 4,096 x 100 float32 body is 1.5625 MiB: n x W bodies, rounded up to MiB
+# (13 and 7 MiB for two workers).
+budget() { echo "--max-inflight-bytes $(( ($1 * workers * 1600 + 1023) / 1024 ))MiB"; }
+if [ $# -eq 0 ]; then set -- "$(budget 4)" "$(budget 2)"; fi
+unloaded=$((2 * workers)) loaded=$((8 * workers))
 cargo build --release -q -p score-server -p loadgen
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 out=$(mktemp /tmp/overload.XXXXXX)
+echo "workers $workers, concurrency $unloaded (unloaded) and $loaded (4x)${SERVER_CPUS:+, server on CPUs $SERVER_CPUS}${LOADGEN_CPUS:+, loadgen on CPUs $LOADGEN_CPUS}"
 for round in $(seq "$rounds"); do
   for setting in "$@"; do
     # shellcheck disable=SC2086 # the setting is a list of flags
-    start_bench_server "$target/release/score-server" --workers 2 --model models/mlp.onnx $setting
-    for c in 4 16; do
-      "$target/release/loadgen" --json --warmup 1s --duration 5s --url "$SERVER_URL/score" \
-        --rows 4096 --concurrency "$c" --tag "setting=$setting" --tag "round=$round" >>"$out"
+    start_bench_server "${server_pin[@]}" "$target/release/score-server" --workers "$workers" \
+      --model models/mlp.onnx $setting
+    for c in "$unloaded" "$loaded"; do
+      "${loadgen_pin[@]}" "$target/release/loadgen" --json --warmup 1s --duration 5s \
+        --url "$SERVER_URL/score" --rows 4096 --concurrency "$c" --tag "setting=$setting" \
+        --tag "round=$round" --tag "load=$([ "$c" = "$unloaded" ] && echo 1x || echo 4x)" >>"$out"
       tail -1 "$out" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
@@ -36,18 +55,20 @@ print("  %-55s c=%-2d %9.0f rows/s  p99 %6.1f ms  %s" % (r["setting"], r["concur
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   done
 done
-python3 - "$out" <<'EOF'
+python3 - "$out" "$unloaded" "$loaded" <<'EOF'
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
-print("\n| setting | c=4 rows/s | c=4 p99 ms | c=16 rows/s | c=16 p99 ms | c=16 429s | p99 ratio |")
+lo, hi = sys.argv[2], sys.argv[3]
+print(f"\n| setting | c={lo} rows/s | c={lo} p99 ms | c={hi} rows/s | c={hi} p99 ms | c={hi} 429s | p99 ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for setting in dict.fromkeys(r["setting"] for r in runs):
-    def med(c, key):
-        return statistics.median(r[key] for r in runs if r["setting"] == setting and r["concurrency"] == c)
-    refused = statistics.median(r["statuses"].get("429", 0) for r in runs
-                                if r["setting"] == setting and r["concurrency"] == 16)
-    print(f"| `{setting}` | {med(4, 'rows_per_s'):,.0f} | {med(4, 'p99_ms'):.1f} | "
-          f"{med(16, 'rows_per_s'):,.0f} | {med(16, 'p99_ms'):.1f} | {refused:,.0f} | "
-          f"{med(16, 'p99_ms') / med(4, 'p99_ms'):.1f}x |")
+    def pick(load):
+        return [r for r in runs if r["setting"] == setting and r["load"] == load]
+    def med(load, key):
+        return statistics.median(r[key] for r in pick(load))
+    refused = statistics.median(r["statuses"].get("429", 0) for r in pick("4x"))
+    print(f"| `{setting}` | {med('1x', 'rows_per_s'):,.0f} | {med('1x', 'p99_ms'):.1f} | "
+          f"{med('4x', 'rows_per_s'):,.0f} | {med('4x', 'p99_ms'):.1f} | {refused:,.0f} | "
+          f"{med('4x', 'p99_ms') / med('1x', 'p99_ms'):.1f}x |")
 EOF
 rm -f "$out"

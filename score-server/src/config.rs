@@ -71,6 +71,16 @@ pub struct Args {
     #[arg(long, env = "SCORE_BODY_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub body_grace: Duration,
 
+    /// How long a request refused for overload (429) waits for its answer
+    /// when its body (over 256 KiB, or chunked) has not been read (e.g.
+    /// 500ms; 0s answers at once). A client that resends a refused body at
+    /// once would otherwise have the server take in a body per refusal as
+    /// fast as it can send them, on the cores the admitted requests need;
+    /// held back, it costs a timer. Clients that honour Retry-After (at
+    /// least 1 s) wait anyway; the refused work is never queued.
+    #[arg(long, env = "SCORE_REFUSAL_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub refusal_delay: Duration,
+
     /// Most open client connections. At the cap the server stops accepting
     /// (new connections wait in the kernel's backlog) rather than run out of
     /// file descriptors: keep it under `ulimit -n`. Connections that idle or
@@ -131,6 +141,8 @@ pub struct Config {
     pub min_body_rate: usize,
     /// Grace period before the body rate counts.
     pub body_grace: Duration,
+    /// Wait before a 429 whose large body was not read.
+    pub refusal_delay: Duration,
     /// Most open connections.
     pub max_connections: usize,
     /// Header receive timeout (and keep-alive idle timeout).
@@ -202,6 +214,7 @@ impl Args {
             body_timeout: self.body_timeout,
             min_body_rate: self.min_body_rate,
             body_grace: self.body_grace,
+            refusal_delay: self.refusal_delay,
             max_connections: self.max_connections,
             header_timeout: self.header_timeout,
             auth_token_file: self.auth_token_file,

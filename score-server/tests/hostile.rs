@@ -107,6 +107,53 @@ fn an_oversized_declared_body_is_refused_from_the_headers() {
     }
 }
 
+/// Sends a whole request (head and `len` zero bytes of body, from another
+/// thread, as a client that writes before it reads) and returns the answer
+/// with the time it took to come.
+fn send_whole(server: &Server, len: usize) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = open(server, &put_head(&len.to_string(), ""));
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&vec![0u8; len]);
+    });
+    let answer = read_answer(&mut stream, Duration::from_secs(30));
+    let took = started.elapsed();
+    drop(stream);
+    sender.join().expect("sender");
+    (answer, took)
+}
+
+/// Under overload, a large body refused before it was read is answered
+/// after --refusal-delay: a client that resends at once would otherwise
+/// have the server take in a body per refusal as fast as it can send them,
+/// on the admitted requests' cores (load-tests/overload.sh). It used to be
+/// answered at once. A small refused body is answered at once.
+#[test]
+fn a_large_refused_body_is_answered_after_the_refusal_delay() {
+    const DELAY: Duration = Duration::from_secs(3);
+    let server = Server::start(
+        &[],
+        &["--max-inflight-bytes", "1MiB", "--refusal-delay", "3s", "--body-timeout", "120s"],
+    );
+    // A sender that has sent 700 KB of a 4 MB body and waits: it holds the
+    // receiving share of the budget (768 KiB), so every other body is
+    // refused from its headers.
+    let mut hog = open(&server, &put_head("4000000", ""));
+    hog.write_all(&vec![0u8; 700_000]).expect("part of the body");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (answer, took) = send_whole(&server, 1_600_000);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after"), "{answer}");
+    assert!(took >= DELAY, "a large refused body was answered after {took:?}");
+
+    let (answer, took) = send_whole(&server, 100_000);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(took < DELAY, "a small refused body waited {took:?}");
+    drop(hog);
+}
+
 /// A sender that trickles its body is cut once it falls behind the
 /// minimum rate, with a 408 that says why.
 #[test]

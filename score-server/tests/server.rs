@@ -158,8 +158,9 @@ fn a_corrupt_model_file_is_named_without_a_backtrace() {
 }
 
 /// Far more concurrent large requests than the budget admits: the excess gets
-/// 429 with Retry-After at once, the admitted ones are scored correctly, and
-/// the server's peak memory stays near its budget.
+/// 429 with Retry-After (after --refusal-delay, their bodies being large),
+/// the admitted ones are scored correctly, and the server's peak memory
+/// stays near its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_429_and_memory_stays_bounded() {
     const CLIENTS: usize = 48;

@@ -128,9 +128,11 @@ pub async fn read(
         // Admission is charged for the bytes written (the kernel backs a
         // buffer page by page as it is written, so an allocation's unused
         // tail costs no memory), a little ahead to keep semaphore
-        // operations few: the charge at most doubles, by at most 1 MiB.
+        // operations few: the charge at most doubles, by at most 1 MiB, and
+        // never past a declared length (so that a budget of n bodies admits
+        // n bodies).
         let ahead = charge.held().clamp(crate::admission::FIRST_STEP, 1 << 20);
-        let target = received + ahead;
+        let target = (received + ahead).min(declared.unwrap_or(usize::MAX).max(received));
         if received > buf.capacity() {
             // A declared length gets its buffer at once: no move ever. A
             // chunked body starts small (most are) and past that gets the

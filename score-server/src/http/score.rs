@@ -18,7 +18,7 @@ use score_protocol::{codec, headers, media};
 
 use super::body::ReadError;
 use super::{ModelName, body};
-use crate::admission::Permit;
+use crate::admission::{BodyCharge, Permit};
 use crate::error::ApiError;
 use crate::metrics::Rejection;
 use crate::model::Model;
@@ -136,11 +136,21 @@ fn closing(e: ApiError) -> Response {
     response
 }
 
+/// A refused body larger than this (or of unknown length) is answered only
+/// after `--refusal-delay`: its sender is likely still writing it (it has
+/// more than a socket buffer or two to send), and the server would have to
+/// take it all in before the sender reads the answer. A smaller one is
+/// through already and costs nothing more.
+const DELAY_ABOVE: usize = 256 << 10;
+
 /// Reads the body, charging admission for its bytes as they arrive, then
 /// admits the complete request (429 when a budget is spent). A declared
 /// length over the limit is answered 413 from the headers alone: a client
 /// that sent `Expect: 100-continue` never sends its body. A refused body's
-/// remainder is thrown away in the background ([`body::linger`]).
+/// remainder is thrown away in the background ([`body::linger`]), after
+/// `--refusal-delay` when it was refused for overload and is large: a
+/// client that resends at once is held back instead of having the server
+/// take in a body per refusal on the admitted requests' cores.
 async fn receive(
     state: &AppState,
     head: &Head,
@@ -153,39 +163,20 @@ async fn receive(
         min_rate: config.min_body_rate,
         grace: config.body_grace,
     };
-    let refuse = |e: ApiError, body: Body| {
-        body::linger(body, rules.limit);
-        e
-    };
-    let overloaded = || {
-        state.metrics.reject(Rejection::overloaded);
-        ApiError::Overloaded { retry_after: state.retry_after() }
-    };
-    if head.declared.is_some_and(|len| len > rules.limit) {
-        return Err(refuse(ApiError::PayloadTooLarge { limit: rules.limit }, request_body));
-    }
-    // A declared body that cannot fit now is refused before any of it is
-    // read: under overload, refusals cost next to nothing and the cores stay
-    // with the admitted work. (Nothing is reserved here: a client that
-    // declares much and sends nothing still holds nothing.)
-    if head.declared.is_some_and(|len| !state.admission.has_room_for(len)) {
-        return Err(refuse(overloaded(), request_body));
-    }
-    let mut charge = state.admission.start_body();
-    let read = body::read(&mut request_body, head.declared, &state.admission, &mut charge, &rules);
-    let bytes = match read.await {
-        Ok(bytes) => bytes,
+    let (bytes, charge) = match read_charged(state, head, &mut request_body, &rules).await {
+        Ok(read) => read,
+        // The connection is broken: there is nothing left to read.
+        Err(e @ ApiError::BodyRead(_)) => return Err(e),
         Err(e) => {
-            let e = match e {
-                ReadError::TooLarge => ApiError::PayloadTooLarge { limit: rules.limit },
-                ReadError::Overloaded => overloaded(),
-                ReadError::Timeout => ApiError::BodyTimeout(rules.timeout),
-                ReadError::TooSlow => {
-                    ApiError::BodyTooSlow { min_rate: rules.min_rate, grace: rules.grace }
-                }
-                ReadError::Transport(detail) => return Err(ApiError::BodyRead(detail)),
-            };
-            return Err(refuse(e, request_body));
+            // (The charge is given back already: a delayed refusal holds
+            // no budget, only its connection.)
+            if matches!(e, ApiError::Overloaded { .. })
+                && head.declared.is_none_or(|len| len > DELAY_ABOVE)
+            {
+                tokio::time::sleep(config.refusal_delay).await;
+            }
+            body::linger(request_body, rules.limit);
+            return Err(e);
         }
     };
     let decoded = match head.format {
@@ -193,8 +184,43 @@ async fn receive(
         BodyFormat::Json => body::json_decoded_bound(bytes.len()),
     };
     let permit =
-        charge.complete(&state.admission, bytes.len(), decoded).map_err(|_| overloaded())?;
+        charge.complete(&state.admission, bytes.len(), decoded).map_err(|_| overloaded(state))?;
     Ok((bytes, permit))
+}
+
+/// Reads the whole body under `rules`, charged to admission as it arrives.
+async fn read_charged(
+    state: &AppState,
+    head: &Head,
+    request_body: &mut Body,
+    rules: &body::BodyRules,
+) -> Result<(Bytes, BodyCharge), ApiError> {
+    if head.declared.is_some_and(|len| len > rules.limit) {
+        return Err(ApiError::PayloadTooLarge { limit: rules.limit });
+    }
+    // A declared body that cannot fit now is refused before any of it is
+    // read. (Nothing is reserved here: a client that declares much and
+    // sends nothing still holds nothing.)
+    if head.declared.is_some_and(|len| !state.admission.has_room_for(len)) {
+        return Err(overloaded(state));
+    }
+    let mut charge = state.admission.start_body();
+    match body::read(request_body, head.declared, &state.admission, &mut charge, rules).await {
+        Ok(bytes) => Ok((bytes, charge)),
+        Err(ReadError::TooLarge) => Err(ApiError::PayloadTooLarge { limit: rules.limit }),
+        Err(ReadError::Overloaded) => Err(overloaded(state)),
+        Err(ReadError::Timeout) => Err(ApiError::BodyTimeout(rules.timeout)),
+        Err(ReadError::TooSlow) => {
+            Err(ApiError::BodyTooSlow { min_rate: rules.min_rate, grace: rules.grace })
+        }
+        Err(ReadError::Transport(detail)) => Err(ApiError::BodyRead(detail)),
+    }
+}
+
+/// A 429, counted.
+fn overloaded(state: &AppState) -> ApiError {
+    state.metrics.reject(Rejection::overloaded);
+    ApiError::Overloaded { retry_after: state.retry_after() }
 }
 
 /// The output `?output=` names, or the model's default.
