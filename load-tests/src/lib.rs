@@ -69,6 +69,12 @@ pub struct Args {
     /// Per-request timeout.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// How the rows are encoded: `binary` (float32 row-major), `arrow-list`
+    /// (an Arrow IPC stream of one list<float32> column) or `arrow-columns`
+    /// (an Arrow IPC stream of one float32 column per feature, as Spark
+    /// holds separate feature columns).
+    #[arg(long, value_enum, default_value_t = BodyLayout::Binary)]
+    pub format: BodyLayout,
     /// Do not send X-Score-Columns (for endpoints that do not know it).
     #[arg(long)]
     pub no_columns_header: bool,
@@ -209,9 +215,52 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
 
 /// A request body of `rows × columns` float32 values, deterministic.
 pub fn body(rows: usize, columns: usize) -> Bytes {
+    score_protocol::codec::encode(&values(rows, columns)).into()
+}
+
+fn values(rows: usize, columns: usize) -> Vec<f32> {
     let mut rng = fastrand::Rng::with_seed(7);
-    let values: Vec<f32> = (0..rows * columns).map(|_| rng.f32() * 4.0 - 2.0).collect();
-    score_protocol::codec::encode(&values).into()
+    (0..rows * columns).map(|_| rng.f32() * 4.0 - 2.0).collect()
+}
+
+/// How a request's rows are encoded (`--format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BodyLayout {
+    /// float32 little-endian, row-major.
+    Binary,
+    /// An Arrow IPC stream of one `list<float32>` column.
+    ArrowList,
+    /// An Arrow IPC stream of one float32 column per feature.
+    ArrowColumns,
+}
+
+/// The same rows as [`body`], as an Arrow IPC stream laid out as `layout`
+/// says (the binary body for [`BodyLayout::Binary`]).
+pub fn body_as(layout: BodyLayout, rows: usize, columns: usize) -> anyhow::Result<Bytes> {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
+    let values = values(rows, columns);
+    let batch = match layout {
+        BodyLayout::Binary => return Ok(body(rows, columns)),
+        BodyLayout::ArrowList => {
+            let item =
+                Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, false));
+            let offsets =
+                arrow_buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(columns, rows));
+            let list =
+                ListArray::try_new(item, offsets, Arc::new(Float32Array::from(values)), None)?;
+            RecordBatch::try_from_iter([("features", Arc::new(list) as ArrayRef)])?
+        }
+        BodyLayout::ArrowColumns => RecordBatch::try_from_iter((0..columns).map(|c| {
+            let column: Vec<f32> = values.iter().skip(c).step_by(columns).copied().collect();
+            (format!("f{c}"), Arc::new(Float32Array::from(column)) as ArrayRef)
+        }))?,
+    };
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())?;
+    writer.write(&batch)?;
+    writer.finish()?;
+    Ok(writer.into_inner()?.into())
 }
 
 /// Where and what to send.
@@ -240,11 +289,15 @@ impl Target {
         if args.rows == 0 || args.columns == 0 {
             bail!("--rows and --columns must be at least 1");
         }
-        let mut headers = vec![("content-type", score_protocol::media::OCTET_STREAM.to_string())];
+        let media = match args.format {
+            BodyLayout::Binary => score_protocol::media::OCTET_STREAM,
+            BodyLayout::ArrowList | BodyLayout::ArrowColumns => score_protocol::media::ARROW_STREAM,
+        };
+        let mut headers = vec![("content-type", media.to_string())];
         if !args.no_columns_header {
             headers.push((score_protocol::headers::COLUMNS, args.columns.to_string()));
         }
-        let body = body(args.rows, args.columns);
+        let body = body_as(args.format, args.rows, args.columns)?;
         Ok(Target {
             address: format!("{}:{port}", authority.host()),
             request: http1::encode_put(&path, authority.as_str(), &headers, &body),

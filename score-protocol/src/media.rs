@@ -4,6 +4,8 @@
 pub const OCTET_STREAM: &str = "application/octet-stream";
 /// `[[...], ...]` rows in, `{"model", ..., "outputs"}` out: for people.
 pub const JSON: &str = "application/json";
+/// An Arrow IPC stream (record batches): typed columns as Spark holds them.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// `GET /metrics`: Prometheus in the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -14,6 +16,10 @@ pub enum BodyFormat {
     Binary,
     /// JSON rows ([`JSON`]).
     Json,
+    /// An Arrow IPC stream ([`ARROW_STREAM`]): one list column of the
+    /// model's width, or one numeric column per feature. Answered in
+    /// binary.
+    Arrow,
 }
 
 impl BodyFormat {
@@ -27,6 +33,8 @@ impl BodyFormat {
             Ok(BodyFormat::Binary)
         } else if mime.eq_ignore_ascii_case(JSON) {
             Ok(BodyFormat::Json)
+        } else if mime.eq_ignore_ascii_case(ARROW_STREAM) {
+            Ok(BodyFormat::Arrow)
         } else {
             Err(text.to_string())
         }
@@ -37,6 +45,7 @@ impl BodyFormat {
         match self {
             BodyFormat::Binary => OCTET_STREAM,
             BodyFormat::Json => JSON,
+            BodyFormat::Arrow => ARROW_STREAM,
         }
     }
 }
@@ -50,6 +59,8 @@ mod tests {
         assert_eq!(BodyFormat::from_content_type(None), Ok(BodyFormat::Binary));
         let json = BodyFormat::from_content_type(Some("Application/JSON; charset=utf-8"));
         assert_eq!(json, Ok(BodyFormat::Json));
+        let arrow = BodyFormat::from_content_type(Some("application/vnd.apache.arrow.stream"));
+        assert_eq!(arrow, Ok(BodyFormat::Arrow));
         assert_eq!(BodyFormat::from_content_type(Some("text/csv")), Err("text/csv".to_string()));
     }
 }

@@ -89,11 +89,15 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// Neither binary nor JSON.
+    /// Neither binary, JSON nor Arrow.
     #[error(
-        "unsupported Content-Type {0:?}: send application/octet-stream (float32 little-endian rows) or application/json"
+        "unsupported Content-Type {0:?}: send application/octet-stream (float32 little-endian rows), application/json or application/vnd.apache.arrow.stream"
     )]
     UnsupportedMediaType(String),
+    /// A body of a known media type in an encoding the server does not
+    /// decode (a compressed Arrow stream).
+    #[error("{0}")]
+    UnsupportedEncoding(String),
     /// Admission is full.
     #[error("server overloaded, retry after {}s", retry_after::format(*retry_after))]
     Overloaded {
@@ -127,7 +131,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             ApiError::BodyTimeout(_) | ApiError::BodyTooSlow { .. } => ErrorKind::BodyTimeout,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
-            ApiError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
+                ErrorKind::UnsupportedMediaType
+            }
             ApiError::Overloaded { .. } => ErrorKind::Overloaded,
             ApiError::Draining => ErrorKind::Draining,
             ApiError::DeadlineExceeded => ErrorKind::DeadlineExceeded,

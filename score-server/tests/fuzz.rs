@@ -1,5 +1,6 @@
 //! Fuzzing of everything that parses what a client or an operator hands the
-//! server: the float32 and JSON body decoders and the model loader.
+//! server: the float32, JSON and Arrow IPC body decoders and the model
+//! loader.
 //! cargo-fuzz needs a nightly compiler, which these machines do not have,
 //! so this is property-based fuzzing with proptest: random and mutated
 //! inputs, the property being "an answer or an error, never a panic", plus
@@ -8,11 +9,17 @@
 //! run). Failing inputs are kept in `tests/fuzz.proptest-regressions`
 //! (committed: the corpus of past failures) and replayed first.
 //!
-//! Arrow IPC and text bodies get their properties when they land.
+//! Text bodies get their properties when they land.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, Float64Array, ListArray, RecordBatch};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::Field;
 use proptest::prelude::*;
+use score_server::http::arrow;
 use score_server::http::body::{binary_rows, json_rows};
 use score_server::model::{Model, ModelSource, fixture_path};
 
@@ -42,8 +49,83 @@ fn json_like() -> impl Strategy<Value = String> {
         .prop_map(|(rows, junk, append)| if append { format!("{rows}{junk}") } else { rows })
 }
 
+/// A valid Arrow IPC stream of `rows` (row-major, `columns` wide): one
+/// list column, or one float64 column per feature; with the floats it
+/// decodes to.
+fn arrow_stream(rows: &[f32], columns: usize, as_list: bool) -> Vec<u8> {
+    let batch = if as_list {
+        let field = Arc::new(Field::new("item", arrow_schema::DataType::Float32, false));
+        let lengths = std::iter::repeat_n(columns, rows.len() / columns);
+        let values: ArrayRef = Arc::new(Float32Array::from(rows.to_vec()));
+        let list = ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), values, None)
+            .expect("list");
+        RecordBatch::try_from_iter([("x", Arc::new(list) as ArrayRef)]).expect("batch")
+    } else {
+        RecordBatch::try_from_iter((0..columns).map(|c| {
+            let column: Vec<f64> =
+                rows.iter().skip(c).step_by(columns).map(|&v| f64::from(v)).collect();
+            (format!("f{c}"), Arc::new(Float64Array::from(column)) as ArrayRef)
+        }))
+        .expect("batch")
+    };
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+    writer.write(&batch).expect("batch");
+    writer.finish().expect("finish");
+    writer.into_inner().expect("bytes")
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn arrow_streams_decode_exactly(
+        values in proptest::collection::vec(-1e6f32..1e6, 0..24),
+        columns in 1usize..4,
+        as_list in any::<bool>(),
+    ) {
+        let rows = &values[..values.len() / columns * columns];
+        let body = bytes::Bytes::from(arrow_stream(rows, columns, as_list));
+        let (floats, n) = arrow::rows(body, columns).expect("a valid stream");
+        prop_assert_eq!(n, rows.len() / columns);
+        prop_assert_eq!(score_protocol::codec::decode(&floats).expect("whole"), rows.to_vec());
+    }
+
+    #[test]
+    fn mutated_arrow_streams_never_panic(
+        values in proptest::collection::vec(any::<f32>(), 0..24),
+        columns in 1usize..4,
+        as_list in any::<bool>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let rows = &values[..values.len() / columns * columns];
+        let mut bytes = arrow_stream(rows, columns, as_list);
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= value;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        let decoded = catch_unwind(AssertUnwindSafe(|| {
+            arrow::rows(bytes::Bytes::from(bytes), columns)
+        }));
+        prop_assert!(decoded.is_ok(), "the Arrow decoder panicked");
+        if let Ok(Ok((floats, n))) = decoded {
+            prop_assert_eq!(floats.len(), n * columns * 4);
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_not_arrow(bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                                  columns in 1usize..5) {
+        let decoded = catch_unwind(AssertUnwindSafe(|| {
+            arrow::rows(bytes::Bytes::from(bytes), columns)
+        }));
+        prop_assert!(decoded.is_ok(), "the Arrow decoder panicked");
+    }
 
     #[test]
     fn binary_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512),

@@ -1,5 +1,6 @@
 //! The HTTP interface: routes, middleware and the error fallbacks.
 
+pub mod arrow;
 pub mod body;
 mod control;
 mod score;

@@ -182,6 +182,7 @@ async fn receive(
     let decoded = match head.format {
         BodyFormat::Binary => 0,
         BodyFormat::Json => body::json_decoded_bound(bytes.len()),
+        BodyFormat::Arrow => super::arrow::decoded_bound(bytes.len()),
     };
     let permit =
         charge.complete(&state.admission, bytes.len(), decoded).map_err(|_| overloaded(state))?;
@@ -243,6 +244,7 @@ fn decode(format: BodyFormat, bytes: Bytes, columns: usize) -> Result<(Bytes, us
             Ok((bytes, rows))
         }
         BodyFormat::Json => body::json_rows(&bytes, columns),
+        BodyFormat::Arrow => super::arrow::rows(bytes, columns),
     }
 }
 
@@ -274,7 +276,9 @@ fn answer(
 ) -> Response {
     let output_name = &model.outputs[output].name;
     let mut response = match format {
-        BodyFormat::Binary => {
+        // Arrow requests get the binary answer (Arrow answers, asked for
+        // with Accept, are not implemented yet).
+        BodyFormat::Binary | BodyFormat::Arrow => {
             let mut r = scored.data.into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(media::OCTET_STREAM));

@@ -1,6 +1,9 @@
 //! Helpers shared by the tests that run the `score-server` binary
-//! (`server.rs`, `hostile.rs`, `fleet.rs`).
+//! (`server.rs`, `hostile.rs`, `fleet.rs`), and in [`router`] those of the
+//! tests that drive the router without a socket.
 #![allow(dead_code)]
+
+pub mod router;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

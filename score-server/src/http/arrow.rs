@@ -1,0 +1,353 @@
+//! Arrow IPC stream bodies (`application/vnd.apache.arrow.stream`) for a
+//! model with one float32 input of `n` columns: what Spark already holds,
+//! sent as it is.
+//!
+//! The columns are matched to the input by these rules (score-protocol's
+//! media module names the type; the README states them for users):
+//! - one `fixed_size_list` of size `n`, or one `list`/`large_list` whose
+//!   every row holds `n` values, of float32 or float64: the rows;
+//! - otherwise `n` float32 or float64 columns, by position: the features.
+//!
+//! float64 is converted to float32 (a value outside float32's range is a
+//! 400, as in JSON). Anything else (another width, another type, a null)
+//! is a 400 that names the column and what was expected; a stream that is
+//! not Arrow IPC, is cut short, or uses compression is a 400 or 415 that
+//! says so. The stream may hold any number of record batches (zero rows:
+//! a schema alone). Decoding never copies a body's buffers when they are
+//! aligned (arrow's `StreamDecoder` over the received `Bytes`); the rows
+//! are written once, row-major, as the binary path's float32 body.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type};
+use arrow_array::{Array, ArrayRef, OffsetSizeTrait, RecordBatch};
+use arrow_buffer::Buffer;
+use arrow_ipc::MessageHeader;
+use arrow_ipc::reader::StreamDecoder;
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+use bytes::Bytes;
+use score_protocol::codec;
+
+use crate::error::ApiError;
+
+/// Most bytes of float32 rows (and of buffers decoding may have to copy to
+/// align them) an Arrow body of `len` bytes can need beyond itself: the
+/// rows are at most as large as the values they come from, and an
+/// unaligned buffer is copied once.
+pub fn decoded_bound(len: usize) -> usize {
+    len.saturating_mul(2)
+}
+
+/// Decodes an Arrow IPC stream into float32 little-endian rows of
+/// `columns` values and returns them with the row count.
+pub fn rows(body: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
+    check_buffer_ranges(&body).map_err(|e| {
+        ApiError::BadShape(format!("the body is not a valid Arrow IPC stream: {e}"))
+    })?;
+    // arrow-rs trusts a few more of a message's numbers than the ones
+    // checked above (tests/fuzz.rs found the buffer ranges); a decoder
+    // panic is a refusal like any other, never a 500.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(body, columns))).unwrap_or_else(
+        |panic| {
+            Err(ApiError::BadShape(format!(
+                "the body is not a valid Arrow IPC stream: {}",
+                crate::pool::panic_message(&*panic)
+            )))
+        },
+    )
+}
+
+/// Walks the stream's messages (framing and metadata only) and checks that
+/// every buffer of every batch lies inside its message's body: arrow-rs
+/// slices them unchecked, and panics on a garbled offset.
+fn check_buffer_ranges(bytes: &[u8]) -> Result<(), String> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    };
+    let mut at = 0usize;
+    // A stream cut short is left for the decoder to name.
+    while let Some(mut len) = word(at) {
+        at += 4;
+        if len == u32::MAX {
+            let Some(next) = word(at) else { return Ok(()) };
+            (len, at) = (next, at + 4);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let Some(meta) = bytes.get(at..at.saturating_add(len as usize)) else { return Ok(()) };
+        at += len as usize;
+        let message = arrow_ipc::root_as_message(meta).map_err(|e| e.to_string())?;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| format!("a message body of {} bytes", message.bodyLength()))?;
+        let batch = match message.header_type() {
+            MessageHeader::RecordBatch => message.header_as_record_batch(),
+            MessageHeader::DictionaryBatch => {
+                message.header_as_dictionary_batch().and_then(|d| d.data())
+            }
+            _ => None,
+        };
+        for buffer in batch.and_then(|b| b.buffers()).iter().flatten() {
+            let (offset, length) = (buffer.offset(), buffer.length());
+            let end = offset.checked_add(length).and_then(|end| usize::try_from(end).ok());
+            if offset < 0 || length < 0 || end.is_none_or(|end| end > body) {
+                return Err(format!(
+                    "a buffer at {offset} of {length} bytes in a message body of {body} bytes"
+                ));
+            }
+        }
+        at = at.saturating_add(body);
+    }
+    Ok(())
+}
+
+fn decode(body: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
+    let mut buffer = Buffer::from(body);
+    let mut decoder = StreamDecoder::new();
+    let mut layout: Option<Layout> = None;
+    let mut out: Vec<u8> = Vec::new();
+    let mut rows = 0usize;
+    while !buffer.is_empty() {
+        let Some(batch) = decoder.decode(&mut buffer).map_err(stream_error)? else { break };
+        let layout = match &layout {
+            Some(layout) => layout,
+            None => layout.insert(Layout::of(&batch.schema(), columns)?),
+        };
+        layout.append(&batch, columns, rows, &mut out)?;
+        rows += batch.num_rows();
+    }
+    let Some(schema) = decoder.schema() else {
+        return Err(ApiError::BadShape(
+            "the body is not an Arrow IPC stream: it does not start with a schema message".into(),
+        ));
+    };
+    decoder
+        .finish()
+        .map_err(|_| ApiError::BadShape("the Arrow stream is cut short inside a message".into()))?;
+    // A schema alone is zero rows, if its columns would fit.
+    if layout.is_none() {
+        Layout::of(&schema, columns)?;
+    }
+    Ok((Bytes::from(out), rows))
+}
+
+fn stream_error(e: ArrowError) -> ApiError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("compress") || lower.contains("lz4") || lower.contains("zstd") {
+        ApiError::UnsupportedEncoding(format!(
+            "a compressed Arrow IPC stream ({text}); send it uncompressed"
+        ))
+    } else {
+        ApiError::BadShape(format!("the body is not a valid Arrow IPC stream: {text}"))
+    }
+}
+
+/// How a body's columns make the rows.
+#[derive(Debug)]
+enum Layout {
+    /// One list column, each row one value list.
+    List,
+    /// `n` numeric columns, one feature each.
+    Columns,
+}
+
+impl Layout {
+    fn of(schema: &Schema, columns: usize) -> Result<Layout, ApiError> {
+        let fields = schema.fields();
+        if let [field] = &fields[..] {
+            match field.data_type() {
+                DataType::FixedSizeList(values, size) => {
+                    check_float(field, values.data_type())?;
+                    if *size as usize != columns {
+                        return Err(ApiError::BadShape(format!(
+                            "column {:?} is a fixed_size_list of {size} values; the model takes \
+                             {columns}",
+                            field.name()
+                        )));
+                    }
+                    return Ok(Layout::List);
+                }
+                DataType::List(values) | DataType::LargeList(values) => {
+                    check_float(field, values.data_type())?;
+                    return Ok(Layout::List);
+                }
+                _ => {}
+            }
+        }
+        if fields.len() != columns {
+            return Err(ApiError::BadShape(format!(
+                "the Arrow body has {} column{} ({}); the model takes one list column of \
+                 {columns} numbers or {columns} float columns",
+                fields.len(),
+                if fields.len() == 1 { "" } else { "s" },
+                fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for field in fields {
+            check_float(field, field.data_type())?;
+        }
+        Ok(Layout::Columns)
+    }
+
+    fn append(
+        &self,
+        batch: &RecordBatch,
+        columns: usize,
+        first_row: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let schema = batch.schema();
+        let names = schema.fields().iter().map(|f| f.name().as_str());
+        for (array, name) in batch.columns().iter().zip(names) {
+            check_nulls(array, name, first_row, 1)?;
+        }
+        match self {
+            Layout::List => {
+                let (array, name) = (batch.column(0), schema.field(0).name());
+                match array.data_type() {
+                    DataType::FixedSizeList(..) => {
+                        let list = array.as_fixed_size_list();
+                        let values =
+                            list.values().slice(list.offset() * columns, list.len() * columns);
+                        check_nulls(&values, name, first_row, columns)?;
+                        push_values(&values, name, first_row, columns, out)
+                    }
+                    DataType::List(_) => {
+                        list_rows(array.as_list::<i32>(), name, first_row, columns, out)
+                    }
+                    _ => list_rows(array.as_list::<i64>(), name, first_row, columns, out),
+                }
+            }
+            Layout::Columns => {
+                // Each column as a float32 slice (float64 ones converted
+                // first), then the rows written in order: sequential
+                // writes, and a sequential read of every column.
+                let mut converted: Vec<Vec<f32>> = Vec::new();
+                for (array, field) in batch.columns().iter().zip(schema.fields()) {
+                    if array.data_type() == &DataType::Float64 {
+                        converted.push(narrowed(array, field.name(), first_row, 1)?);
+                    }
+                }
+                let mut converted = converted.iter();
+                let slices: Vec<&[f32]> = batch
+                    .columns()
+                    .iter()
+                    .map(|array| match array.data_type() {
+                        DataType::Float32 => &array.as_primitive::<Float32Type>().values()[..],
+                        _ => &converted.next().expect("one converted column per float64 one")[..],
+                    })
+                    .collect();
+                out.reserve(batch.num_rows() * columns * 4);
+                for row in 0..batch.num_rows() {
+                    for column in &slices {
+                        out.extend_from_slice(&column[row].to_le_bytes());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A value type the float input takes.
+fn check_float(field: &Field, values: &DataType) -> Result<(), ApiError> {
+    match values {
+        DataType::Float32 | DataType::Float64 => Ok(()),
+        other => Err(ApiError::BadShape(format!(
+            "column {:?} holds {other} values; the model takes float32 (float64 is converted)",
+            field.name()
+        ))),
+    }
+}
+
+/// Refuses a null, naming its row (`per_row` values a row).
+fn check_nulls(
+    array: &ArrayRef,
+    name: &str,
+    first_row: usize,
+    per_row: usize,
+) -> Result<(), ApiError> {
+    if array.null_count() == 0 {
+        return Ok(());
+    }
+    let at = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+    Err(ApiError::BadShape(format!(
+        "row {} of column {name:?} is null; the model takes no missing values",
+        first_row + at / per_row.max(1)
+    )))
+}
+
+/// The rows of a variable-size list column: every row must hold `columns`
+/// values.
+fn list_rows<O: OffsetSizeTrait>(
+    list: &arrow_array::GenericListArray<O>,
+    name: &str,
+    first_row: usize,
+    columns: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    let offsets = list.value_offsets();
+    for (row, pair) in offsets.windows(2).enumerate() {
+        let len = (pair[1] - pair[0]).as_usize();
+        if len != columns {
+            return Err(ApiError::BadShape(format!(
+                "row {} of column {name:?} has {len} values; the model takes {columns}",
+                first_row + row
+            )));
+        }
+    }
+    let start = offsets.first().map_or(0, |o| o.as_usize());
+    let end = offsets.last().map_or(0, |o| o.as_usize());
+    let values = list.values().slice(start, end - start);
+    check_nulls(&values, name, first_row, columns)?;
+    push_values(&values, name, first_row, columns, out)
+}
+
+/// Appends float32 or float64 values as float32 little-endian bytes; a
+/// float64 outside float32's range is refused, naming its row (`per_row`
+/// values a row).
+fn push_values(
+    values: &ArrayRef,
+    name: &str,
+    first_row: usize,
+    per_row: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    match values.data_type() {
+        DataType::Float32 => {
+            codec::encode_into(values.as_primitive::<Float32Type>().values(), out);
+        }
+        _ => codec::encode_into(&narrowed(values, name, first_row, per_row)?, out),
+    }
+    Ok(())
+}
+
+/// float64 values as float32, refusing one outside float32's range.
+fn narrowed(
+    values: &ArrayRef,
+    name: &str,
+    first_row: usize,
+    per_row: usize,
+) -> Result<Vec<f32>, ApiError> {
+    let Some(values) = values.as_primitive_opt::<Float64Type>() else {
+        return Err(ApiError::BadShape(format!(
+            "column {name:?} holds {} values; the model takes float32",
+            values.data_type()
+        )));
+    };
+    values
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let f = v as f32;
+            if f.is_infinite() && v.is_finite() {
+                return Err(ApiError::BadShape(format!(
+                    "row {} of column {name:?}: {v:e} is outside the float32 range (±3.4e38)",
+                    first_row + i / per_row.max(1)
+                )));
+            }
+            Ok(f)
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! Arrow IPC stream bodies through the router (no socket): every layout a
+//! Spark partition can arrive in scores exactly like the binary matrix,
+//! and every mistake is a 400 that names the column and what was expected.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, LargeListArray,
+    ListArray, RecordBatch,
+};
+use arrow_buffer::{NullBuffer, OffsetBuffer};
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{DataType, Field, Schema};
+use axum::http::{StatusCode, header};
+use common::router::{error_kind, f32_bytes, put, reference, send, state};
+use serde_json::Value;
+
+const ARROW: &str = "application/vnd.apache.arrow.stream";
+
+/// The IPC stream of `batches` (a schema message, then each batch).
+fn ipc(schema: &Arc<Schema>, batches: &[RecordBatch]) -> Vec<u8> {
+    let mut writer = StreamWriter::try_new(Vec::new(), schema).expect("writer");
+    for batch in batches {
+        writer.write(batch).expect("batch");
+    }
+    writer.finish().expect("finish");
+    writer.into_inner().expect("bytes")
+}
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(columns).expect("batch")
+}
+
+fn f64s(values: &[f32]) -> ArrayRef {
+    Arc::new(Float64Array::from(values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+}
+
+fn f32s(values: &[f32]) -> ArrayRef {
+    Arc::new(Float32Array::from(values.to_vec()))
+}
+
+fn list(values: ArrayRef, width: usize) -> ArrayRef {
+    let rows = values.len() / width;
+    let field = Arc::new(Field::new("item", values.data_type().clone(), false));
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(width, rows));
+    Arc::new(ListArray::try_new(field, offsets, values, None).expect("list"))
+}
+
+fn large_list(values: ArrayRef, width: usize) -> ArrayRef {
+    let rows = values.len() / width;
+    let field = Arc::new(Field::new("item", values.data_type().clone(), false));
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(width, rows));
+    Arc::new(LargeListArray::try_new(field, offsets, values, None).expect("large list"))
+}
+
+fn fixed(values: ArrayRef, width: usize) -> ArrayRef {
+    let field = Arc::new(Field::new("item", values.data_type().clone(), false));
+    Arc::new(FixedSizeListArray::try_new(field, width as i32, values, None).expect("fixed list"))
+}
+
+/// One column per feature, `f0`, `f1`, …, from row-major `rows`.
+fn feature_columns(rows: &[f32], width: usize, as_f64: bool) -> RecordBatch {
+    batch(
+        (0..width)
+            .map(|c| {
+                let column: Vec<f32> = rows.iter().skip(c).step_by(width).copied().collect();
+                let name: &'static str = Box::leak(format!("f{c}").into_boxed_str());
+                (name, if as_f64 { f64s(&column) } else { f32s(&column) })
+            })
+            .collect(),
+    )
+}
+
+async fn score(state: &Arc<score_server::AppState>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let (status, response, bytes) = send(state, put("/score", ARROW, body)).await;
+    if status == StatusCode::OK {
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/octet-stream");
+    }
+    (status, bytes)
+}
+
+/// The sentence of a 400, after checking its kind.
+async fn refusal(state: &Arc<score_server::AppState>, body: Vec<u8>, kind: &str) -> String {
+    let (status, bytes) = score(state, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(error_kind(&bytes), kind);
+    let v: Value = serde_json::from_slice(&bytes).expect("JSON");
+    v["error"].as_str().expect("sentence").to_string()
+}
+
+#[tokio::test]
+async fn every_arrow_layout_scores_like_the_binary_matrix() {
+    let state = state(&["logreg"], &[]);
+    let r = reference("logreg");
+    let (n, rows) = (r.columns, r.rows.min(7));
+    let input = &r.input[..rows * n];
+    let (status, _, expected) =
+        send(&state, put("/score", "application/octet-stream", f32_bytes(input))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let one = |name: &str, column: ArrayRef| {
+        let b = batch(vec![(name, column)]);
+        ipc(&b.schema(), &[b])
+    };
+    let split = |b: RecordBatch| {
+        let (head, tail) = (b.slice(0, 3), b.slice(3, b.num_rows() - 3));
+        ipc(&b.schema(), &[head, tail])
+    };
+    let layouts: Vec<(&str, Vec<u8>)> = vec![
+        ("list<float32>", one("features", list(f32s(input), n))),
+        ("list<float64>", one("features", list(f64s(input), n))),
+        ("large_list<float32>", one("features", large_list(f32s(input), n))),
+        ("fixed_size_list<float32>", one("features", fixed(f32s(input), n))),
+        ("fixed_size_list<float64>", one("features", fixed(f64s(input), n))),
+        ("float32 columns", {
+            let b = feature_columns(input, n, false);
+            ipc(&b.schema(), &[b])
+        }),
+        ("float64 columns in two batches", split(feature_columns(input, n, true))),
+        ("a list column in two batches", split(batch(vec![("x", list(f32s(input), n))]))),
+        // Sliced arrays: the list's offsets do not start at 0.
+        ("a sliced list", {
+            let padded: Vec<f32> = [vec![9.0; n], input.to_vec()].concat();
+            let b = batch(vec![("x", list(f32s(&padded), n).slice(1, rows))]);
+            ipc(&b.schema(), &[b])
+        }),
+    ];
+    for (layout, body) in layouts {
+        let (status, got) = score(&state, body).await;
+        assert_eq!(status, StatusCode::OK, "{layout}: {}", String::from_utf8_lossy(&got));
+        assert_eq!(got, expected, "{layout}");
+    }
+}
+
+#[tokio::test]
+async fn a_schema_alone_is_zero_rows() {
+    let state = state(&["logreg"], &[]);
+    let n = reference("logreg").columns;
+    let schema = feature_columns(&vec![0.0; n], n, true).schema();
+    let (status, got) = score(&state, ipc(&schema, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(got.is_empty());
+}
+
+#[tokio::test]
+async fn arrow_mistakes_name_the_column_and_what_was_expected() {
+    let state = state(&["logreg"], &[]);
+    let r = reference("logreg");
+    let n = r.columns;
+    let input = &r.input[..3 * n];
+    let one = |name: &str, column: ArrayRef| {
+        let b = batch(vec![(name, column)]);
+        ipc(&b.schema(), &[b])
+    };
+
+    let narrow = &r.input[..3 * (n - 1)];
+    let text = refusal(&state, one("features", fixed(f32s(narrow), n - 1)), "bad_shape").await;
+    assert!(text.contains("\"features\"") && text.contains(&format!("{} values", n - 1)), "{text}");
+
+    let mut ragged: Vec<f32> = input.to_vec();
+    ragged.pop();
+    let lengths = [n, n, n - 1];
+    let field = Arc::new(Field::new("item", DataType::Float32, false));
+    let ragged_list: ArrayRef = Arc::new(
+        ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), f32s(&ragged), None)
+            .expect("list"),
+    );
+    let text = refusal(&state, one("x", ragged_list), "bad_shape").await;
+    assert_eq!(text, format!("row 2 of column \"x\" has {} values; the model takes {n}", n - 1));
+
+    let ints: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
+    let mut columns: Vec<(&str, ArrayRef)> = vec![("age", ints)];
+    let rest = feature_columns(&r.input[..3 * (n - 1)], n - 1, true);
+    columns.extend(rest.schema().fields().iter().zip(rest.columns()).map(|(f, c)| {
+        let name: &'static str = Box::leak(f.name().clone().into_boxed_str());
+        (name, c.clone())
+    }));
+    let b = batch(columns);
+    let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
+    assert!(text.contains("\"age\"") && text.contains("Int64"), "{text}");
+
+    let b = batch(vec![("a", f32s(&[1.0])), ("b", f32s(&[2.0])), ("c", f32s(&[3.0]))]);
+    let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
+    assert!(text.contains("3 columns (a, b, c)") && text.contains(&format!("{n}")), "{text}");
+
+    let b = feature_columns(input, n, true);
+    let with_null: ArrayRef = Arc::new(Float64Array::new(
+        vec![1.0, 2.0, 3.0].into(),
+        Some(NullBuffer::from(vec![true, false, true])),
+    ));
+    let mut columns = b.columns().to_vec();
+    columns[7] = with_null;
+    let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let b = RecordBatch::try_from_iter(names.into_iter().zip(columns)).expect("batch");
+    let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
+    assert_eq!(text, "row 1 of column \"f7\" is null; the model takes no missing values");
+
+    let mut huge: Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
+    huge[n + 4] = 1e300;
+    let text =
+        refusal(&state, one("x", list(Arc::new(Float64Array::from(huge)), n)), "bad_shape").await;
+    assert!(
+        text.starts_with("row 1 of column \"x\": 1e300 is outside the float32 range"),
+        "{text}"
+    );
+
+    let valid = one("x", list(f32s(input), n));
+    let text = refusal(&state, valid[..valid.len() - 40].to_vec(), "bad_shape").await;
+    assert!(text.contains("Arrow"), "{text}");
+    for garbage in [&b"not arrow at all, just text"[..], b""] {
+        let text = refusal(&state, garbage.to_vec(), "bad_shape").await;
+        assert!(text.contains("not an Arrow IPC stream"), "{text}");
+    }
+}
+
+/// Compressed streams (written by pyarrow: models/arrow_cases.py) are
+/// refused with 415 and a sentence saying to send them uncompressed.
+#[tokio::test]
+async fn a_compressed_stream_is_refused_with_415() {
+    let state = state(&["logreg"], &[]);
+    for codec in ["lz4", "zstd"] {
+        let path = score_server::model::fixture_path(&format!("arrow/compressed-{codec}.arrows"));
+        let body = std::fs::read(&path).expect("fixture");
+        let (status, bytes) = score(&state, body).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{codec}");
+        assert_eq!(error_kind(&bytes), "unsupported_media_type");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("uncompressed"), "{codec}: {text}");
+    }
+}
