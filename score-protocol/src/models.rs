@@ -15,6 +15,35 @@ pub struct InputDoc {
     pub shape: Vec<String>,
     /// Features per row (n): the width of a request's rows.
     pub columns: usize,
+    /// The columns an Arrow IPC body may carry for this input, one layout
+    /// a line ([`InputDoc::arrow_layouts`]).
+    #[serde(default)]
+    pub arrow: Vec<String>,
+}
+
+impl InputDoc {
+    /// A float32 input of `columns` features, as the server describes it.
+    pub fn float32(name: String, shape: Vec<String>, columns: usize) -> InputDoc {
+        InputDoc {
+            name,
+            dtype: "float32".into(),
+            shape,
+            columns,
+            arrow: InputDoc::arrow_layouts(columns),
+        }
+    }
+
+    /// The Arrow IPC layouts a float32 input of `columns` features takes.
+    pub fn arrow_layouts(columns: usize) -> Vec<String> {
+        vec![
+            format!(
+                "one list, large_list or fixed_size_list column of {columns} float32 or float64 values a row"
+            ),
+            format!(
+                "{columns} float32 or float64 columns, in the model's feature order (names free)"
+            ),
+        ]
+    }
 }
 
 /// One model output.

@@ -293,12 +293,11 @@ impl Model {
             name: name.to_string(),
             version: hex_prefix(&Sha256::digest(bytes), 8),
             source,
-            input: InputDoc {
-                name: input.name.clone(),
-                dtype: "float32".into(),
-                shape: vec![batch_name, columns.to_string()],
+            input: InputDoc::float32(
+                input.name.clone(),
+                vec![batch_name, columns.to_string()],
                 columns,
-            },
+            ),
             outputs,
             default_output,
             plan,

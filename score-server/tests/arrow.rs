@@ -135,6 +135,18 @@ async fn every_arrow_layout_scores_like_the_binary_matrix() {
 }
 
 #[tokio::test]
+async fn the_model_document_lists_the_arrow_layouts() {
+    let state = state(&["logreg"], &[]);
+    let request = axum::http::Request::get("/models/logreg").body(axum::body::Body::empty());
+    let (status, _, bytes) = send(&state, request.expect("request")).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let layouts = doc["input"]["arrow"].as_array().expect("arrow layouts");
+    assert_eq!(layouts.len(), 2, "{doc}");
+    assert!(layouts.iter().all(|l| l.as_str().is_some_and(|l| l.contains("100"))), "{doc}");
+}
+
+#[tokio::test]
 async fn a_schema_alone_is_zero_rows() {
     let state = state(&["logreg"], &[]);
     let n = reference("logreg").columns;

@@ -2,8 +2,8 @@
 //! model with one float32 input of `n` columns: what Spark already holds,
 //! sent as it is.
 //!
-//! The columns are matched to the input by these rules (score-protocol's
-//! media module names the type; the README states them for users):
+//! The columns are matched to the input by these rules (`/models/{name}`
+//! states them to clients: score-protocol's `InputDoc::arrow_layouts`):
 //! - one `fixed_size_list` of size `n`, or one `list`/`large_list` whose
 //!   every row holds `n` values, of float32 or float64: the rows;
 //! - otherwise `n` float32 or float64 columns, by position: the features.
