@@ -145,3 +145,24 @@ fn open_loop_drops_what_the_in_flight_cap_refuses() {
     assert!((499..=501).contains(&(report.total() + report.dropped)), "{report}");
     assert_eq!(report.ok(), report.total(), "{report}");
 }
+
+/// `--format arrow-list` and `arrow-columns` carry the very rows of the
+/// binary body (decoded by the server's own Arrow decoder), and the server
+/// answers them all.
+#[test]
+fn arrow_formats_carry_the_binary_rows() {
+    use loadgen::{BodyLayout, body_as};
+    let binary = body_as(BodyLayout::Binary, 30, 100).expect("binary");
+    for layout in [BodyLayout::ArrowList, BodyLayout::ArrowColumns] {
+        let arrow = body_as(layout, 30, 100).expect("arrow");
+        let (rows, n) = score_server::http::arrow::rows(arrow, 100).expect("valid Arrow");
+        assert_eq!((rows, n), (binary.clone(), 30), "{layout:?}");
+    }
+    let server = server(&[]);
+    for format in ["arrow-list", "arrow-columns"] {
+        let report = load(&server, &["--requests", "20", "--rows", "300", "--format", format]);
+        assert_eq!(report.statuses.keys().collect::<Vec<_>>(), [&200], "{format}: {report}");
+        assert_eq!(report.ok(), 20, "{format}: {report}");
+        assert_eq!(report.transport_errors + report.wrong_answers, 0, "{format}: {report}");
+    }
+}
