@@ -9,6 +9,20 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// `GET /metrics`: Prometheus in the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Whether an `Accept` header asks for `media` (by name, parameters
+/// ignored; an item with `q=0` refuses it). `*/*` does not count: the
+/// answer's form then follows the request's.
+pub fn accepts(accept: Option<&str>, media: &str) -> bool {
+    accept.unwrap_or_default().split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name_matches = parts.next().is_some_and(|m| m.eq_ignore_ascii_case(media));
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        name_matches && !refused
+    })
+}
+
 /// How a scoring request's rows are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFormat {
@@ -62,5 +76,17 @@ mod tests {
         let arrow = BodyFormat::from_content_type(Some("application/vnd.apache.arrow.stream"));
         assert_eq!(arrow, Ok(BodyFormat::Arrow));
         assert_eq!(BodyFormat::from_content_type(Some("text/csv")), Err("text/csv".to_string()));
+    }
+
+    #[test]
+    fn accept_headers() {
+        assert!(accepts(Some(ARROW_STREAM), ARROW_STREAM));
+        assert!(accepts(
+            Some("application/json, application/vnd.apache.arrow.stream;q=0.9"),
+            ARROW_STREAM
+        ));
+        assert!(!accepts(Some("application/vnd.apache.arrow.stream; q=0"), ARROW_STREAM));
+        assert!(!accepts(Some("*/*"), ARROW_STREAM));
+        assert!(!accepts(None, ARROW_STREAM));
     }
 }

@@ -242,3 +242,70 @@ async fn a_compressed_stream_is_refused_with_415() {
         assert!(text.contains("uncompressed"), "{codec}: {text}");
     }
 }
+
+/// The one column of an Arrow IPC answer, after checking its name.
+fn answer_column(bytes: &[u8], name: &str) -> ArrayRef {
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)
+            .expect("an Arrow IPC answer");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    assert_eq!(batches.len(), 1);
+    let schema = batches[0].schema();
+    assert_eq!(schema.fields().len(), 1);
+    assert_eq!(schema.field(0).name(), name);
+    batches[0].column(0).clone()
+}
+
+async fn arrow_answer(
+    state: &Arc<score_server::AppState>,
+    uri: &str,
+    rows: &[f32],
+) -> (StatusCode, Vec<u8>) {
+    let mut request = put(uri, "application/octet-stream", f32_bytes(rows));
+    request.headers_mut().insert(header::ACCEPT, ARROW.parse().expect("header"));
+    let (status, response, bytes) = send(state, request).await;
+    if status == StatusCode::OK {
+        assert_eq!(response.headers()[header::CONTENT_TYPE], ARROW);
+    }
+    (status, bytes)
+}
+
+/// `Accept: application/vnd.apache.arrow.stream`: one column named after
+/// the output: probabilities as fixed_size_list<float32>, labels as int64,
+/// string class labels as utf8, each equal to onnxruntime's.
+#[tokio::test]
+async fn arrow_answers_name_their_column_and_keep_the_types() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Int64Type};
+
+    let state = state(&["logreg", "labels=zoo/logreg-string-labels"], &[]);
+    let r = reference("logreg");
+    let input = &r.input[..r.rows * r.columns];
+    let (_, _, binary) =
+        send(&state, put("/score", "application/octet-stream", f32_bytes(input))).await;
+    let (status, bytes) = arrow_answer(&state, "/score", input).await;
+    assert_eq!(status, StatusCode::OK);
+    let column = answer_column(&bytes, "probabilities");
+    let list = column.as_fixed_size_list();
+    assert_eq!((list.len(), list.value_length()), (r.rows, 2));
+    let values = list.values().as_primitive::<Float32Type>().values().to_vec();
+    assert_eq!(f32_bytes(&values), binary);
+
+    let (status, bytes) = arrow_answer(&state, "/score?output=label", input).await;
+    assert_eq!(status, StatusCode::OK);
+    let labels = answer_column(&bytes, "label");
+    let expected = &r.outputs.iter().find(|(name, _, _)| name == "label").expect("labels").2;
+    let got: Vec<f32> =
+        labels.as_primitive::<Int64Type>().values().iter().map(|&l| l as f32).collect();
+    assert_eq!(&got, expected);
+
+    let z = reference("zoo/logreg-string-labels");
+    let input = &z.input[..z.rows * z.columns];
+    let (status, bytes) =
+        arrow_answer(&state, "/models/labels/score?output=output_label", input).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let names = answer_column(&bytes, "output_label");
+    let got: Vec<&str> = names.as_string::<i32>().iter().map(|s| s.expect("no nulls")).collect();
+    assert_eq!(got, z.strings["output_label"]);
+}

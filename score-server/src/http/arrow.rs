@@ -19,13 +19,20 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type};
-use arrow_array::{Array, ArrayRef, OffsetSizeTrait, RecordBatch};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, OffsetSizeTrait, RecordBatch,
+    StringArray,
+};
 use arrow_buffer::Buffer;
 use arrow_ipc::MessageHeader;
 use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
 use score_protocol::codec;
+use score_protocol::models::OutputDoc;
 
 use crate::error::ApiError;
 
@@ -350,4 +357,49 @@ fn narrowed(
             Ok(f)
         })
         .collect()
+}
+
+/// An answer as an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`):
+/// one column named after the output, one value a row when the output has
+/// one column, else a `fixed_size_list` of them. Floats are float32;
+/// integer outputs (labels) int64; a label output whose classes are strings
+/// gives the class names (utf8).
+pub fn answer(output: &OutputDoc, rows: usize, scores: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let floats = codec::decode(scores).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let k = output.columns.max(1);
+    let values: ArrayRef = match (&output.classes, output.dtype.starts_with("int")) {
+        (Some(classes), _) => {
+            let names = floats
+                .iter()
+                .map(|&f| {
+                    let name = (f >= 0.0 && f.fract() == 0.0).then(|| classes.get(f as usize));
+                    name.flatten().map(String::as_str).ok_or_else(|| {
+                        ApiError::Internal(format!(
+                            "output {}: class index {f} outside its {} classes",
+                            output.name,
+                            classes.len()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<&str>, ApiError>>()?;
+            Arc::new(StringArray::from(names))
+        }
+        (None, true) => Arc::new(Int64Array::from_iter_values(floats.iter().map(|&f| f as i64))),
+        (None, false) => Arc::new(Float32Array::from(floats)),
+    };
+    let column: ArrayRef = if k == 1 {
+        values
+    } else {
+        let item = Arc::new(Field::new("item", values.data_type().clone(), false));
+        let list = FixedSizeListArray::try_new(item, k as i32, values, None)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Arc::new(list)
+    };
+    debug_assert_eq!(column.len(), rows);
+    let batch = RecordBatch::try_from_iter([(output.name.as_str(), column)])
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    writer.write(&batch).map_err(|e| ApiError::Internal(e.to_string()))?;
+    writer.into_inner().map_err(|e| ApiError::Internal(e.to_string()))
 }

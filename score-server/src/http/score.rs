@@ -104,14 +104,16 @@ async fn score(
         ScoreJob { model: model_ix, output, rows, input, deadline: head.deadline },
     )
     .await?;
-    let response = answer(&model, output, head.format, rows, scored);
+    let response = answer(&model, output, &head, rows, scored)?;
     drop(permit);
     Ok(response)
 }
 
-/// What the headers say about the body.
+/// What the headers say about the body and the answer.
 struct Head {
     format: BodyFormat,
+    /// `Accept` asks for an Arrow IPC answer.
+    arrow_answer: bool,
     deadline: Option<Instant>,
     declared: Option<usize>,
 }
@@ -120,8 +122,10 @@ impl Head {
     fn parse(headers: &HeaderMap, model: &Model, arrival: Instant) -> Result<Head, ApiError> {
         let format = body::format(headers)?;
         body::check_columns(headers, &model.name, model.input.columns)?;
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         Ok(Head {
             format,
+            arrow_answer: media::accepts(accept, media::ARROW_STREAM),
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
         })
@@ -270,14 +274,21 @@ async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
 fn answer(
     model: &Model,
     output: usize,
-    format: BodyFormat,
+    head: &Head,
     rows: usize,
     scored: Scored,
-) -> Response {
+) -> Result<Response, ApiError> {
     let output_name = &model.outputs[output].name;
-    let mut response = match format {
-        // Arrow requests get the binary answer (Arrow answers, asked for
-        // with Accept, are not implemented yet).
+    let mut response = match head.format {
+        _ if head.arrow_answer => {
+            let bytes = super::arrow::answer(&model.outputs[output], rows, &scored.data)?;
+            let mut r = bytes.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media::ARROW_STREAM));
+            r
+        }
+        // Arrow requests get the binary answer unless Accept asks for
+        // Arrow (above).
         BodyFormat::Binary | BodyFormat::Arrow => {
             let mut r = scored.data.into_response();
             r.headers_mut()
@@ -310,7 +321,7 @@ fn answer(
     set(headers::OUTPUT, output_name.clone());
     set(headers::QUEUE_MS, format!("{:.3}", scored.queue_time.as_secs_f64() * 1e3));
     set(headers::COMPUTE_MS, format!("{:.3}", scored.compute_time.as_secs_f64() * 1e3));
-    response
+    Ok(response)
 }
 
 #[cfg(test)]
