@@ -96,8 +96,9 @@ pub struct PoolConfig {
 pub struct ScoreJob {
     /// Index of the model in the pool's model list.
     pub model: usize,
-    /// Index of the output to return.
-    pub output: usize,
+    /// Indices of the outputs to return, in the answer's order (at least
+    /// one).
+    pub outputs: Vec<usize>,
     /// Input rows.
     pub rows: usize,
     /// The rows, `rows * columns * 4` bytes.
@@ -106,13 +107,20 @@ pub struct ScoreJob {
     pub deadline: Option<Instant>,
 }
 
-/// A scored request.
-#[derive(Debug)]
-pub struct Scored {
+/// One output of a scored request.
+#[derive(Debug, Default)]
+pub struct ScoredOutput {
     /// `rows * columns * 4` bytes of float32 little-endian.
     pub data: Vec<u8>,
     /// Floats per row.
     pub columns: usize,
+}
+
+/// A scored request.
+#[derive(Debug)]
+pub struct Scored {
+    /// The requested outputs, in the job's order.
+    pub outputs: Vec<ScoredOutput>,
     /// Longest time a chunk of this request waited in the queue.
     pub queue_time: Duration,
     /// Model time summed over the chunks (exceeds wall time when parallel).
@@ -121,7 +129,7 @@ pub struct Scored {
 
 struct Job {
     model: usize,
-    output: usize,
+    outputs: Arc<[usize]>,
     rows: usize,
     input: Bytes,
     deadline: Option<Instant>,
@@ -131,8 +139,7 @@ struct Job {
 }
 
 struct ChunkOut {
-    data: Vec<u8>,
-    columns: usize,
+    outputs: Vec<ScoredOutput>,
     queue_time: Duration,
     compute_time: Duration,
 }
@@ -188,20 +195,25 @@ impl Pool {
         let span = tracing::Span::current();
         let mut pending = VecDeque::new();
         let mut next_row = 0;
+        let outputs: Arc<[usize]> = job.outputs.into();
         let mut scored = Scored {
-            data: Vec::new(),
-            columns: model.outputs[job.output].columns,
+            outputs: outputs
+                .iter()
+                .map(|&o| {
+                    let columns = model.outputs[o].columns;
+                    ScoredOutput { data: Vec::with_capacity(job.rows * columns * 4), columns }
+                })
+                .collect(),
             queue_time: Duration::ZERO,
             compute_time: Duration::ZERO,
         };
-        scored.data.reserve_exact(job.rows * scored.columns * 4);
         loop {
             while pending.len() < window(&self.config) && next_row < job.rows {
                 let rows = chunk.min(job.rows - next_row);
                 let (reply, receiver) = oneshot::channel();
                 self.submit(Job {
                     model: job.model,
-                    output: job.output,
+                    outputs: outputs.clone(),
                     rows,
                     input: job.input.slice(next_row * row_bytes..(next_row + rows) * row_bytes),
                     deadline: job.deadline,
@@ -214,8 +226,10 @@ impl Pool {
             }
             let Some(receiver) = pending.pop_front() else { break };
             let out = receiver.await.map_err(|_| ComputeError::Stopped)??;
-            scored.columns = out.columns;
-            scored.data.extend_from_slice(&out.data);
+            for (whole, part) in scored.outputs.iter_mut().zip(out.outputs) {
+                whole.columns = part.columns;
+                whole.data.extend_from_slice(&part.data);
+            }
             scored.queue_time = scored.queue_time.max(out.queue_time);
             scored.compute_time += out.compute_time;
         }
@@ -387,30 +401,41 @@ impl Worker {
         let mut offset = 0;
         for job in batch {
             let _enter = job.span.enter();
-            let out = converted[job.output]
-                .get_or_insert_with(|| output_as_f32(&outputs[job.output], rows))
-                .as_ref();
-            let reply = match out {
-                Ok((floats, columns)) => {
-                    let values = match floats.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()) {
-                        Ok(values) => values,
-                        Err(e) => {
-                            let _ = job.reply.send(Err(failed(job.output, format!("{e:#}"))));
-                            offset += job.rows;
-                            continue;
-                        }
-                    };
-                    let slice = &values[offset * columns..(offset + job.rows) * columns];
-                    let data = score_protocol::codec::encode(slice);
+            let mut parts = Vec::with_capacity(job.outputs.len());
+            let mut failure = None;
+            for &output in job.outputs.iter() {
+                let out = converted[output]
+                    .get_or_insert_with(|| output_as_f32(&outputs[output], rows))
+                    .as_ref()
+                    .map_err(|detail| failed(output, detail.clone()))
+                    .and_then(|(floats, columns)| {
+                        let values = floats
+                            .try_as_plain_ram()
+                            .and_then(|v| v.as_slice::<f32>())
+                            .map_err(|e| failed(output, format!("{e:#}")))?;
+                        let slice = &values[offset * columns..(offset + job.rows) * columns];
+                        let data = score_protocol::codec::encode(slice);
+                        Ok(ScoredOutput { data, columns: *columns })
+                    });
+                match out {
+                    Ok(part) => parts.push(part),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            offset += job.rows;
+            let reply = match failure {
+                Some(e) => Err(e),
+                None => {
                     let queue_time = started.saturating_duration_since(job.enqueued);
                     self.metrics.queue_wait.observe(queue_time.as_secs_f64());
                     // A merged call's time is shared in proportion to rows.
                     let share = compute_time.mul_f64(job.rows as f64 / rows as f64);
-                    Ok(ChunkOut { data, columns: *columns, queue_time, compute_time: share })
+                    Ok(ChunkOut { outputs: parts, queue_time, compute_time: share })
                 }
-                Err(detail) => Err(failed(job.output, detail.clone())),
             };
-            offset += job.rows;
             // A receiver dropped meanwhile is a caller that went away: fine.
             let _ = job.reply.send(reply);
         }

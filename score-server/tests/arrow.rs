@@ -309,3 +309,53 @@ async fn arrow_answers_name_their_column_and_keep_the_types() {
     let got: Vec<&str> = names.as_string::<i32>().iter().map(|s| s.expect("no nulls")).collect();
     assert_eq!(got, z.strings["output_label"]);
 }
+
+/// `?output=` repeated: an Arrow answer has one column per output, in the
+/// order asked; a binary or JSON answer cannot carry several (400 saying
+/// what to send); an output named twice is a 400 too.
+#[tokio::test]
+async fn several_outputs_come_as_several_arrow_columns() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Int64Type};
+
+    let state = state(&["logreg"], &[]);
+    let r = reference("logreg");
+    let input = &r.input[..r.rows * r.columns];
+    let (status, bytes) =
+        arrow_answer(&state, "/score?output=label&output=probabilities", input).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .expect("an Arrow IPC answer");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    let batch = &batches[0];
+    let names: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["label", "probabilities"]);
+    let expected = |name: &str| &r.outputs.iter().find(|(n, _, _)| n == name).expect(name).2;
+    let labels: Vec<f32> =
+        batch.column(0).as_primitive::<Int64Type>().values().iter().map(|&l| l as f32).collect();
+    assert_eq!(&labels, expected("label"));
+    let probabilities = batch.column(1).as_fixed_size_list();
+    assert_eq!(probabilities.len(), r.rows);
+    let values = probabilities.values().as_primitive::<Float32Type>().values();
+    for (got, want) in values.iter().zip(expected("probabilities")) {
+        assert!((got - want).abs() <= 1e-5, "{got} vs onnxruntime {want}");
+    }
+
+    let (status, _, bytes) = send(
+        &state,
+        put(
+            "/score?output=label&output=probabilities",
+            "application/octet-stream",
+            f32_bytes(input),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bytes).contains(ARROW), "{}", String::from_utf8_lossy(&bytes));
+    let (status, _, bytes) =
+        send(&state, put("/score?output=label&output=label", "application/octet-stream", vec![]))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_kind(&bytes), "bad_parameter");
+}

@@ -360,11 +360,24 @@ fn narrowed(
 }
 
 /// An answer as an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`):
-/// one column named after the output, one value a row when the output has
-/// one column, else a `fixed_size_list` of them. Floats are float32;
-/// integer outputs (labels) int64; a label output whose classes are strings
-/// gives the class names (utf8).
-pub fn answer(output: &OutputDoc, rows: usize, scores: &[u8]) -> Result<Vec<u8>, ApiError> {
+/// one column per output, named after it, in the order asked: one value a
+/// row when the output has one column, else a `fixed_size_list` of them.
+/// Floats are float32; integer outputs (labels) int64; a label output whose
+/// classes are strings gives the class names (utf8).
+pub fn answer(outputs: &[(&OutputDoc, &[u8])], rows: usize) -> Result<Vec<u8>, ApiError> {
+    let internal = |e: ArrowError| ApiError::Internal(e.to_string());
+    let columns = outputs
+        .iter()
+        .map(|(output, scores)| Ok((output.name.as_str(), answer_column(output, scores)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    debug_assert!(columns.iter().all(|(_, c)| c.len() == rows));
+    let batch = RecordBatch::try_from_iter(columns).map_err(internal)?;
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(internal)?;
+    writer.write(&batch).map_err(internal)?;
+    writer.into_inner().map_err(internal)
+}
+
+fn answer_column(output: &OutputDoc, scores: &[u8]) -> Result<ArrayRef, ApiError> {
     let floats = codec::decode(scores).map_err(|e| ApiError::Internal(e.to_string()))?;
     let k = output.columns.max(1);
     let values: ArrayRef = match (&output.classes, output.dtype.starts_with("int")) {
@@ -387,19 +400,11 @@ pub fn answer(output: &OutputDoc, rows: usize, scores: &[u8]) -> Result<Vec<u8>,
         (None, true) => Arc::new(Int64Array::from_iter_values(floats.iter().map(|&f| f as i64))),
         (None, false) => Arc::new(Float32Array::from(floats)),
     };
-    let column: ArrayRef = if k == 1 {
-        values
-    } else {
-        let item = Arc::new(Field::new("item", values.data_type().clone(), false));
-        let list = FixedSizeListArray::try_new(item, k as i32, values, None)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Arc::new(list)
-    };
-    debug_assert_eq!(column.len(), rows);
-    let batch = RecordBatch::try_from_iter([(output.name.as_str(), column)])
+    if k == 1 {
+        return Ok(values);
+    }
+    let item = Arc::new(Field::new("item", values.data_type().clone(), false));
+    let list = FixedSizeListArray::try_new(item, k as i32, values, None)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    writer.write(&batch).map_err(|e| ApiError::Internal(e.to_string()))?;
-    writer.into_inner().map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(Arc::new(list))
 }

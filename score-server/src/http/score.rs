@@ -22,29 +22,30 @@ use crate::admission::{BodyCharge, Permit};
 use crate::error::ApiError;
 use crate::metrics::Rejection;
 use crate::model::Model;
-use crate::pool::{ComputeError, ScoreJob, Scored};
+use crate::pool::{ComputeError, ScoreJob, Scored, ScoredOutput};
 use crate::state::AppState;
 
 /// Query parameters of a scoring request.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ScoreParams {
-    /// Output to return instead of the default one.
-    pub output: Option<String>,
+    /// Outputs to return instead of the default one, in order (several
+    /// only for an Arrow answer).
+    pub outputs: Vec<String>,
 }
 
 impl ScoreParams {
-    /// Parses the query string. Only `output` is known: anything else is a
-    /// mistake worth a clear 400 rather than being ignored.
+    /// Parses the query string. Only `output` is known (repeatable): anything
+    /// else is a mistake worth a clear 400 rather than being ignored.
     pub fn parse(query: Option<&str>) -> Result<ScoreParams, ApiError> {
         let mut params = ScoreParams::default();
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
-                "output" if params.output.is_none() => params.output = Some(value.into_owned()),
-                "output" => {
-                    return Err(ApiError::BadParameter(
-                        "query parameter \"output\" is given twice; name one output".into(),
-                    ));
+                "output" if params.outputs.iter().any(|o| *o == value) => {
+                    return Err(ApiError::BadParameter(format!(
+                        "output {value:?} is named twice in the query"
+                    )));
                 }
+                "output" => params.outputs.push(value.into_owned()),
                 other => {
                     return Err(ApiError::BadParameter(format!(
                         "unknown query parameter {other:?}; the scoring routes take only \
@@ -90,9 +91,17 @@ async fn score(
     }
     let model = state.models[model_ix].clone();
     let params = ScoreParams::parse(query.as_deref())?;
-    let output = output_index(&model, params.output.as_deref())?;
+    let outputs = output_indices(&model, &params.outputs)?;
     let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
+    if outputs.len() > 1 && !head.arrow_answer {
+        return Err(ApiError::BadParameter(format!(
+            "{} outputs are asked for, but a binary or JSON answer carries one: send Accept: {} \
+             for several",
+            outputs.len(),
+            media::ARROW_STREAM
+        )));
+    }
     let (bytes, permit) = match receive(&state, &head, request_body).await {
         Ok(received) => received,
         // The rest of the body is not waited for: answer now, then close.
@@ -101,10 +110,16 @@ async fn score(
     let (input, rows) = decode(head.format, bytes, model.input.columns)?;
     let scored = dispatch(
         &state,
-        ScoreJob { model: model_ix, output, rows, input, deadline: head.deadline },
+        ScoreJob {
+            model: model_ix,
+            outputs: outputs.clone(),
+            rows,
+            input,
+            deadline: head.deadline,
+        },
     )
     .await?;
-    let response = answer(&model, output, &head, rows, scored)?;
+    let response = answer(&model, &outputs, &head, rows, scored)?;
     drop(permit);
     Ok(response)
 }
@@ -229,15 +244,25 @@ fn overloaded(state: &AppState) -> ApiError {
 }
 
 /// The output `?output=` names, or the model's default.
-fn output_index(model: &Model, name: Option<&str>) -> Result<usize, ApiError> {
-    match name {
-        None => Ok(model.default_output),
-        Some(name) => model.output_index(name).ok_or_else(|| ApiError::UnknownOutput {
-            model: model.name.clone(),
-            output: name.to_string(),
-            available: model.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", "),
-        }),
+fn output_indices(model: &Model, names: &[String]) -> Result<Vec<usize>, ApiError> {
+    if names.is_empty() {
+        return Ok(vec![model.default_output]);
     }
+    names
+        .iter()
+        .map(|name| {
+            model.output_index(name).ok_or_else(|| ApiError::UnknownOutput {
+                model: model.name.clone(),
+                output: name.to_string(),
+                available: model
+                    .outputs
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        })
+        .collect()
 }
 
 /// The rows of a body, as float32 little-endian bytes, and their count.
@@ -255,10 +280,13 @@ fn decode(format: BodyFormat, bytes: Bytes, columns: usize) -> Result<(Bytes, us
 /// Scores the rows on the worker pool (nothing for no rows).
 async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
     if job.rows == 0 {
-        let columns = state.models[job.model].outputs[job.output].columns;
+        let model = &state.models[job.model];
         return Ok(Scored {
-            data: Vec::new(),
-            columns,
+            outputs: job
+                .outputs
+                .iter()
+                .map(|&o| ScoredOutput { data: Vec::new(), columns: model.outputs[o].columns })
+                .collect(),
             queue_time: Duration::ZERO,
             compute_time: Duration::ZERO,
         });
@@ -270,41 +298,49 @@ async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
     Ok(scored?)
 }
 
-/// The answer in the request's format, with the protocol's headers.
+/// The answer in the form the request asks for, with the protocol's
+/// headers. Binary and JSON answers carry one output (the caller checked);
+/// an Arrow answer one column per output. With several outputs,
+/// `X-Score-Output` and `X-Score-Columns` list them comma-separated.
 fn answer(
     model: &Model,
-    output: usize,
+    outputs: &[usize],
     head: &Head,
     rows: usize,
-    scored: Scored,
+    mut scored: Scored,
 ) -> Result<Response, ApiError> {
-    let output_name = &model.outputs[output].name;
+    let names: Vec<&str> = outputs.iter().map(|&o| model.outputs[o].name.as_str()).collect();
+    let columns: Vec<String> = scored.outputs.iter().map(|o| o.columns.to_string()).collect();
     let mut response = match head.format {
         _ if head.arrow_answer => {
-            let bytes = super::arrow::answer(&model.outputs[output], rows, &scored.data)?;
+            let parts: Vec<_> = outputs
+                .iter()
+                .zip(&scored.outputs)
+                .map(|(&o, out)| (&model.outputs[o], out.data.as_slice()))
+                .collect();
+            let bytes = super::arrow::answer(&parts, rows)?;
             let mut r = bytes.into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(media::ARROW_STREAM));
             r
         }
-        // Arrow requests get the binary answer unless Accept asks for
-        // Arrow (above).
         BodyFormat::Binary | BodyFormat::Arrow => {
-            let mut r = scored.data.into_response();
+            let mut r = std::mem::take(&mut scored.outputs[0].data).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(media::OCTET_STREAM));
             r
         }
         BodyFormat::Json => {
+            let out = &scored.outputs[0];
             // The workers' output is whole floats by construction.
-            let floats = codec::decode(&scored.data).unwrap_or_default();
+            let floats = codec::decode(&out.data).unwrap_or_default();
             Json(JsonScores {
                 model: &model.name,
                 version: &model.version,
-                output: output_name,
+                output: names[0],
                 rows,
-                columns: scored.columns,
-                outputs: floats.chunks(scored.columns.max(1)).collect(),
+                columns: out.columns,
+                outputs: floats.chunks(out.columns.max(1)).collect(),
             })
             .into_response()
         }
@@ -316,9 +352,9 @@ fn answer(
         }
     };
     set(headers::ROWS, rows.to_string());
-    set(headers::COLUMNS, scored.columns.to_string());
+    set(headers::COLUMNS, columns.join(","));
     set(headers::MODEL_VERSION, model.version.clone());
-    set(headers::OUTPUT, output_name.clone());
+    set(headers::OUTPUT, names.join(","));
     set(headers::QUEUE_MS, format!("{:.3}", scored.queue_time.as_secs_f64() * 1e3));
     set(headers::COMPUTE_MS, format!("{:.3}", scored.compute_time.as_secs_f64() * 1e3));
     Ok(response)
@@ -332,12 +368,15 @@ mod tests {
     fn query_parameters() {
         assert_eq!(ScoreParams::parse(None).ok(), Some(ScoreParams::default()));
         let p = ScoreParams::parse(Some("output=output%5Fprobability")).expect("valid");
-        assert_eq!(p.output.as_deref(), Some("output_probability"));
+        assert_eq!(p.outputs, ["output_probability"]);
         let typo = ScoreParams::parse(Some("outptu=label")).expect_err("unknown");
         assert_eq!(
             typo.to_string(),
             "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
         );
-        assert!(ScoreParams::parse(Some("output=a&output=b")).is_err());
+        let two = ScoreParams::parse(Some("output=a&output=b")).expect("several outputs");
+        assert_eq!(two.outputs, ["a", "b"]);
+        let twice = ScoreParams::parse(Some("output=a&output=a")).expect_err("named twice");
+        assert_eq!(twice.to_string(), "output \"a\" is named twice in the query");
     }
 }
