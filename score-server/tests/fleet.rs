@@ -674,7 +674,7 @@ fn overload_through_nginx_is_refused_early_and_the_job_completes() {
                                 let status = response.status().as_u16();
                                 let retry_after = response.headers().contains_key("retry-after");
                                 let _ = response.bytes().await;
-                                seen.push((status, retry_after));
+                                seen.push((status, retry_after, Instant::now()));
                             }
                             seen
                         })
@@ -695,16 +695,20 @@ fn overload_through_nginx_is_refused_early_and_the_job_completes() {
     config.model = Some("mlp".into());
     config.in_flight = 4;
     let client = Client::new(config).expect("client");
+    let job_started = Instant::now();
     let got = run_job(&client, (0..JOB_ROWS).map(row), |_| {});
+    let job_done = Instant::now();
     let seen = storm.join().expect("storm thread");
     let got = got.expect("the job completes through the overload");
 
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
-    for (status, _) in &seen {
+    for (status, _, _) in &seen {
         *statuses.entry(*status).or_default() += 1;
     }
-    let refused = seen.iter().filter(|(s, _)| *s != 200).count();
-    let without_hint = seen.iter().filter(|(s, hint)| *s != 200 && !hint).count();
+    let refused = seen.iter().filter(|(s, _, _)| *s != 200).count();
+    let without_hint = seen.iter().filter(|(s, hint, _)| *s != 200 && !hint).count();
+    let refused_during_job =
+        seen.iter().filter(|(s, _, at)| *s == 429 && (job_started..job_done).contains(at)).count();
     println!(
         "overload storm: {} requests by {CONCURRENCY} clients in {STORM:?}: {statuses:?} ({:.1}% refused)",
         seen.len(),
@@ -736,10 +740,14 @@ fn overload_through_nginx_is_refused_early_and_the_job_completes() {
     assert!(statuses.get(&429).copied().unwrap_or(0) > seen.len() as u64 / 2, "{statuses:?}");
     assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "nothing was served: {statuses:?}");
     assert_eq!(without_hint, 0, "refusals without Retry-After");
+    // The job ran through the overload: the storm was being refused while
+    // it was served. (It may or may not meet 429s itself: refused storm
+    // senders are held back by --refusal-delay, so a well-behaved job
+    // often gets in first time.)
     let stats = client.stats();
     assert!(
-        stats.retries_for(stream_client::retry::Retryable::TooManyRequests) > 0,
-        "the job never met the overload: {stats:?}"
+        refused_during_job > 0,
+        "no storm request was refused while the job ran: {statuses:?}, {stats:?}"
     );
 
     assert_same_scores(&got, &clean_run(&fleet.replicas[0], Some("mlp"), JOB_ROWS));
