@@ -321,11 +321,102 @@ def vectorizer(rng, name):
     save_graph(name, graph, 3, x, "FeatureVectorizer of [N, 3] and [N, 1]")
 
 
+def typed_case(name, nodes, inputs, outputs, feeds, note, initializers=()):
+    """A graph over typed inputs (strings, integers): `inputs` are
+    (name, TensorProto type, shape) and `feeds` their values; the reference
+    holds each input's values under "inputs" (dtype, shape, flat values)."""
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(ML, 3)])
+    model.ir_version = 8
+    path = OUT / f"{name}.onnx"
+    path.write_bytes(model.SerializeToString())
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, feeds)
+    doc = {"model": f"{name}.onnx", "source": note, "inputs": {}, "outputs": {}}
+    for n, value in feeds.items():
+        value = np.asarray(value)
+        kind = "string" if value.dtype.kind in "OUS" else str(value.dtype)
+        flat = [str(v) if kind == "string" else json_float(v.item()) for v in value.reshape(-1)]
+        doc["inputs"][n] = {"dtype": kind, "shape": list(value.shape), "values": flat}
+    for meta, value in zip(sess.get_outputs(), got):
+        value = np.asarray(value)
+        strings = value.dtype.kind in "OUS"
+        doc["outputs"][meta.name] = {
+            "dtype": "string" if strings else str(value.dtype), "shape": list(value.shape),
+            "values": [[str(v) if strings else json_float(v) for v in row]
+                       for row in value.reshape(value.shape[0], -1).tolist()]}
+    (OUT / f"{name}.reference.json").write_text(json.dumps(doc) + "\n")
+
+
+WORDS = ["paris", "lyon", "nice", "Москва", "", "naïve 🙂", "Paris"]
+
+
+def label_encoder(rng, name, keys, values, default=None):
+    """LabelEncoder (opset 2) from `keys` ("strings", "int64s", "floats")
+    to `values`, on a [N, 2] input holding known and unknown keys."""
+    pools = {"strings": WORDS[:4], "int64s": [3, -7, 0, 12], "floats": [0.5, -1.25, 0.0, 7.0]}
+    outs = {"strings": ["a", "b", "c", "d"], "int64s": [10, 20, 30, 40],
+            "floats": [0.25, 0.75, -2.5, 9.0]}
+    attrs = {f"keys_{keys}": pools[keys], f"values_{values}": outs[values]}
+    if default is not None:
+        attrs[{"strings": "default_string", "int64s": "default_int64",
+               "floats": "default_float"}[values]] = default
+    types = {"strings": TensorProto.STRING, "int64s": TensorProto.INT64,
+             "floats": TensorProto.FLOAT}
+    unknown = {"strings": WORDS[4:], "int64s": [5, -1], "floats": [1.5, float("nan")]}
+    choice = pools[keys] + unknown[keys]
+    x = np.array([choice[i] for i in rng.integers(len(choice), size=ROWS * 2)],
+                 dtype=object if keys == "strings" else
+                 (np.int64 if keys == "int64s" else np.float32)).reshape(ROWS, 2)
+    nodes = [helper.make_node("LabelEncoder", ["X"], ["Y"], domain=ML, **attrs)]
+    outputs = [helper.make_tensor_value_info("Y", types[values], [None, 2])]
+    if values == "strings":
+        # A model needs a numeric output to be served: the strings mapped
+        # on to integers (strings flowing between operators).
+        nodes.append(helper.make_node("LabelEncoder", ["Y"], ["Z"], domain=ML,
+                                      keys_strings=outs["strings"], values_int64s=[1, 2, 3, 4]))
+        outputs.append(helper.make_tensor_value_info("Z", TensorProto.INT64, [None, 2]))
+    typed_case(name, nodes, [("X", types[keys], [None, 2])], outputs, {"X": x},
+               f"LabelEncoder {keys} -> {values}")
+
+
+def onehot_strings(rng, name, zeros=1):
+    """OneHotEncoder on a [N, 1] string column with unknown values (and
+    `handle_unknown="ignore"`'s zeros=1), then concatenated with a float
+    column as ColumnTransformer exports do."""
+    nodes = [helper.make_node("OneHotEncoder", ["city"], ["H"], domain=ML,
+                              cats_strings=WORDS[:4], zeros=zeros),
+             helper.make_node("Reshape", ["H", "shape"], ["Hr"]),
+             helper.make_node("Concat", ["age", "Hr"], ["Y"], axis=1)]
+    cities = np.array([WORDS[i] for i in rng.integers(4 if zeros == 0 else 7, size=ROWS)],
+                      dtype=object).reshape(ROWS, 1)
+    ages = rng.normal(size=(ROWS, 1)).astype(np.float32)
+    typed_case(name, nodes, [("age", TensorProto.FLOAT, [None, 1]),
+                             ("city", TensorProto.STRING, [None, 1])],
+               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 5])],
+               {"age": ages, "city": cities}, f"OneHotEncoder on strings, zeros={zeros}",
+               [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 4])])
+
+
+def category_mapper(rng, name):
+    """CategoryMapper strings -> int64 (tract's own operator)."""
+    node = helper.make_node("CategoryMapper", ["X"], ["Y"], domain=ML,
+                            cats_strings=WORDS[:4], cats_int64s=[4, 3, 2, 1], default_int64=-9)
+    x = np.array([WORDS[i] for i in rng.integers(len(WORDS), size=ROWS)],
+                 dtype=object).reshape(ROWS, 1)
+    typed_case(name, [node], [("X", TensorProto.STRING, [None, 1])],
+               [helper.make_tensor_value_info("Y", TensorProto.INT64, [None, 1])], {"X": x},
+               "CategoryMapper strings -> int64")
+
+
 def unsupported(name):
-    """An operator the server does not implement (LabelEncoder), for the
-    start-up test that names it. No reference: it is never scored."""
-    node = helper.make_node("LabelEncoder", ["X"], ["Y"], domain=ML, keys_floats=[0.0, 1.0],
-                            values_floats=[1.0, 0.0])
+    """An operator the server does not implement (ai.onnx.ml opset 5's
+    TreeEnsemble), for the start-up test that names it. No reference: it is
+    never scored."""
+    node = helper.make_node("TreeEnsemble", ["X"], ["Y"], domain=ML)
     graph = helper.make_graph(
         [node], name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 3])])
@@ -417,7 +508,16 @@ def main():
     feature_extractor(rng, "afe-scalar", 3)
     feature_extractor(rng, "afe-list", [4, 0, 2])
     vectorizer(rng, "vectorizer-mixed")
-    unsupported("unsupported-labelencoder")
+    for keys in ["strings", "int64s", "floats"]:
+        for values in ["strings", "int64s", "floats"]:
+            label_encoder(rng, f"label-encoder-{keys}-{values}", keys, values)
+    label_encoder(rng, "label-encoder-strings-int64s-default", "strings", "int64s", default=99)
+    label_encoder(rng, "label-encoder-int64s-strings-default", "int64s", "strings",
+                  default="other")
+    label_encoder(rng, "label-encoder-floats-floats-default", "floats", "floats", default=-1.5)
+    onehot_strings(rng, "onehot-strings")
+    category_mapper(rng, "category-mapper")
+    unsupported("unsupported-treeensemble")
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 
 

@@ -107,6 +107,131 @@ def mltools(name, model, x, source, converter, classifier=True):
         write(f"{name}-nozipmap", onx, x, source + ", zipmap=False")
 
 
+def mixed_frame(rng, n):
+    """A customer table as Spark would hold it: float and int64 numbers,
+    string categories (a few NaN incomes for the imputer)."""
+    import pandas as pd
+
+    cities = np.array(["paris", "lyon", "nice", "Москва", "köln"])
+    frame = pd.DataFrame({
+        "age": rng.normal(40, 12, n).astype(np.float32),
+        "income": rng.lognormal(3, 0.5, n).astype(np.float32),
+        "visits": rng.poisson(4, n).astype(np.int64),
+        "city": cities[rng.integers(len(cities), size=n)],
+        "plan": np.array(["free", "pro", "team"])[rng.integers(3, size=n)],
+    })
+    score = (frame.age - 40) / 12 + np.log(frame.income) - 3 + 0.2 * frame.visits \
+        + frame.city.isin(["paris", "köln"]) - (frame.plan == "free")
+    y = (score + rng.normal(0, 0.5, n) > 0.5).astype(np.int64)
+    return frame, y
+
+
+def mixed_types():
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+    return [("age", FloatTensorType([None, 1])), ("income", FloatTensorType([None, 1])),
+            ("visits", Int64TensorType([None, 1])), ("city", StringTensorType([None, 1])),
+            ("plan", StringTensorType([None, 1]))]
+
+
+def write_mixed(name, onx, frame, source):
+    """A mixed-input export and its reference: each input's 16 values
+    (`inputs`: dtype, shape, flat values; NaN as null) and onnxruntime's
+    outputs on them. The sample holds a city unseen in training."""
+    OUT.mkdir(exist_ok=True)
+    opsets = sorted(onx.opset_import, key=lambda o: o.domain)
+    del onx.opset_import[:]
+    onx.opset_import.extend(opsets)
+    onx.graph.name = name
+    path = OUT / f"{name}.onnx"
+    path.write_bytes(onx.SerializeToString())
+    sample = frame.iloc[:ROWS].copy()
+    sample.loc[sample.index[3], "city"] = "tokyo"  # unknown category
+    feeds = {}
+    inputs = {}
+    for column in sample.columns:
+        values = sample[column].to_numpy()
+        if values.dtype.kind in "OUS" or str(values.dtype) in ("str", "string"):
+            feeds[column] = values.astype(object).reshape(-1, 1)
+            flat = [str(v) for v in values]
+            dtype = "string"
+        else:
+            feeds[column] = values.reshape(-1, 1)
+            dtype = str(values.dtype)
+            flat = [None if isinstance(v, float) and np.isnan(v) else v for v in values.tolist()]
+        inputs[column] = {"dtype": dtype, "shape": [ROWS, 1], "values": flat}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = {}
+    for meta, value in zip(sess.get_outputs(), sess.run(None, feeds)):
+        value = np.asarray(value)
+        if value.dtype.kind in "OUS":
+            outputs[meta.name] = {"dtype": "string", "shape": list(value.shape),
+                                  "values": [[str(v)] for v in value.reshape(-1)]}
+        else:
+            outputs[meta.name] = {"dtype": str(value.dtype), "shape": list(value.shape),
+                                  "values": value.reshape(value.shape[0], -1).tolist()}
+    doc = {"model": f"{name}.onnx", "source": source, "inputs": inputs, "outputs": outputs}
+    (OUT / f"{name}.reference.json").write_text(json.dumps(doc) + "\n")
+    print(f"{name}: {path.stat().st_size} bytes; "
+          + ", ".join(f"{k}{v['shape']}:{v['dtype']}" for k, v in outputs.items()))
+
+
+def mixed(rng):
+    """ColumnTransformer pipelines over typed columns (issue 17): numbers
+    scaled, string categories one-hot or ordinal encoded, then a model."""
+    import lightgbm as lgb
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+    from sklearn.preprocessing import OrdinalEncoder
+
+    update_registered_converter(
+        lgb.LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
+        convert_lightgbm, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+    frame, y = mixed_frame(rng, 1200)
+    numbers, categories = ["age", "income", "visits"], ["city", "plan"]
+
+    def onehot():
+        return ColumnTransformer([("num", StandardScaler(), numbers),
+                                  ("cat", OneHotEncoder(handle_unknown="ignore"), categories)])
+
+    def export(name, pipeline, source, data=frame, target=y):
+        pipeline.fit(data, target)
+        onx = to_onnx(pipeline, initial_types=mixed_types(), target_opset=TARGET_OPSET,
+                      options={id(pipeline.steps[-1][1]): {"zipmap": False}})
+        write_mixed(name, onx, data, source)
+
+    ct = "ColumnTransformer(StandardScaler on age, income, visits; OneHotEncoder on city, plan)"
+    export("mixed-logreg", make_pipeline(onehot(), LogisticRegression(max_iter=500)),
+           f"skl2onnx: {ct} + LogisticRegression")
+    export("mixed-gb", make_pipeline(onehot(), GradientBoostingClassifier(
+        n_estimators=20, max_depth=3, random_state=SEED)), f"skl2onnx: {ct} + GradientBoosting")
+    export("mixed-rf", make_pipeline(onehot(), RandomForestClassifier(
+        n_estimators=10, max_depth=6, random_state=SEED)), f"skl2onnx: {ct} + RandomForest")
+    export("mixed-lgbm", make_pipeline(onehot(), lgb.LGBMClassifier(
+        n_estimators=20, num_leaves=15, random_state=SEED, verbose=-1)),
+        f"skl2onnx + onnxmltools: {ct} + LGBMClassifier")
+    holes = frame.copy()
+    holes.loc[holes.index[::6], "income"] = np.nan
+    imputed = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numbers),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), categories)])
+    export("mixed-imputer-logreg", make_pipeline(imputed, LogisticRegression(max_iter=500)),
+           "skl2onnx: ColumnTransformer(SimpleImputer + StandardScaler on numbers with NaN; "
+           "OneHotEncoder on categories) + LogisticRegression", data=holes)
+    ordinal = ColumnTransformer([
+        ("num", "passthrough", ["age", "income"]),
+        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+         categories)])
+    export("mixed-ordinal-rf", make_pipeline(ordinal, RandomForestClassifier(
+        n_estimators=10, max_depth=6, random_state=SEED)),
+        "skl2onnx: ColumnTransformer(passthrough age, income; OrdinalEncoder on city, plan) "
+        "+ RandomForest")
+    export("mixed-string-labels", make_pipeline(onehot(), LogisticRegression(max_iter=500)),
+           f"skl2onnx: {ct} + LogisticRegression with string class labels",
+           target=np.where(y == 1, "churn", "stay"))
+
+
 def main():
     # Deprecation notices of SVC's probability attributes and a 200-step
     # MLP that has not converged: irrelevant for fixtures.
@@ -186,6 +311,8 @@ def main():
     sk("mlp-classifier", MLPClassifier(hidden_layer_sizes=(32,), max_iter=200,
                                        random_state=SEED).fit(xm, ym), xm,
        "skl2onnx: MLPClassifier (3 classes)")
+
+    mixed(np.random.default_rng(SEED))
 
 
 if __name__ == "__main__":

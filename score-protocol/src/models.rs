@@ -4,16 +4,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A model's single input.
+/// One input of a model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputDoc {
-    /// ONNX input name.
+    /// ONNX input name: an Arrow body's column for it carries this name.
     pub name: String,
-    /// Element type; `float32`.
+    /// Element type: `float32`, `float64`, `int64`, `int32`, `bool` or
+    /// `string`.
     pub dtype: String,
     /// Symbolic shape, e.g. `["N", "100"]`.
     pub shape: Vec<String>,
-    /// Features per row (n): the width of a request's rows.
+    /// Values per row (n): for the float32 matrix input, the width of a
+    /// request's rows.
     pub columns: usize,
     /// The columns an Arrow IPC body may carry for this input, one layout
     /// a line ([`InputDoc::arrow_layouts`]).
@@ -30,6 +32,39 @@ impl InputDoc {
             shape,
             columns,
             arrow: InputDoc::arrow_layouts(columns),
+        }
+    }
+
+    /// One input of a model with several (or of a type other than
+    /// float32): the Arrow column it is fed from is named after it.
+    pub fn typed(name: String, dtype: &str, shape: Vec<String>, columns: usize) -> InputDoc {
+        let arrow = vec![InputDoc::typed_layout(&name, dtype, columns)];
+        InputDoc { name, dtype: dtype.into(), shape, columns, arrow }
+    }
+
+    /// The Arrow types that feed an input of element type `dtype`.
+    pub fn arrow_types(dtype: &str) -> &'static str {
+        match dtype {
+            "float32" => "float32 or float64 (converted)",
+            "float64" => "float64 or float32",
+            "int64" => "int64, int32, int16 or int8",
+            "int32" => "int32, int16 or int8",
+            "bool" => "bool",
+            "string" => "utf8, large_utf8 or dictionary<utf8>",
+            _ => "(no Arrow type: the server cannot feed this input)",
+        }
+    }
+
+    /// The Arrow column a typed input takes, in a sentence.
+    pub fn typed_layout(name: &str, dtype: &str, columns: usize) -> String {
+        let types = InputDoc::arrow_types(dtype);
+        if columns == 1 {
+            format!("a column named {name:?} of {types}")
+        } else {
+            format!(
+                "a column named {name:?}: a list, large_list or fixed_size_list of {columns} \
+                 {types} values a row"
+            )
         }
     }
 
@@ -74,8 +109,15 @@ pub struct ModelDoc {
     pub default: bool,
     /// Where it was loaded from.
     pub source: String,
-    /// The input.
+    /// The first input: the float32 matrix of a model with one; kept for
+    /// clients that know only such models.
     pub input: InputDoc,
+    /// Every input, in the model's order. A model with several, or one of
+    /// another type than a float32 matrix, takes Arrow IPC bodies with one
+    /// column per input, by name. (Empty from servers older than typed
+    /// inputs: `input` is then the only one.)
+    #[serde(default)]
+    pub inputs: Vec<InputDoc>,
     /// The outputs, in the model's order.
     pub outputs: Vec<OutputDoc>,
     /// The output served when `?output=` is absent.
@@ -85,6 +127,12 @@ pub struct ModelDoc {
 }
 
 impl ModelDoc {
+    /// Whether the model takes one float32 `[N, n]` matrix: the input the
+    /// binary and JSON bodies carry.
+    pub fn takes_matrix(&self) -> bool {
+        self.inputs.len() <= 1 && self.input.dtype == "float32" && self.input.shape.len() == 2
+    }
+
     /// The output a request with `?output=name` gets (`None`: the default).
     pub fn output(&self, name: Option<&str>) -> Option<&OutputDoc> {
         let wanted = name.unwrap_or(&self.default_output);

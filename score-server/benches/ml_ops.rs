@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         };
         let model = Model::from_bytes(name, ModelSource::Path(path.clone()), &bytes)
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        let columns = model.input.columns;
+        let columns = model.matrix().expect("a float32 matrix model");
         let x = features(columns);
         let mut group = c.benchmark_group(format!("ml_ops/{name}"));
         group.throughput(Throughput::Elements(ROWS as u64));

@@ -26,7 +26,8 @@ fn main() -> anyhow::Result<()> {
         ModelSource::Path(path.into()),
         &std::fs::read(path)?,
     )?);
-    let columns = model.input.columns;
+    let columns =
+        model.matrix().ok_or_else(|| anyhow::anyhow!("the model is not fed one float32 matrix"))?;
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..threads)

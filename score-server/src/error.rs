@@ -95,7 +95,8 @@ pub enum ApiError {
     )]
     UnsupportedMediaType(String),
     /// A body of a known media type in an encoding the server does not
-    /// decode (a compressed Arrow stream).
+    /// decode (a compressed Arrow stream), or of a media type that cannot
+    /// carry the model's inputs (binary or JSON for a model fed by name).
     #[error("{0}")]
     UnsupportedEncoding(String),
     /// Admission is full.

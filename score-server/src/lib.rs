@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod metrics;
 pub mod ml;
 pub mod model;

@@ -49,7 +49,7 @@ fn serve() -> anyhow::Result<()> {
         for model in state.models.iter() {
             tracing::info!(
                 model = %model.name, version = %model.version, source = %model.source,
-                columns = model.input.columns,
+                inputs = %model.input_list(),
                 outputs = ?model.outputs.iter().map(|o| format!("{}[{}]:{}", o.name, o.columns, o.dtype)).collect::<Vec<_>>(),
                 "model loaded"
             );

@@ -1,15 +1,19 @@
 //! Loading an ONNX model into an optimized tract plan, and what we know of it.
 //!
-//! A servable model has one float32 input of shape `[batch, n]` and any number
-//! of numeric outputs whose first dimension is the batch. The batch dimension
-//! is made symbolic before optimisation (skl2onnx exports leave it unset), so
-//! one plan serves every request size.
+//! A servable model has inputs of shape `[batch]` or `[batch, n]` (float32,
+//! float64, int64, int32, bool or string; the common case is one float32
+//! `[batch, n]` matrix, the fast path) and any number of numeric outputs
+//! whose first dimension is the batch. The batch dimension is made symbolic
+//! before optimisation (skl2onnx exports leave it unset), so one plan serves
+//! every request size.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use score_protocol::models::{InputDoc, OutputDoc};
+
+use crate::input::{Feed, Kind, Values};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
@@ -143,8 +147,10 @@ pub struct Model {
     pub version: String,
     /// Where it was loaded from.
     pub source: ModelSource,
-    /// The input.
-    pub input: InputDoc,
+    /// Every input, in the model's order, as `/models` describes them.
+    pub inputs: Vec<InputDoc>,
+    /// Every input, as the workers feed them.
+    pub feeds: Vec<Feed>,
     /// Every output, in the model's order.
     pub outputs: Vec<OutputDoc>,
     /// Index of the output served when the request names none: the first
@@ -159,7 +165,7 @@ impl fmt::Debug for Model {
         f.debug_struct("Model")
             .field("name", &self.name)
             .field("version", &self.version)
-            .field("input", &self.input)
+            .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
@@ -220,13 +226,17 @@ impl Model {
         let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> =
             graph.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).collect();
-        let [input] = inputs[..] else {
-            return Err(unservable(format!(
-                "the server serves models with exactly one input, this one has {}",
-                inputs.len()
-            )));
-        };
-        let (batch_name, columns) = input_dims(input).map_err(unservable)?;
+        if inputs.is_empty() {
+            return Err(unservable("the model has no input".into()));
+        }
+        let mut feeds = Vec::with_capacity(inputs.len());
+        let mut batch_name = None;
+        for input in &inputs {
+            let (batch, feed) = input_dims(input).map_err(unservable)?;
+            batch_name.get_or_insert(batch);
+            feeds.push(feed);
+        }
+        let batch_name = batch_name.unwrap_or_else(|| "N".into());
 
         let mut model = onnx.model_for_proto_model(&proto).map_err(tract_err("parsing"))?;
         let unsupported = unimplemented_ops(&model, graph);
@@ -237,9 +247,16 @@ impl Model {
             });
         }
         let batch = model.symbols.sym(&batch_name);
-        model
-            .set_input_fact(0, f32::fact([batch.to_dim(), columns.to_dim()]).into())
-            .map_err(tract_err("setting the input shape"))?;
+        for (ix, feed) in feeds.iter().enumerate() {
+            let shape: TVec<TDim> = if feed.rank == 1 {
+                tvec![batch.to_dim()]
+            } else {
+                tvec![batch.to_dim(), feed.width.to_dim()]
+            };
+            model
+                .set_input_fact(ix, InferenceFact::dt_shape(feed.kind.datum(), shape))
+                .map_err(tract_err("setting the input shapes"))?;
+        }
         let typed = model.into_optimized().map_err(tract_err("optimizing"))?;
 
         let mut outputs = Vec::with_capacity(typed.outputs.len());
@@ -293,17 +310,38 @@ impl Model {
             name: name.to_string(),
             version: hex_prefix(&Sha256::digest(bytes), 8),
             source,
-            input: InputDoc::float32(
-                input.name.clone(),
-                vec![batch_name, columns.to_string()],
-                columns,
-            ),
+            inputs: input_docs(&feeds, &batch_name),
+            feeds,
             outputs,
             default_output,
             plan,
         };
         model.smoke_test()?;
         Ok(model)
+    }
+
+    /// `Some(n)` for a model fed one float32 `[N, n]` matrix: the input
+    /// binary and JSON bodies carry (and Arrow bodies without names).
+    /// `None` for a model fed by name ([`crate::input::TypedRows`]).
+    pub fn matrix(&self) -> Option<usize> {
+        match &self.feeds[..] {
+            [Feed { kind: Kind::F32, rank: 2, width, .. }] => Some(*width),
+            _ => None,
+        }
+    }
+
+    /// The inputs in a phrase, for error messages: `age (float32), city
+    /// (string)`.
+    pub fn input_list(&self) -> String {
+        let names: Vec<String> = self
+            .feeds
+            .iter()
+            .map(|f| {
+                let width = if f.width == 1 { String::new() } else { format!(" x {}", f.width) };
+                format!("{} ({}{width})", f.name, f.kind.name())
+            })
+            .collect();
+        names.join(", ")
     }
 
     /// Index of the output called `name`, if the server can serve it.
@@ -314,15 +352,20 @@ impl Model {
     /// Runs two rows of zeros through the plan so that a model that parses
     /// but cannot run fails at start-up, not on the first request.
     fn smoke_test(&self) -> Result<(), LoadError> {
-        let input = Tensor::zero::<f32>(&[2, self.input.columns]).map_err(|source| {
-            LoadError::Tract { name: self.name.clone(), stage: "test run", source }
-        })?;
+        let test_err =
+            |source| LoadError::Tract { name: self.name.clone(), stage: "test run", source };
+        let inputs = Values::zeros(&self.feeds, 2)
+            .into_iter()
+            .zip(&self.feeds)
+            .map(|(v, feed)| v.into_tensor(&feed.shape(2)).map(TValue::from))
+            .collect::<TractResult<TVec<TValue>>>()
+            .map_err(test_err)?;
         let mut state = self.plan.spawn().map_err(|source| LoadError::Tract {
             name: self.name.clone(),
             stage: "test run",
             source,
         })?;
-        let outs = state.run(tvec![input.into()]).map_err(|source| LoadError::Tract {
+        let outs = state.run(inputs).map_err(|source| LoadError::Tract {
             name: self.name.clone(),
             stage: "test run",
             source,
@@ -343,38 +386,70 @@ impl Model {
     }
 }
 
-/// Reads `[batch, n]` from the ONNX input declaration: the batch symbol's name
-/// (the model's own `dim_param`, or `N`) and the width n.
-fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, usize), String> {
+/// Reads `[batch]` or `[batch, n]` and the element type from the ONNX input
+/// declaration: the batch symbol's name (the model's own `dim_param`, or
+/// `N`) and how the input is fed.
+fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, Feed), String> {
     let Some(TypeValue::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
     else {
         return Err(format!("input {} is not a tensor", input.name));
     };
-    // 1 is FLOAT in onnx.proto's TensorProto.DataType.
-    if tensor.elem_type != 1 {
-        return Err(format!(
-            "input {} has ONNX element type {}, the server feeds float32 (type 1) only",
+    let kind = Kind::from_onnx(tensor.elem_type).ok_or_else(|| {
+        format!(
+            "input {} has ONNX element type {}; the server feeds float32, float64, int64, \
+             int32, bool and string inputs",
             input.name, tensor.elem_type
-        ));
-    }
+        )
+    })?;
     let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
-    let [batch, width] = dims else {
-        return Err(format!(
-            "input {} has rank {}, the server feeds [batch, features] matrices",
-            input.name,
-            dims.len()
-        ));
+    let (batch, width) = match dims {
+        [batch] => (batch, None),
+        [batch, width] => (batch, Some(width)),
+        _ => {
+            return Err(format!(
+                "input {} has rank {}, the server feeds [batch] columns and [batch, features] \
+                 matrices",
+                input.name,
+                dims.len()
+            ));
+        }
     };
     let batch_name = match &batch.value {
         Some(DimValue::DimParam(p)) if !p.is_empty() => p.clone(),
         _ => "N".to_string(),
     };
-    match &width.value {
-        Some(DimValue::DimValue(n)) if *n > 0 => Ok((batch_name, *n as usize)),
-        other => Err(format!(
-            "input {} must have a fixed number of features, found {other:?}",
-            input.name
-        )),
+    let width = match width.map(|w| &w.value) {
+        None => 1,
+        Some(Some(DimValue::DimValue(n))) if *n > 0 => *n as usize,
+        Some(other) => {
+            return Err(format!(
+                "input {} must have a fixed number of features, found {other:?}",
+                input.name
+            ));
+        }
+    };
+    let rank = if dims.len() == 1 { 1 } else { 2 };
+    Ok((batch_name, Feed { name: input.name.clone(), kind, width, rank }))
+}
+
+/// The `/models` description of the inputs: the float32 matrix of a model
+/// fed one, else one Arrow column per input, by name.
+fn input_docs(feeds: &[Feed], batch: &str) -> Vec<InputDoc> {
+    let shape = |feed: &Feed| {
+        let mut shape = vec![batch.to_string()];
+        if feed.rank == 2 {
+            shape.push(feed.width.to_string());
+        }
+        shape
+    };
+    match feeds {
+        [feed @ Feed { kind: Kind::F32, rank: 2, width, .. }] => {
+            vec![InputDoc::float32(feed.name.clone(), shape(feed), *width)]
+        }
+        _ => feeds
+            .iter()
+            .map(|f| InputDoc::typed(f.name.clone(), f.kind.name(), shape(f), f.width))
+            .collect(),
     }
 }
 

@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 use tract_onnx::prelude::*;
 
+use crate::input::{SharedRows, Values};
 use crate::metrics::Metrics;
 use crate::model::Model;
 
@@ -91,7 +92,39 @@ pub struct PoolConfig {
     pub max_requests: usize,
 }
 
-/// One request to score: rows × columns float32 little-endian.
+/// What a request feeds its model.
+#[derive(Debug)]
+pub enum Input {
+    /// The model's one float32 matrix: `rows * columns * 4` bytes of float32
+    /// little-endian.
+    Matrix(Bytes),
+    /// One checked Arrow column per model input (a model fed by name), and
+    /// the body's size (for the cost estimate).
+    Typed {
+        /// The rows.
+        rows: SharedRows,
+        /// Bytes of the body they came from.
+        bytes: usize,
+    },
+}
+
+/// One chunk's input: a slice of a request's.
+#[derive(Debug)]
+enum ChunkInput {
+    Matrix(Bytes),
+    Typed { rows: SharedRows, start: usize, bytes: usize },
+}
+
+impl ChunkInput {
+    fn bytes(&self) -> usize {
+        match self {
+            ChunkInput::Matrix(b) => b.len(),
+            ChunkInput::Typed { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// One request to score.
 #[derive(Debug)]
 pub struct ScoreJob {
     /// Index of the model in the pool's model list.
@@ -101,8 +134,8 @@ pub struct ScoreJob {
     pub outputs: Vec<usize>,
     /// Input rows.
     pub rows: usize,
-    /// The rows, `rows * columns * 4` bytes.
-    pub input: Bytes,
+    /// The rows.
+    pub input: Input,
     /// Work not started by then is dropped.
     pub deadline: Option<Instant>,
 }
@@ -131,7 +164,7 @@ struct Job {
     model: usize,
     outputs: Arc<[usize]>,
     rows: usize,
-    input: Bytes,
+    input: ChunkInput,
     deadline: Option<Instant>,
     enqueued: Instant,
     reply: oneshot::Sender<Result<ChunkOut, ComputeError>>,
@@ -190,7 +223,6 @@ impl Pool {
     /// chunks not yet started (workers skip them).
     pub async fn score(&self, job: ScoreJob) -> Result<Scored, ComputeError> {
         let model = &self.models[job.model];
-        let row_bytes = model.input.columns * 4;
         let chunk = chunk_rows(job.rows, &self.config);
         let span = tracing::Span::current();
         let mut pending = VecDeque::new();
@@ -211,11 +243,24 @@ impl Pool {
             while pending.len() < window(&self.config) && next_row < job.rows {
                 let rows = chunk.min(job.rows - next_row);
                 let (reply, receiver) = oneshot::channel();
+                let input = match &job.input {
+                    Input::Matrix(bytes) => {
+                        let row_bytes = bytes.len() / job.rows;
+                        ChunkInput::Matrix(
+                            bytes.slice(next_row * row_bytes..(next_row + rows) * row_bytes),
+                        )
+                    }
+                    Input::Typed { rows: typed, bytes } => ChunkInput::Typed {
+                        rows: typed.clone(),
+                        start: next_row,
+                        bytes: bytes * rows / job.rows,
+                    },
+                };
                 self.submit(Job {
                     model: job.model,
                     outputs: outputs.clone(),
                     rows,
-                    input: job.input.slice(next_row * row_bytes..(next_row + rows) * row_bytes),
+                    input,
                     deadline: job.deadline,
                     enqueued: Instant::now(),
                     reply,
@@ -361,8 +406,7 @@ impl Worker {
         let result = match state.as_mut() {
             Ok(state) => {
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    let input = build_input(&batch, rows, model.input.columns)?;
-                    state.run(tvec![input.into()])
+                    state.run(build_inputs(model, &batch, rows)?)
                 }));
                 match run {
                     Ok(result) => result.map_err(|e| ModelFailure::Engine(format!("{e:#}"))),
@@ -373,7 +417,7 @@ impl Worker {
         };
         let compute_time = started.elapsed();
         self.metrics.observe_batch(&model.name, rows, batch.len(), compute_time);
-        let input_bytes: usize = batch.iter().map(|j| j.input.len()).sum();
+        let input_bytes: usize = batch.iter().map(|j| j.input.bytes()).sum();
         self.update_cost(compute_time, input_bytes);
 
         let outputs = match result {
@@ -452,16 +496,37 @@ impl Worker {
     }
 }
 
-/// Concatenates the jobs' rows into one `[rows, columns]` tensor, decoding
-/// little-endian explicitly (the body's alignment is arbitrary).
-fn build_input(batch: &[Job], rows: usize, columns: usize) -> TractResult<Tensor> {
-    let mut values = Vec::with_capacity(rows * columns);
-    for job in batch {
-        // Whole rows: the handler checked the length.
-        score_protocol::codec::decode_into(&job.input, &mut values)?;
+/// The model's inputs for the jobs' rows, concatenated: one `[rows,
+/// columns]` float32 tensor (decoding little-endian explicitly: the body's
+/// alignment is arbitrary), or for a model fed by name one tensor per input.
+fn build_inputs(model: &Model, batch: &[Job], rows: usize) -> TractResult<TVec<TValue>> {
+    if let Some(columns) = model.matrix() {
+        let mut values = Vec::with_capacity(rows * columns);
+        for job in batch {
+            if let ChunkInput::Matrix(bytes) = &job.input {
+                // Whole rows: the handler checked the length.
+                score_protocol::codec::decode_into(bytes, &mut values)?;
+            }
+        }
+        anyhow::ensure!(values.len() == rows * columns, "a typed job for a matrix model");
+        // Moves the vector into the tensor: no second copy of the input.
+        let tensor = tract_ndarray::Array2::from_shape_vec((rows, columns), values)?.into_tensor();
+        return Ok(tvec![tensor.into()]);
     }
-    // Moves the vector into the tensor: no second copy of the input.
-    Ok(tract_ndarray::Array2::from_shape_vec((rows, columns), values)?.into_tensor())
+    let mut values = Values::for_feeds(&model.feeds, rows);
+    for job in batch {
+        match &job.input {
+            ChunkInput::Typed { rows: typed, start, .. } => {
+                typed.append(&model.feeds, *start, job.rows, &mut values)
+            }
+            ChunkInput::Matrix(_) => anyhow::bail!("a matrix job for a model fed by name"),
+        }
+    }
+    values
+        .into_iter()
+        .zip(&model.feeds)
+        .map(|(v, feed)| Ok(v.into_tensor(&feed.shape(rows))?.into()))
+        .collect()
 }
 
 /// An output as float32 (borrowed when the model already gives float32) and

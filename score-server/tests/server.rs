@@ -128,13 +128,13 @@ async fn no_flags_serve_the_bundled_demo_model() {
 fn an_unsupported_operator_stops_startup_and_is_named() {
     let output = Command::new(env!("CARGO_BIN_EXE_score-server"))
         .args(["--listen", "127.0.0.1:0", "--model"])
-        .arg(fixture_path("ml-cases/unsupported-labelencoder.onnx"))
+        .arg(fixture_path("ml-cases/unsupported-treeensemble.onnx"))
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unsupported ONNX operator(s): ai.onnx.ml.LabelEncoder"), "{stderr}");
+    assert!(stderr.contains("unsupported ONNX operator(s): ai.onnx.ml.TreeEnsemble"), "{stderr}");
 }
 
 #[test]

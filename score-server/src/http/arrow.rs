@@ -1,12 +1,17 @@
-//! Arrow IPC stream bodies (`application/vnd.apache.arrow.stream`) for a
-//! model with one float32 input of `n` columns: what Spark already holds,
-//! sent as it is.
+//! Arrow IPC stream bodies (`application/vnd.apache.arrow.stream`): what
+//! Spark already holds, sent as it is.
 //!
-//! The columns are matched to the input by these rules (`/models/{name}`
-//! states them to clients: score-protocol's `InputDoc::arrow_layouts`):
-//! - one `fixed_size_list` of size `n`, or one `list`/`large_list` whose
-//!   every row holds `n` values, of float32 or float64: the rows;
-//! - otherwise `n` float32 or float64 columns, by position: the features.
+//! The columns are matched to the model's inputs by these rules
+//! (`/models/{name}` states them to clients: score-protocol's
+//! `InputDoc::arrow_layouts` and `InputDoc::typed_layout`):
+//! - a model fed one float32 `[N, n]` matrix takes one `fixed_size_list` of
+//!   size `n`, or one `list`/`large_list` whose every row holds `n` values,
+//!   of float32 or float64 (the rows); otherwise `n` float32 or float64
+//!   columns, by position (the features) ([`rows`]);
+//! - any other model (several inputs, strings, integers) takes one column
+//!   per input, named after it, of the input's type or one converted
+//!   without loss (int32 → int64, utf8/large_utf8/dictionary<utf8> →
+//!   string), a list of n values for an input of n a row ([`typed`]).
 //!
 //! float64 is converted to float32 (a value outside float32's range is a
 //! 400, as in JSON). Anything else (another width, another type, a null)
@@ -29,12 +34,14 @@ use arrow_buffer::Buffer;
 use arrow_ipc::MessageHeader;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use score_protocol::codec;
 use score_protocol::models::OutputDoc;
 
 use crate::error::ApiError;
+use crate::input::{Feed, Kind, TypedRows};
+use crate::model::Model;
 
 /// Most bytes of float32 rows (and of buffers decoding may have to copy to
 /// align them) an Arrow body of `len` bytes can need beyond itself: the
@@ -45,22 +52,202 @@ pub fn decoded_bound(len: usize) -> usize {
 }
 
 /// Decodes an Arrow IPC stream into float32 little-endian rows of
-/// `columns` values and returns them with the row count.
+/// `columns` values (a model fed one float32 matrix) and returns them with
+/// the row count.
 pub fn rows(body: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
+    guarded(|| {
+        let (schema, batches) = read_stream(body)?;
+        let layout = Layout::of(&schema, columns)?;
+        let mut out: Vec<u8> = Vec::new();
+        let mut rows = 0usize;
+        for batch in &batches {
+            layout.append(batch, columns, rows, &mut out)?;
+            rows += batch.num_rows();
+        }
+        Ok((Bytes::from(out), rows))
+    })
+}
+
+/// Decodes an Arrow IPC stream for a model fed by name: one column per
+/// input, named after it (see [`match_columns`] for the rules), every
+/// value checked so that the workers' conversion to tensors cannot fail.
+pub fn typed(body: Bytes, model: &Model) -> Result<TypedRows, ApiError> {
+    guarded(|| {
+        let (schema, batches) = read_stream(body)?;
+        let matched = match_columns(&schema, model)?;
+        let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); model.feeds.len()];
+        let mut first_row = 0;
+        for batch in &batches {
+            for ((feed, &ix), column) in model.feeds.iter().zip(&matched).zip(&mut columns) {
+                let array = batch.column(ix);
+                check_typed(array, feed, schema.field(ix).name(), first_row)?;
+                column.push(array.clone());
+            }
+            first_row += batch.num_rows();
+        }
+        Ok(TypedRows::new(columns))
+    })
+}
+
+/// Runs a decoding step, turning a panic into a 400: arrow-rs trusts a
+/// few more of a message's numbers than [`check_buffer_ranges`] checks
+/// (tests/fuzz.rs found the buffer ranges); a decoder panic is a refusal
+/// like any other, never a 500.
+fn guarded<T>(decode: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        Err(ApiError::BadShape(format!(
+            "the body is not a valid Arrow IPC stream: {}",
+            crate::pool::panic_message(&*panic)
+        )))
+    })
+}
+
+/// The stream's schema and record batches (zero-copy views of the body
+/// where its buffers are aligned).
+fn read_stream(body: Bytes) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
     check_buffer_ranges(&body).map_err(|e| {
         ApiError::BadShape(format!("the body is not a valid Arrow IPC stream: {e}"))
     })?;
-    // arrow-rs trusts a few more of a message's numbers than the ones
-    // checked above (tests/fuzz.rs found the buffer ranges); a decoder
-    // panic is a refusal like any other, never a 500.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(body, columns))).unwrap_or_else(
-        |panic| {
-            Err(ApiError::BadShape(format!(
-                "the body is not a valid Arrow IPC stream: {}",
-                crate::pool::panic_message(&*panic)
-            )))
-        },
-    )
+    let mut buffer = Buffer::from(body);
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        let Some(batch) = decoder.decode(&mut buffer).map_err(stream_error)? else { break };
+        batches.push(batch);
+    }
+    let Some(schema) = decoder.schema() else {
+        return Err(ApiError::BadShape(
+            "the body is not an Arrow IPC stream: it does not start with a schema message".into(),
+        ));
+    };
+    decoder
+        .finish()
+        .map_err(|_| ApiError::BadShape("the Arrow stream is cut short inside a message".into()))?;
+    Ok((schema, batches))
+}
+
+/// For each model input, the index of the body's column that feeds it: the
+/// column named after the input (exactly), of a type [`Kind::accepts`];
+/// for an input of n > 1 values a row, a list, large_list or
+/// fixed_size_list of n such values. A column no input is named after is
+/// refused too: it is more likely a misnamed input than data to ignore.
+fn match_columns(schema: &Schema, model: &Model) -> Result<Vec<usize>, ApiError> {
+    let takes = || format!("model {} takes {}", model.name, model.input_list());
+    let mut matched = Vec::with_capacity(model.feeds.len());
+    for feed in &model.feeds {
+        let Some((ix, field)) = schema.column_with_name(&feed.name) else {
+            let near = schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(&feed.name));
+            let hint = near.map(|f| format!(" (column {:?} differs in case)", f.name()));
+            return Err(ApiError::BadShape(format!(
+                "the Arrow body has no column named {:?}{}; {}",
+                feed.name,
+                hint.unwrap_or_default(),
+                takes()
+            )));
+        };
+        let wanted = || {
+            score_protocol::models::InputDoc::typed_layout(&feed.name, feed.kind.name(), feed.width)
+        };
+        let values = match field.data_type() {
+            DataType::FixedSizeList(item, size) if *size as usize == feed.width => item.data_type(),
+            DataType::List(item) | DataType::LargeList(item) => item.data_type(),
+            scalar if feed.width == 1 => scalar,
+            other => {
+                return Err(ApiError::BadShape(format!(
+                    "column {:?} is {other}; input {} takes {}",
+                    feed.name,
+                    feed.name,
+                    wanted()
+                )));
+            }
+        };
+        if !feed.kind.accepts(values) {
+            return Err(ApiError::BadShape(format!(
+                "column {:?} holds {values} values; input {} takes {}",
+                feed.name,
+                feed.name,
+                wanted()
+            )));
+        }
+        matched.push(ix);
+    }
+    if let Some(extra) =
+        schema.fields().iter().find(|f| !model.feeds.iter().any(|feed| feed.name == *f.name()))
+    {
+        return Err(ApiError::BadShape(format!(
+            "column {:?} is not an input of the model; {}",
+            extra.name(),
+            takes()
+        )));
+    }
+    Ok(matched)
+}
+
+/// Checks one batch's column for a typed input: no nulls (at any level), n
+/// values in every row of a list, float64 within float32's range for a
+/// float32 input, dictionary keys that point into the dictionary.
+fn check_typed(
+    array: &ArrayRef,
+    feed: &Feed,
+    name: &str,
+    first_row: usize,
+) -> Result<(), ApiError> {
+    let width = feed.width;
+    check_nulls(array, name, first_row, 1)?;
+    let values = match array.data_type() {
+        DataType::FixedSizeList(..) => {
+            let list = array.as_fixed_size_list();
+            list.values().slice(list.value_offset_at(0), list.len() * width)
+        }
+        DataType::List(_) => checked_list_values(array.as_list::<i32>(), name, first_row, width)?,
+        DataType::LargeList(_) => {
+            checked_list_values(array.as_list::<i64>(), name, first_row, width)?
+        }
+        _ => array.clone(),
+    };
+    check_nulls(&values, name, first_row, width)?;
+    if feed.kind == Kind::F32 && values.data_type() == &DataType::Float64 {
+        narrowed(&values, name, first_row, width)?;
+    }
+    if let DataType::Dictionary(..) = values.data_type() {
+        let dictionary = values.as_any_dictionary();
+        let words = dictionary.values();
+        let keys = dictionary.normalized_keys();
+        for (i, &key) in keys.iter().enumerate() {
+            if key >= words.len() || words.is_null(key) {
+                return Err(ApiError::BadShape(format!(
+                    "row {} of column {name:?}: dictionary key {key} is {} (the dictionary                      holds {} values)",
+                    first_row + i / width.max(1),
+                    if key >= words.len() { "out of range" } else { "a null" },
+                    words.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The values of a variable-size list column whose every row must hold
+/// `width` values.
+fn checked_list_values<O: OffsetSizeTrait>(
+    list: &arrow_array::GenericListArray<O>,
+    name: &str,
+    first_row: usize,
+    width: usize,
+) -> Result<ArrayRef, ApiError> {
+    let offsets = list.value_offsets();
+    for (row, pair) in offsets.windows(2).enumerate() {
+        let len = (pair[1] - pair[0]).as_usize();
+        if len != width {
+            return Err(ApiError::BadShape(format!(
+                "row {} of column {name:?} has {len} values; the model takes {width}",
+                first_row + row
+            )));
+        }
+    }
+    let start = offsets.first().map_or(0, |o| o.as_usize());
+    let end = offsets.last().map_or(0, |o| o.as_usize());
+    Ok(list.values().slice(start, end - start))
 }
 
 /// Walks the stream's messages (framing and metadata only) and checks that
@@ -105,36 +292,6 @@ fn check_buffer_ranges(bytes: &[u8]) -> Result<(), String> {
         at = at.saturating_add(body);
     }
     Ok(())
-}
-
-fn decode(body: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
-    let mut buffer = Buffer::from(body);
-    let mut decoder = StreamDecoder::new();
-    let mut layout: Option<Layout> = None;
-    let mut out: Vec<u8> = Vec::new();
-    let mut rows = 0usize;
-    while !buffer.is_empty() {
-        let Some(batch) = decoder.decode(&mut buffer).map_err(stream_error)? else { break };
-        let layout = match &layout {
-            Some(layout) => layout,
-            None => layout.insert(Layout::of(&batch.schema(), columns)?),
-        };
-        layout.append(&batch, columns, rows, &mut out)?;
-        rows += batch.num_rows();
-    }
-    let Some(schema) = decoder.schema() else {
-        return Err(ApiError::BadShape(
-            "the body is not an Arrow IPC stream: it does not start with a schema message".into(),
-        ));
-    };
-    decoder
-        .finish()
-        .map_err(|_| ApiError::BadShape("the Arrow stream is cut short inside a message".into()))?;
-    // A schema alone is zero rows, if its columns would fit.
-    if layout.is_none() {
-        Layout::of(&schema, columns)?;
-    }
-    Ok((Bytes::from(out), rows))
 }
 
 fn stream_error(e: ArrowError) -> ApiError {
@@ -293,19 +450,7 @@ fn list_rows<O: OffsetSizeTrait>(
     columns: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
-    let offsets = list.value_offsets();
-    for (row, pair) in offsets.windows(2).enumerate() {
-        let len = (pair[1] - pair[0]).as_usize();
-        if len != columns {
-            return Err(ApiError::BadShape(format!(
-                "row {} of column {name:?} has {len} values; the model takes {columns}",
-                first_row + row
-            )));
-        }
-    }
-    let start = offsets.first().map_or(0, |o| o.as_usize());
-    let end = offsets.last().map_or(0, |o| o.as_usize());
-    let values = list.values().slice(start, end - start);
+    let values = checked_list_values(list, name, first_row, columns)?;
     check_nulls(&values, name, first_row, columns)?;
     push_values(&values, name, first_row, columns, out)
 }

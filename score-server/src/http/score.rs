@@ -22,7 +22,7 @@ use crate::admission::{BodyCharge, Permit};
 use crate::error::ApiError;
 use crate::metrics::Rejection;
 use crate::model::Model;
-use crate::pool::{ComputeError, ScoreJob, Scored, ScoredOutput};
+use crate::pool::{ComputeError, Input, ScoreJob, Scored, ScoredOutput};
 use crate::state::AppState;
 
 /// Query parameters of a scoring request.
@@ -107,7 +107,7 @@ async fn score(
         // The rest of the body is not waited for: answer now, then close.
         Err(e) => return Ok(closing(e)),
     };
-    let (input, rows) = decode(head.format, bytes, model.input.columns)?;
+    let (input, rows) = decode(head.format, bytes, &model)?;
     let scored = dispatch(
         &state,
         ScoreJob {
@@ -136,7 +136,20 @@ struct Head {
 impl Head {
     fn parse(headers: &HeaderMap, model: &Model, arrival: Instant) -> Result<Head, ApiError> {
         let format = body::format(headers)?;
-        body::check_columns(headers, &model.name, model.input.columns)?;
+        match model.matrix() {
+            Some(columns) => body::check_columns(headers, &model.name, columns)?,
+            // Refused before the body is read: it cannot be used.
+            None if format != BodyFormat::Arrow => {
+                return Err(ApiError::UnsupportedEncoding(format!(
+                    "model {} is fed by name ({}): send an Arrow IPC stream ({}) with one \
+                     column per input",
+                    model.name,
+                    model.input_list(),
+                    media::ARROW_STREAM
+                )));
+            }
+            None => {}
+        }
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         Ok(Head {
             format,
@@ -265,16 +278,25 @@ fn output_indices(model: &Model, names: &[String]) -> Result<Vec<usize>, ApiErro
         .collect()
 }
 
-/// The rows of a body, as float32 little-endian bytes, and their count.
-fn decode(format: BodyFormat, bytes: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
-    match format {
+/// The rows of a body, as the model is fed them, and their count: float32
+/// little-endian bytes for a model fed one matrix, checked Arrow columns
+/// for a model fed by name (which takes only Arrow: [`Head::parse`]).
+fn decode(format: BodyFormat, bytes: Bytes, model: &Model) -> Result<(Input, usize), ApiError> {
+    let Some(columns) = model.matrix() else {
+        let len = bytes.len();
+        let typed = super::arrow::typed(bytes, model)?;
+        let rows = typed.rows();
+        return Ok((Input::Typed { rows: Arc::new(typed), bytes: len }, rows));
+    };
+    let (bytes, rows) = match format {
         BodyFormat::Binary => {
             let rows = body::binary_rows(&bytes, columns)?;
-            Ok((bytes, rows))
+            (bytes, rows)
         }
-        BodyFormat::Json => body::json_rows(&bytes, columns),
-        BodyFormat::Arrow => super::arrow::rows(bytes, columns),
-    }
+        BodyFormat::Json => body::json_rows(&bytes, columns)?,
+        BodyFormat::Arrow => super::arrow::rows(bytes, columns)?,
+    };
+    Ok((Input::Matrix(bytes), rows))
 }
 
 /// Scores the rows on the worker pool (nothing for no rows).

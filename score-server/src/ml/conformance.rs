@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 use tract_onnx::prelude::*;
 
+use crate::input::Kind;
 use crate::model::{Model, ModelSource, fixture_path};
 
 /// Largest absolute difference accepted on floats (issue 5's target).
@@ -28,27 +29,26 @@ pub(crate) fn check(name: &str) -> Vec<String> {
         &std::fs::read(Path::new(&path)).unwrap(),
     )
     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    let rows = reference["input"].as_array().unwrap();
-    let columns = reference["columns"].as_u64().unwrap() as usize;
-    let x: Vec<f32> = rows
-        .iter()
-        .flat_map(|r| {
-            r.as_array().unwrap().iter().map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
-        })
-        .collect();
-    let input = Tensor::from_shape(&[rows.len(), columns], &x).unwrap();
-    let outs = model.plan.spawn().unwrap().run(tvec![input.into()]).unwrap();
+    let (inputs, rows) = reference_inputs(&reference, &model);
+    let outs = model.plan.spawn().unwrap().run(inputs).unwrap();
     let mut wrong = vec![];
     for (info, out) in model.outputs.iter().zip(outs.iter()) {
         let expected = &reference["outputs"][&info.name];
         assert!(!expected.is_null(), "{name}: no reference for output {}", info.name);
         // String labels: we serve the class index, named in the metadata.
         let classes = info.classes.clone().unwrap_or_default();
-        let expected: Vec<Option<f64>> = expected["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r.as_array().unwrap().iter())
+        let expected_values =
+            expected["values"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap());
+        if out.datum_type() == DatumType::String {
+            let got = out.to_plain_array_view::<String>().unwrap();
+            for (i, (g, e)) in got.iter().zip(expected_values).enumerate() {
+                if Some(g.as_str()) != e.as_str() {
+                    wrong.push(format!("{name}: {}[{i}] = {g:?}, onnxruntime {e}", info.name));
+                }
+            }
+            continue;
+        }
+        let expected: Vec<Option<f64>> = expected_values
             .map(|v| match v.as_str().and_then(|s| classes.iter().position(|c| c == s)) {
                 Some(index) => Some(index as f64),
                 None => json_float(v),
@@ -61,7 +61,7 @@ pub(crate) fn check(name: &str) -> Vec<String> {
             floats.to_plain_array_view::<f32>().unwrap().iter().map(|v| *v as f64).collect()
         };
         assert_eq!(got.len(), expected.len(), "{name}: output {} length", info.name);
-        let width = got.len() / rows.len();
+        let width = got.len() / rows;
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
             let ok = match e {
                 None => g.is_nan(),
@@ -78,6 +78,62 @@ pub(crate) fn check(name: &str) -> Vec<String> {
         }
     }
     wrong
+}
+
+/// The model's inputs from a reference: `input` (float rows, NaN as null)
+/// for a model fed a matrix, else `inputs` (per input: dtype, shape, flat
+/// values); and the row count.
+fn reference_inputs(reference: &Value, model: &Model) -> (TVec<TValue>, usize) {
+    if let Some(rows) = reference["input"].as_array() {
+        let columns = reference["columns"].as_u64().unwrap() as usize;
+        let x: Vec<f32> = rows
+            .iter()
+            .flat_map(|r| {
+                r.as_array().unwrap().iter().map(|v| v.as_f64().map_or(f32::NAN, |v| v as f32))
+            })
+            .collect();
+        let input = Tensor::from_shape(&[rows.len(), columns], &x).unwrap();
+        return (tvec![input.into()], rows.len());
+    }
+    let mut rows = 0;
+    let inputs = model
+        .feeds
+        .iter()
+        .map(|feed| {
+            let doc = &reference["inputs"][&feed.name];
+            let shape: Vec<usize> = doc["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            rows = shape[0];
+            let values = doc["values"].as_array().unwrap();
+            let tensor = match feed.kind {
+                Kind::Str => {
+                    let v: Vec<String> =
+                        values.iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                    tract_ndarray::ArrayD::from_shape_vec(shape, v).unwrap().into_tensor()
+                }
+                Kind::I64 => {
+                    let v: Vec<i64> = values.iter().map(|v| v.as_i64().unwrap()).collect();
+                    tract_ndarray::ArrayD::from_shape_vec(shape, v).unwrap().into_tensor()
+                }
+                _ => {
+                    let v: Vec<f32> =
+                        values.iter().map(|v| json_float(v).unwrap_or(f64::NAN) as f32).collect();
+                    tract_ndarray::ArrayD::from_shape_vec(shape, v)
+                        .unwrap()
+                        .into_tensor()
+                        .cast_to_dt(feed.kind.datum())
+                        .unwrap()
+                        .into_owned()
+                }
+            };
+            tensor.into()
+        })
+        .collect();
+    (inputs, rows)
 }
 
 /// A reference value: a number, null for NaN, "inf" or "-inf".

@@ -19,6 +19,7 @@ use tract_onnx::tract_hir::internal::*;
 
 #[cfg(test)]
 mod conformance;
+mod label;
 mod linear;
 mod onehot;
 mod svm;
@@ -33,6 +34,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("LinearRegressor", linear::regressor);
     reg.insert("Normalizer", linear::normalizer);
     reg.insert("OneHotEncoder", onehot::onehot);
+    reg.insert("LabelEncoder", label::label_encoder);
     reg.insert("ArrayFeatureExtractor", array_feature_extractor);
     reg.insert("FeatureVectorizer", feature_vectorizer);
     reg.insert("SVMClassifier", svm::classifier);

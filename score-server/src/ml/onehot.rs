@@ -1,9 +1,8 @@
-//! `OneHotEncoder` (ai.onnx.ml) on integer categories: [.., C] in,
-//! [.., C, categories] float out. A value outside `cats_int64s` gives a row
-//! of zeros when `zeros` is 1 (the default, and what skl2onnx writes with
-//! `handle_unknown="ignore"`) and an error otherwise, as in onnxruntime.
-//! String categories (`cats_strings`) are refused at load time: the server
-//! feeds float32 matrices, so a string input cannot reach them.
+//! `OneHotEncoder` (ai.onnx.ml) on integer (`cats_int64s`) or string
+//! (`cats_strings`) categories: [.., C] in, [.., C, categories] float out.
+//! A value outside the categories gives a row of zeros when `zeros` is 1
+//! (the default, and what skl2onnx writes with `handle_unknown="ignore"`)
+//! and an error otherwise, as in onnxruntime.
 
 use std::collections::HashMap;
 
@@ -13,31 +12,54 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::Built;
 
+/// The categories and their positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Categories {
+    Ints(Vec<i64>, HashMap<i64, usize>),
+    Strings(Vec<String>, HashMap<String, usize>),
+}
+
+impl Categories {
+    fn len(&self) -> usize {
+        match self {
+            Categories::Ints(c, _) => c.len(),
+            Categories::Strings(c, _) => c.len(),
+        }
+    }
+}
+
 /// The encoder: category value → position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OneHot {
-    categories: Vec<i64>,
-    index: HashMap<i64, usize>,
+    categories: Categories,
     zeros: bool,
 }
 
 /// Parses a `OneHotEncoder` node.
 pub(crate) fn onehot(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    ensure!(
-        node.get_attr_opt_vec::<String>("cats_strings")?.is_none(),
-        "OneHotEncoder on string categories (cats_strings) is not supported: the server \
-         feeds float32 features; encode the categories as integers before export"
-    );
-    let categories: Vec<i64> = node.get_attr_opt_vec("cats_int64s")?.unwrap_or_default();
-    ensure!(!categories.is_empty(), "OneHotEncoder without cats_int64s");
-    let index = categories.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let strings: Vec<String> = node.get_attr_opt_vec("cats_strings")?.unwrap_or_default();
+    let ints: Vec<i64> = node.get_attr_opt_vec("cats_int64s")?.unwrap_or_default();
+    let categories = match (ints.is_empty(), strings.is_empty()) {
+        (false, true) => {
+            let index = ints.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+            Categories::Ints(ints, index)
+        }
+        (true, false) => {
+            let index = strings.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
+            Categories::Strings(strings, index)
+        }
+        _ => bail!("OneHotEncoder needs exactly one of cats_int64s and cats_strings"),
+    };
     let zeros = node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0;
-    Ok((expand(OneHot { categories, index, zeros }), vec![]))
+    Ok((expand(OneHot { categories, zeros }), vec![]))
 }
 
 impl std::hash::Hash for OneHot {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.categories.hash(state);
+        match &self.categories {
+            Categories::Ints(c, _) => c.hash(state),
+            Categories::Strings(c, _) => c.hash(state),
+        }
         self.zeros.hash(state);
     }
 }
@@ -55,27 +77,62 @@ impl EvalOp for OneHot {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
-        // Floats are truncated to integers, as onnxruntime does.
-        let values: Vec<i64> = if input.datum_type().is_float() {
-            let f = input.cast_to::<f64>()?;
-            f.to_plain_array_view::<f64>()?.iter().map(|v| *v as i64).collect()
-        } else {
-            let i = input.cast_to::<i64>()?;
-            i.to_plain_array_view::<i64>()?.iter().copied().collect()
-        };
         let k = self.categories.len();
-        let mut out = vec![0f32; values.len() * k];
-        for (v, row) in values.iter().zip(out.chunks_exact_mut(k)) {
-            match self.index.get(v) {
-                Some(&i) => row[i] = 1.0,
-                None if self.zeros => {}
-                None => bail!("OneHotEncoder: category {v} is not one of {:?}", self.categories),
+        let mut out = vec![0f32; input.len() * k];
+        let rows = out.chunks_exact_mut(k);
+        match &self.categories {
+            Categories::Ints(categories, index) => {
+                // Floats are truncated to integers, as onnxruntime does.
+                let values: Vec<i64> = if input.datum_type().is_float() {
+                    let f = input.cast_to::<f64>()?;
+                    f.to_plain_array_view::<f64>()?.iter().map(|v| *v as i64).collect()
+                } else {
+                    ensure!(
+                        input.datum_type() != DatumType::String,
+                        "OneHotEncoder with integer categories on strings"
+                    );
+                    let i = input.cast_to::<i64>()?;
+                    i.to_plain_array_view::<i64>()?.iter().copied().collect()
+                };
+                for (v, row) in values.iter().zip(rows) {
+                    set(row, index.get(v), self.zeros, || {
+                        format!("{v} is not one of {categories:?}")
+                    })?;
+                }
+            }
+            Categories::Strings(categories, index) => {
+                ensure!(
+                    input.datum_type() == DatumType::String,
+                    "OneHotEncoder with string categories on {:?}",
+                    input.datum_type()
+                );
+                let values = input.to_plain_array_view::<String>()?;
+                for (v, row) in values.iter().zip(rows) {
+                    set(row, index.get(v), self.zeros, || {
+                        format!("{v:?} is not one of {categories:?}")
+                    })?;
+                }
             }
         }
         let mut shape: TVec<usize> = input.shape().into();
         shape.push(k);
         Ok(tvec!(Tensor::from_shape(&shape, &out)?.into_tvalue()))
     }
+}
+
+/// Sets a row's category, or refuses an unknown one unless `zeros`.
+fn set(
+    row: &mut [f32],
+    at: Option<&usize>,
+    zeros: bool,
+    unknown: impl FnOnce() -> String,
+) -> TractResult<()> {
+    match at {
+        Some(&i) => row[i] = 1.0,
+        None if zeros => {}
+        None => bail!("OneHotEncoder: category {}", unknown()),
+    }
+    Ok(())
 }
 
 impl TypedOp for OneHot {
