@@ -16,5 +16,5 @@ cargo build -q -p score-server
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p docs
-python3 "$here/zoo_status.py" "$target/debug/score-server" > docs/models.md
+"$venv/bin/python" "$here/zoo_status.py" "$target/debug/score-server" > docs/models.md
 echo "wrote docs/models.md" >&2

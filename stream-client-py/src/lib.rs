@@ -146,7 +146,7 @@ impl Scoring {
 
 /// Scores an iterator of Arrow record batches; see the Python `Scorer`.
 #[pyfunction]
-#[pyo3(signature = (batches, config, *, features, keep, score_col, error_col))]
+#[pyo3(signature = (batches, config, *, features, keep, score_col, error_col, by_name=false))]
 fn score(
     batches: &Bound<'_, PyAny>,
     config: &PyConfig,
@@ -154,11 +154,12 @@ fn score(
     keep: Vec<String>,
     score_col: String,
     error_col: Option<String>,
+    by_name: bool,
 ) -> PyResult<Scoring> {
     // Logs go to stderr (the Spark executor's log); level in STREAM_CLIENT_LOG.
     stream_client::log_to_stderr("STREAM_CLIENT_LOG");
     let input = PyBatches { input: PyIterator::from_object(batches)?.unbind() };
-    let options = ArrowOptions { features, keep, score_col, error_col };
+    let options = ArrowOptions { features, keep, score_col, error_col, by_name };
     let batches = score_record_batches(config.config.clone(), options, input).map_err(to_py)?;
     Ok(Scoring { batches })
 }

@@ -1,6 +1,7 @@
 //! Cutting a stream of rows into request bodies, capped by rows and by bytes.
 
 use bytes::Bytes;
+use score_protocol::media::BodyFormat;
 
 use crate::error::ScoreError;
 
@@ -11,8 +12,11 @@ pub struct Batch {
     pub first_row: u64,
     /// Rows in the batch.
     pub rows: usize,
-    /// `rows × columns` float32 little-endian.
+    /// `rows × columns` float32 little-endian, or (format `Arrow`) an
+    /// Arrow IPC stream of the rows, one column per model input.
     pub body: Bytes,
+    /// The body's format.
+    pub format: BodyFormat,
 }
 
 /// Accumulates rows (or blocks of rows) into batches.
@@ -75,6 +79,15 @@ impl Batcher {
         Ok(done)
     }
 
+    /// Adds a body encoded already (an Arrow IPC stream of `rows` rows): the
+    /// partial batch of float rows first, if any, then it.
+    pub fn push_body(&mut self, rows: usize, body: Bytes, format: BodyFormat) -> Vec<Batch> {
+        let mut done: Vec<Batch> = self.flush().into_iter().collect();
+        done.push(Batch { first_row: self.next_row, rows, body, format });
+        self.next_row += rows as u64;
+        done
+    }
+
     /// The partial batch, if any rows are pending.
     pub fn flush(&mut self) -> Option<Batch> {
         (self.rows > 0).then(|| self.take())
@@ -85,6 +98,7 @@ impl Batcher {
             first_row: self.next_row,
             rows: self.rows,
             body: Bytes::from(std::mem::take(&mut self.buf)),
+            format: BodyFormat::Binary,
         };
         self.next_row += self.rows as u64;
         self.rows = 0;

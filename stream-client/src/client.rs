@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use score_protocol::media::BodyFormat;
 use score_protocol::models::{ModelDoc, ModelList};
-use score_protocol::{ErrorBody, codec, headers, media, retry_after};
+use score_protocol::{ErrorBody, codec, headers, retry_after};
 
 use crate::batch::Batch;
 use crate::config::{ClientConfig, Token};
@@ -200,9 +201,12 @@ impl Inner {
             retry_after: None,
             message: describe(&e, timeout),
         };
-        let sent = authorized(http.put(url), self.config.token.as_ref())
-            .header(reqwest::header::CONTENT_TYPE, media::OCTET_STREAM)
-            .header(headers::COLUMNS, self.config.columns)
+        let mut request = authorized(http.put(url), self.config.token.as_ref())
+            .header(reqwest::header::CONTENT_TYPE, batch.format.media_type());
+        if batch.format == BodyFormat::Binary {
+            request = request.header(headers::COLUMNS, self.config.columns);
+        }
+        let sent = request
             // Work the server cannot start before we give up is work for
             // nobody: tell it when that is.
             .header(headers::DEADLINE_MS, timeout.as_millis().max(1) as u64)

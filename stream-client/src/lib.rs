@@ -56,7 +56,7 @@ pub use client::{Client, Scored, fetch_input_columns, fetch_model, fetch_model_a
 pub use config::{ClientConfig, Token};
 pub use error::ScoreError;
 pub use stats::Stats;
-pub use stream::{ScoreIter, Session, Turn};
+pub use stream::{AsInput, Input, ScoreIter, Session, Turn};
 
 /// Sends this library's log to stderr (a Spark executor's log) at the level
 /// in the environment variable `var` (`tracing` filter syntax; `warn` when

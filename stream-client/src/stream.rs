@@ -21,9 +21,42 @@ use std::time::Instant;
 use futures_util::{Stream, StreamExt};
 use tokio::task::JoinHandle;
 
+use bytes::Bytes;
+use score_protocol::media::BodyFormat;
+
 use crate::batch::{Batch, Batcher};
 use crate::client::{Client, Scored};
 use crate::error::ScoreError;
+
+/// An input item: row-major float32 rows, or a request body encoded
+/// already (an Arrow IPC stream for a model fed by name).
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Whole rows, row-major (or one row, for [`Client::score_rows`]).
+    Floats(&'a [f32]),
+    /// One request's body.
+    Body {
+        /// Rows it holds.
+        rows: usize,
+        /// The body.
+        body: Bytes,
+        /// Its format.
+        format: BodyFormat,
+    },
+}
+
+/// What [`Client::score_blocks`] takes: anything that is float rows, or
+/// encoded bodies ([`Input::Body`]).
+pub trait AsInput {
+    /// This item as input.
+    fn as_input(&self) -> Input<'_>;
+}
+
+impl<T: AsRef<[f32]> + ?Sized> AsInput for T {
+    fn as_input(&self) -> Input<'_> {
+        Input::Floats(self.as_ref())
+    }
+}
 
 /// A place in the output: a request in flight, or an error known already
 /// (a bad input row) that comes out after the rows before it.
@@ -109,17 +142,23 @@ impl Window {
     }
 
     /// Takes the next input item (`None`: the input ended).
-    fn feed(&mut self, item: Option<&[f32]>) {
+    fn feed(&mut self, item: Option<Input<'_>>) {
+        let end = item.is_none();
         let pushed = match item {
             None => Ok(Vec::new()),
-            Some(row) if self.rows => self.batcher.push_row(row).map(|b| b.into_iter().collect()),
-            Some(block) => self.batcher.push_block(block),
+            Some(Input::Floats(row)) if self.rows => {
+                self.batcher.push_row(row).map(|b| b.into_iter().collect())
+            }
+            Some(Input::Floats(block)) => self.batcher.push_block(block),
+            Some(Input::Body { rows, body, format }) => {
+                Ok(self.batcher.push_body(rows, body, format))
+            }
         };
         match pushed {
             Ok(batches) => self.ready.extend(batches),
             Err(e) => self.input_error = Some(e),
         }
-        if item.is_none() || self.input_error.is_some() {
+        if end || self.input_error.is_some() {
             self.exhausted = true;
             self.ready.extend(self.batcher.flush());
         }
@@ -197,7 +236,13 @@ impl Session {
     /// Takes the next row-major block of whole rows (`None`: the input
     /// ended). The rows are copied into request bodies before it returns.
     pub fn feed(&mut self, block: Option<&[f32]>) {
-        self.w.feed(block);
+        self.w.feed(block.map(Input::Floats));
+    }
+
+    /// Takes the next item, float rows or an encoded body (`None`: the
+    /// input ended).
+    pub fn feed_input(&mut self, item: Option<Input<'_>>) {
+        self.w.feed(item);
     }
 
     /// The client's counters.
@@ -223,11 +268,12 @@ impl Client {
     }
 
     /// Scores row-major blocks of whole rows (e.g. Arrow record batches'
-    /// float buffers) pulled from `blocks` on the calling thread.
+    /// float buffers), or encoded bodies, pulled from `blocks` on the
+    /// calling thread.
     pub fn score_blocks<B>(&self, blocks: B) -> ScoreIter<B::IntoIter>
     where
         B: IntoIterator,
-        B::Item: AsRef<[f32]>,
+        B::Item: AsInput,
     {
         ScoreIter { s: self.session(), input: blocks.into_iter() }
     }
@@ -253,7 +299,7 @@ impl Client {
                 match w.step() {
                     Step::Pull => {
                         let item = blocks.next().await;
-                        w.feed(item.as_ref().map(AsRef::as_ref));
+                        w.feed(item.as_ref().map(|b| Input::Floats(b.as_ref())));
                     }
                     Step::Wait(Slot::Task(task)) => {
                         let item = w.settle(task.await);
@@ -280,7 +326,7 @@ impl<I> ScoreIter<I> {
 impl<I> Iterator for ScoreIter<I>
 where
     I: Iterator,
-    I::Item: AsRef<[f32]>,
+    I::Item: AsInput,
 {
     type Item = Result<Scored, ScoreError>;
 
@@ -289,7 +335,7 @@ where
             match self.s.turn() {
                 Turn::Feed => {
                     let item = self.input.next();
-                    self.s.feed(item.as_ref().map(AsRef::as_ref));
+                    self.s.feed_input(item.as_ref().map(AsInput::as_input));
                 }
                 Turn::Result(result) => return Some(result),
                 Turn::Done => return None,

@@ -128,6 +128,7 @@ class Scorer:
         score_col: str = "score",
         errors: str = "raise",
         error_col: str = "score_error",
+        by_name: bool = False,
     ) -> Iterator[Any]:
         """Scores an iterator of ``pyarrow.RecordBatch`` (as ``mapInArrow``
         gives a task), yielding one ``pyarrow.RecordBatch`` per input batch.
@@ -137,8 +138,15 @@ class Scorer:
             features: the name of one array column (``array<float>`` or
                 ``array<double>``), or a list of numeric columns in the
                 model's input order; ``None``: the only array column, else
-                every float/double column.
-            keep: columns passed through unchanged (ids), before the score.
+                every float/double column. For a model with several
+                typed inputs (a ``ColumnTransformer`` export: numbers and
+                string categories), the columns named after its inputs, of
+                any type the server converts (float, double, int, long,
+                string, boolean); they are sent as Arrow columns by name
+                (never interleaved), which happens when one of them holds
+                strings or booleans, or when ``by_name`` is set. A row with a
+                null in one of them is not sent: with ``errors="column"``
+                its error names the column, else the job fails naming it.
             score_col: the score column: ``float`` when the model output has
                 one value per row, ``array<float>`` otherwise.
             errors: ``"raise"`` (default): a batch that cannot be scored
@@ -146,6 +154,8 @@ class Scorer:
                 the rows before it; ``"column"``: its rows get a null score
                 and the reason in ``error_col``, and the job goes on.
             error_col: the error column's name when ``errors="column"``.
+            by_name: send the feature columns by name even when all are
+                numbers (a model fed by name whose inputs are all numeric).
         """
         import pyarrow as pa
 
@@ -163,6 +173,7 @@ class Scorer:
             keep=list(keep),
             score_col=score_col,
             error_col=error_col,
+            by_name=by_name,
         )
         for batch in scored:
             yield pa.record_batch(batch)

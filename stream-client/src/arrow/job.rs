@@ -14,17 +14,27 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use score_protocol::media::BodyFormat;
 
 use super::features::{FeatureBlock, FeatureError, Features};
 use super::output::{Entry, Output, OutputError, Segment};
+use super::typed::TypedFeatures;
+use crate::stream::{AsInput, Input};
 use crate::{Client, ClientConfig, ScoreIter};
 
 /// What to score and what to output, besides the client's configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ArrowOptions {
     /// Feature columns: one list column, or numeric columns in the model's
-    /// order; `None`: the only list column, else every float column.
+    /// order; `None`: the only list column, else every float column. For a
+    /// model fed by name (several inputs, strings), the columns named after
+    /// its inputs: sent as they are, as Arrow IPC, which happens when one
+    /// of them holds strings or booleans, or when `by_name` is set.
     pub features: Option<Vec<String>>,
+    /// Send the feature columns by name (Arrow IPC) even when all are
+    /// numbers: for a model fed by name whose inputs are all numeric.
+    pub by_name: bool,
     /// Columns passed through unchanged, before the score.
     pub keep: Vec<String>,
     /// Name of the score column.
@@ -127,15 +137,43 @@ where
 /// each batch's passthrough columns for the output side.
 struct Source<I, E> {
     input: I,
-    /// The first batch's features, extracted before the window starts.
-    first: Option<FeatureBlock>,
+    /// What the batches pulled already give, not yet handed on.
+    pieces: VecDeque<Piece>,
     schema: SchemaRef,
-    features: Features,
+    features: Mode,
     keep: Vec<usize>,
     /// Fail on a bad row (no error column) rather than report it per row.
     strict: bool,
+    /// Rows and bytes a request (the by-name mode cuts its own).
+    max_rows: usize,
+    max_bytes: usize,
     next_row: u64,
     side: Arc<Mutex<Side<E>>>,
+}
+
+/// How features are sent.
+enum Mode {
+    /// Interleaved into float32 rows (a model fed one matrix).
+    Matrix(Features),
+    /// As Arrow columns by name (a model fed by name).
+    ByName(TypedFeatures),
+}
+
+/// What the source hands the client: float rows, or one request's body.
+enum Piece {
+    Floats(FeatureBlock),
+    Body(usize, Bytes),
+}
+
+impl AsInput for Piece {
+    fn as_input(&self) -> Input<'_> {
+        match self {
+            Piece::Floats(block) => Input::Floats(block.as_ref()),
+            Piece::Body(rows, body) => {
+                Input::Body { rows: *rows, body: body.clone(), format: BodyFormat::Arrow }
+            }
+        }
+    }
 }
 
 /// Shared by the input and output sides (both on the caller's thread).
@@ -147,24 +185,37 @@ struct Side<E> {
 }
 
 impl<I, E> Source<I, E> {
-    fn feed(&mut self, batch: RecordBatch) -> Result<FeatureBlock, JobError<E>> {
+    fn feed(&mut self, batch: RecordBatch) -> Result<(), JobError<E>> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(JobError::Invalid(format!(
                 "the batch at row {} has another schema than the first batch",
                 self.next_row
             )));
         }
-        let extracted = self.features.extract(&batch)?;
+        let (pieces, bad) = match &mut self.features {
+            Mode::Matrix(features) => {
+                let extracted = features.extract(&batch)?;
+                (vec![Piece::Floats(extracted.block)], extracted.bad)
+            }
+            Mode::ByName(features) => {
+                let encoded = features
+                    .encode(&batch, self.max_rows, self.max_bytes)
+                    .map_err(JobError::Invalid)?;
+                let pieces = encoded.bodies.into_iter().map(|(r, b)| Piece::Body(r, b)).collect();
+                (pieces, encoded.bad)
+            }
+        };
         if self.strict
-            && let Some(e) = extracted.first_error(self.next_row)
+            && let Some((row, why)) = bad.first()
         {
-            return Err(JobError::Score(e));
+            return Err(JobError::Score(format!("row {}: {why}", self.next_row + *row as u64)));
         }
         let keep: Vec<ArrayRef> = self.keep.iter().map(|&i| batch.column(i).clone()).collect();
-        let entry = Entry { keep, rows: batch.num_rows(), bad: extracted.bad };
+        let entry = Entry { keep, rows: batch.num_rows(), bad };
         self.next_row += batch.num_rows() as u64;
         lock(&self.side).queue.push_back(entry);
-        Ok(extracted.block)
+        self.pieces.extend(pieces);
+        Ok(())
     }
 }
 
@@ -172,21 +223,20 @@ impl<I, E> Iterator for Source<I, E>
 where
     I: Iterator<Item = Result<RecordBatch, E>>,
 {
-    type Item = FeatureBlock;
+    type Item = Piece;
 
-    fn next(&mut self) -> Option<FeatureBlock> {
-        if let Some(block) = self.first.take() {
-            return Some(block);
-        }
-        let fed = match self.input.next()? {
-            Ok(batch) => self.feed(batch),
-            Err(e) => Err(JobError::Input(e)),
-        };
-        match fed {
-            Ok(block) => Some(block),
-            Err(e) => {
+    fn next(&mut self) -> Option<Piece> {
+        loop {
+            if let Some(piece) = self.pieces.pop_front() {
+                return Some(piece);
+            }
+            let fed = match self.input.next()? {
+                Ok(batch) => self.feed(batch),
+                Err(e) => Err(JobError::Input(e)),
+            };
+            if let Err(e) = fed {
                 lock(&self.side).error = Some(e);
-                None
+                return None;
             }
         }
     }
@@ -220,8 +270,19 @@ where
             Some(batch) => batch.map_err(JobError::Input)?,
         };
         let schema = first.schema();
-        let features = Features::resolve(&schema, options.features.as_deref(), None)
-            .map_err(|e| JobError::Invalid(hint(e)))?;
+        let names = options.features.as_deref();
+        let features = if options.by_name || TypedFeatures::needed(&schema, names) {
+            let Some(names) = names else {
+                return Err(JobError::Invalid(
+                    "name the feature columns (the model's inputs) to send them by name".into(),
+                ));
+            };
+            Mode::ByName(TypedFeatures::resolve(&schema, names)?)
+        } else {
+            Mode::Matrix(
+                Features::resolve(&schema, names, None).map_err(|e| JobError::Invalid(hint(e)))?,
+            )
+        };
         let keep = options
             .keep
             .iter()
@@ -233,22 +294,27 @@ where
             .collect::<Result<Vec<usize>, _>>()?;
         let mut source = Source {
             input,
-            first: None,
+            pieces: VecDeque::new(),
             schema: schema.clone(),
             features,
             keep: keep.clone(),
             strict: options.error_col.is_none(),
+            max_rows: config.batch_rows,
+            max_bytes: config.batch_bytes,
             next_row: 0,
             side: Arc::new(Mutex::new(Side { queue: VecDeque::new(), error: None })),
         };
-        let first_block = source.feed(first)?;
-        let Some(width) = source.features.width() else {
+        source.feed(first)?;
+        let width = match &source.features {
+            Mode::Matrix(features) => features.width(),
+            Mode::ByName(features) => Some(features.width()),
+        };
+        let Some(width) = width else {
             // Every row of the first batch was bad and there is no width yet.
             return Err(JobError::Score(
                 "cannot tell the feature width: the first batch has no usable row".into(),
             ));
         };
-        source.first = Some(first_block);
         config.columns = width;
         let keep_going = config.keep_going;
         let k = config.score_columns;

@@ -6,6 +6,7 @@
 pub mod features;
 pub mod job;
 pub mod output;
+pub mod typed;
 
 pub use features::{FeatureBlock, FeatureError, Features};
 pub use job::{ArrowOptions, JobError, ScoreBatches, score_record_batches};
