@@ -157,3 +157,49 @@ def test_no_server_raises_after_the_retries():
     scorer = Scorer("http://127.0.0.1:9", max_attempts=2, timeout=1.0)
     with pytest.raises(ScoreError, match="gave up on rows 0..2 after 2 attempts"):
         list(scorer.score_batches([batch], "features"))
+
+
+def test_string_category_columns_score_like_onnxruntime(spark, start_server, tmp_path):
+    """A ColumnTransformer export (StandardScaler on numbers, OneHotEncoder on
+    string categories) scored from a DataFrame of float, long and string
+    columns: sent by name as Arrow, equal to onnxruntime on the same rows;
+    a null category is reported in the error column, naming it."""
+    import onnxruntime as ort
+    import pyarrow.parquet as pq
+
+    from conftest import MODELS
+
+    model = MODELS / "zoo" / "mixed-logreg.onnx"
+    server = start_server("zoo/mixed-logreg.onnx")
+    rng = np.random.default_rng(17)
+    n = 20_000
+    cities = np.array(["paris", "lyon", "nice", "Москва", "köln", "tokyo"])
+    table = pa.table({
+        "id": np.arange(n, dtype=np.int64),
+        "age": rng.normal(40, 12, n).astype(np.float32),
+        "income": rng.lognormal(3, 0.5, n).astype(np.float32),
+        "visits": rng.poisson(4, n).astype(np.int64),
+        "city": cities[rng.integers(len(cities), size=n)],
+        "plan": np.array(["free", "pro", "team"])[rng.integers(3, size=n)],
+    })
+    inputs = ["age", "income", "visits", "city", "plan"]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = {c: table[c].to_numpy(zero_copy_only=False).reshape(-1, 1) for c in inputs}
+    feeds["city"] = feeds["city"].astype(object)
+    feeds["plan"] = feeds["plan"].astype(object)
+    expected = session.run(["probabilities"], feeds)[0]
+    pq.write_table(table, tmp_path / "customers.parquet")
+    df = spark.read.parquet(str(tmp_path / "customers.parquet")).repartition(3)
+
+    scorer = Scorer(server.url, output="probabilities", batch_rows=1000, in_flight=2)
+    got = score_with(scorer, df, inputs).toArrow().sort_by("id")
+    assert got.num_rows == n
+    np.testing.assert_allclose(as_matrix(got.column("score")), expected, rtol=0, atol=1e-5)
+
+    holes = df.selectExpr("id", "age", "income", "visits",
+                          "CASE WHEN id = 77 THEN NULL ELSE city END AS city", "plan")
+    out = score_with(scorer, holes, inputs, errors="column").toArrow().sort_by("id")
+    errors = out.column("score_error").to_pylist()
+    assert [i for i, e in enumerate(errors) if e is not None] == [77]
+    assert 'column "city" is null' in errors[77]
+    assert out.column("score").to_pylist()[77] is None
