@@ -125,10 +125,16 @@ def save(name, node, n_features, outputs, x, note):
     save_graph(name, graph, n_features, x, note)
 
 
-def save_graph(name, graph, n_features, x, note):
+def make_model(graph):
+    """The case's model: opset 17 and ai.onnx.ml 3, IR version 8."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid(ML, 3)])
     model.ir_version = 8
+    return model
+
+
+def save_graph(name, graph, n_features, x, note):
+    model = make_model(graph)
     path = OUT / f"{name}.onnx"
     path.write_bytes(model.SerializeToString())
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -328,9 +334,7 @@ def typed_case(name, nodes, inputs, outputs, feeds, note, initializers=()):
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
         outputs, list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(ML, 3)])
-    model.ir_version = 8
+    model = make_model(graph)
     path = OUT / f"{name}.onnx"
     path.write_bytes(model.SerializeToString())
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -420,9 +424,7 @@ def unsupported(name):
     graph = helper.make_graph(
         [node], name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(ML, 3)])
-    model.ir_version = 8
+    model = make_model(graph)
     (OUT / f"{name}.onnx").write_bytes(model.SerializeToString())
 
 
