@@ -23,6 +23,59 @@ use score_server::http::arrow;
 use score_server::http::body::{binary_rows, json_rows};
 use score_server::model::{Model, ModelSource, fixture_path};
 
+/// The zoo's mixed-input export (five inputs: floats, an int64, strings),
+/// loaded once.
+fn mixed_model() -> &'static Model {
+    static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        Model::load(
+            &score_server::model::ModelSpec::parse(&format!(
+                "m={}",
+                fixture_path("zoo/mixed-logreg.onnx").display()
+            ))
+            .expect("spec"),
+        )
+        .expect("the mixed model loads")
+    })
+}
+
+/// A valid body for the mixed model: `rows` rows, strings plain or as a
+/// dictionary.
+fn typed_stream(rows: usize, words: &[String], dictionary: bool) -> Vec<u8> {
+    use arrow_array::{Int32Array, Int64Array, StringArray, types::Int32Type};
+    let floats = |k: f32| -> ArrayRef {
+        Arc::new(Float32Array::from_iter_values((0..rows).map(|i| i as f32 * k)))
+    };
+    let strings = |offset: usize| -> ArrayRef {
+        let pick = |i: usize| words[(i + offset) % words.len()].as_str();
+        if dictionary {
+            let keys = Int32Array::from_iter_values(
+                (0..rows).map(|i| ((i + offset) % words.len()) as i32),
+            );
+            let values: ArrayRef = Arc::new(StringArray::from_iter_values(words.iter()));
+            Arc::new(
+                arrow_array::DictionaryArray::<Int32Type>::try_new(keys, values)
+                    .expect("dictionary"),
+            )
+        } else {
+            Arc::new(StringArray::from_iter_values((0..rows).map(pick)))
+        }
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("age", floats(1.5)),
+        ("income", floats(0.25)),
+        ("visits", Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i as i64))) as ArrayRef),
+        ("city", strings(0)),
+        ("plan", strings(1)),
+    ])
+    .expect("batch");
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.finish().expect("finish");
+    writer.into_inner().expect("bytes")
+}
+
 fn config() -> ProptestConfig {
     let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     ProptestConfig { cases, ..ProptestConfig::default() }
@@ -116,6 +169,36 @@ proptest! {
         if let Ok(Ok((floats, n))) = decoded {
             prop_assert_eq!(floats.len(), n * columns * 4);
         }
+    }
+
+    #[test]
+    fn mutated_typed_streams_never_panic(
+        rows in 0usize..12,
+        words in proptest::collection::vec(".{0,6}", 1..4),
+        dictionary in any::<bool>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let model = mixed_model();
+        let mut bytes = typed_stream(rows, &words, dictionary);
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= value;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        // Decoding, then what a worker does with the rows: both must
+        // answer or refuse, never panic.
+        let decoded = catch_unwind(AssertUnwindSafe(|| {
+            let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
+            let n = typed.rows();
+            let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
+            typed.append(&model.feeds, 0, n, &mut values);
+            Ok::<_, score_server::error::ApiError>(n)
+        }));
+        prop_assert!(decoded.is_ok(), "the typed decoder panicked");
     }
 
     #[test]
