@@ -112,6 +112,15 @@ impl Feed {
     }
 }
 
+/// `Some(n)` when `feeds` are one float32 `[N, n]` matrix: the model is fed
+/// float32 rows (binary, JSON or Arrow bodies), not by name.
+pub fn matrix_width(feeds: &[Feed]) -> Option<usize> {
+    match feeds {
+        [Feed { kind: Kind::F32, rank: 2, width, .. }] => Some(*width),
+        _ => None,
+    }
+}
+
 /// A request's rows for a model fed by name: per input, its Arrow column
 /// (one array per record batch), already checked against the input (type,
 /// width, nulls, range), so turning it into tensors cannot fail on data.
@@ -156,8 +165,9 @@ impl TypedRows {
 }
 
 /// The scalar values of rows `offset..offset + len` of `array`: the array
-/// itself for one value a row, else its lists' values.
-fn row_values(array: &ArrayRef, offset: usize, len: usize, width: usize) -> ArrayRef {
+/// itself for one value a row, else its lists' values (`width` a row: the
+/// decoder checked it).
+pub(crate) fn row_values(array: &ArrayRef, offset: usize, len: usize, width: usize) -> ArrayRef {
     match array.data_type() {
         DataType::FixedSizeList(..) => {
             let list = array.as_fixed_size_list();

@@ -324,10 +324,7 @@ impl Model {
     /// binary and JSON bodies carry (and Arrow bodies without names).
     /// `None` for a model fed by name ([`crate::input::TypedRows`]).
     pub fn matrix(&self) -> Option<usize> {
-        match &self.feeds[..] {
-            [Feed { kind: Kind::F32, rank: 2, width, .. }] => Some(*width),
-            _ => None,
-        }
+        crate::input::matrix_width(&self.feeds)
     }
 
     /// The inputs in a phrase, for error messages: `age (float32), city
@@ -442,11 +439,9 @@ fn input_docs(feeds: &[Feed], batch: &str) -> Vec<InputDoc> {
         }
         shape
     };
-    match feeds {
-        [feed @ Feed { kind: Kind::F32, rank: 2, width, .. }] => {
-            vec![InputDoc::float32(feed.name.clone(), shape(feed), *width)]
-        }
-        _ => feeds
+    match crate::input::matrix_width(feeds) {
+        Some(width) => vec![InputDoc::float32(feeds[0].name.clone(), shape(&feeds[0]), width)],
+        None => feeds
             .iter()
             .map(|f| InputDoc::typed(f.name.clone(), f.kind.name(), shape(f), f.width))
             .collect(),

@@ -193,19 +193,7 @@ fn check_typed(
     first_row: usize,
 ) -> Result<(), ApiError> {
     let width = feed.width;
-    check_nulls(array, name, first_row, 1)?;
-    let values = match array.data_type() {
-        DataType::FixedSizeList(..) => {
-            let list = array.as_fixed_size_list();
-            list.values().slice(list.value_offset_at(0), list.len() * width)
-        }
-        DataType::List(_) => checked_list_values(array.as_list::<i32>(), name, first_row, width)?,
-        DataType::LargeList(_) => {
-            checked_list_values(array.as_list::<i64>(), name, first_row, width)?
-        }
-        _ => array.clone(),
-    };
-    check_nulls(&values, name, first_row, width)?;
+    let values = checked_values(array, name, first_row, width)?;
     if feed.kind == Kind::F32 && values.data_type() == &DataType::Float64 {
         narrowed(&values, name, first_row, width)?;
     }
@@ -227,16 +215,35 @@ fn check_typed(
     Ok(())
 }
 
-/// The values of a variable-size list column whose every row must hold
-/// `width` values.
-fn checked_list_values<O: OffsetSizeTrait>(
-    list: &arrow_array::GenericListArray<O>,
+/// The values of a column's rows, no null among them (nor among the
+/// rows), every row of a list holding `width` (a scalar column: itself):
+/// what both the matrix and the by-name paths read.
+fn checked_values(
+    array: &ArrayRef,
     name: &str,
     first_row: usize,
     width: usize,
 ) -> Result<ArrayRef, ApiError> {
-    let offsets = list.value_offsets();
-    for (row, pair) in offsets.windows(2).enumerate() {
+    check_nulls(array, name, first_row, 1)?;
+    match array.data_type() {
+        DataType::List(_) => check_widths(array.as_list::<i32>(), name, first_row, width)?,
+        DataType::LargeList(_) => check_widths(array.as_list::<i64>(), name, first_row, width)?,
+        _ => {}
+    }
+    let values = crate::input::row_values(array, 0, array.len(), width);
+    check_nulls(&values, name, first_row, width)?;
+    Ok(values)
+}
+
+/// Refuses a row of a variable-size list column that does not hold
+/// `width` values.
+fn check_widths<O: OffsetSizeTrait>(
+    list: &arrow_array::GenericListArray<O>,
+    name: &str,
+    first_row: usize,
+    width: usize,
+) -> Result<(), ApiError> {
+    for (row, pair) in list.value_offsets().windows(2).enumerate() {
         let len = (pair[1] - pair[0]).as_usize();
         if len != width {
             return Err(ApiError::BadShape(format!(
@@ -245,9 +252,7 @@ fn checked_list_values<O: OffsetSizeTrait>(
             )));
         }
     }
-    let start = offsets.first().map_or(0, |o| o.as_usize());
-    let end = offsets.last().map_or(0, |o| o.as_usize());
-    Ok(list.values().slice(start, end - start))
+    Ok(())
 }
 
 /// Walks the stream's messages (framing and metadata only) and checks that
@@ -368,19 +373,8 @@ impl Layout {
         match self {
             Layout::List => {
                 let (array, name) = (batch.column(0), schema.field(0).name());
-                match array.data_type() {
-                    DataType::FixedSizeList(..) => {
-                        let list = array.as_fixed_size_list();
-                        let values =
-                            list.values().slice(list.offset() * columns, list.len() * columns);
-                        check_nulls(&values, name, first_row, columns)?;
-                        push_values(&values, name, first_row, columns, out)
-                    }
-                    DataType::List(_) => {
-                        list_rows(array.as_list::<i32>(), name, first_row, columns, out)
-                    }
-                    _ => list_rows(array.as_list::<i64>(), name, first_row, columns, out),
-                }
+                let values = checked_values(array, name, first_row, columns)?;
+                push_values(&values, name, first_row, columns, out)
             }
             Layout::Columns => {
                 // Each column as a float32 slice (float64 ones converted
@@ -439,20 +433,6 @@ fn check_nulls(
         "row {} of column {name:?} is null; the model takes no missing values",
         first_row + at / per_row.max(1)
     )))
-}
-
-/// The rows of a variable-size list column: every row must hold `columns`
-/// values.
-fn list_rows<O: OffsetSizeTrait>(
-    list: &arrow_array::GenericListArray<O>,
-    name: &str,
-    first_row: usize,
-    columns: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), ApiError> {
-    let values = checked_list_values(list, name, first_row, columns)?;
-    check_nulls(&values, name, first_row, columns)?;
-    push_values(&values, name, first_row, columns, out)
 }
 
 /// Appends float32 or float64 values as float32 little-endian bytes; a
