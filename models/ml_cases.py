@@ -387,6 +387,16 @@ def label_encoder(rng, name, keys, values, default=None):
                f"LabelEncoder {keys} -> {values}")
 
 
+def label_encoder_duplicates(rng, name):
+    """LabelEncoder whose keys repeat: onnxruntime keeps the first value."""
+    node = helper.make_node("LabelEncoder", ["X"], ["Y"], domain=ML, keys_int64s=[3, 3, 5],
+                            values_int64s=[1, 2, 3])
+    x = rng.choice([3, 5, 7], size=(ROWS, 2)).astype(np.int64)
+    typed_case(name, [node], [("X", TensorProto.INT64, [None, 2])],
+               [helper.make_tensor_value_info("Y", TensorProto.INT64, [None, 2])], {"X": x},
+               "LabelEncoder with a repeated key")
+
+
 def onehot_strings(rng, name, zeros=1):
     """OneHotEncoder on a [N, 1] string column with unknown values (and
     `handle_unknown="ignore"`'s zeros=1), then concatenated with a float
@@ -519,6 +529,7 @@ def main():
     label_encoder(rng, "label-encoder-floats-floats-default", "floats", "floats", default=-1.5)
     onehot_strings(rng, "onehot-strings")
     category_mapper(rng, "category-mapper")
+    label_encoder_duplicates(rng, "label-encoder-duplicate-keys")
     unsupported("unsupported-treeensemble")
     print(f"wrote {len(list(OUT.glob('*.onnx')))} cases to {OUT}")
 

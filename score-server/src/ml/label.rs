@@ -16,40 +16,85 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::Built;
 
-/// A key, hashable: floats by their bits, NaNs as one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Float(u32),
-    Int(i64),
-    Str(String),
+/// The keys, each to its position in the value list: strings looked up
+/// without a copy, floats by their bits (NaNs as one, -0.0 as 0.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Index {
+    Floats(HashMap<u32, usize>),
+    Ints(HashMap<i64, usize>),
+    Strings(HashMap<String, usize>),
 }
 
-impl Key {
-    fn float(f: f32) -> Key {
-        // -0.0 and 0.0 compare equal as floats: one key for both.
-        let f = if f.is_nan() {
-            f32::NAN
-        } else if f == 0.0 {
-            0.0
-        } else {
-            f
-        };
-        Key::Float(f.to_bits())
+fn float_key(f: f32) -> u32 {
+    // -0.0 and 0.0 compare equal as floats: one key for both.
+    if f.is_nan() {
+        f32::NAN.to_bits()
+    } else if f == 0.0 {
+        0
+    } else {
+        f.to_bits()
     }
 }
 
-/// The table's values, and the default for a key not in it.
-#[derive(Debug, Clone, PartialEq)]
-enum Table {
-    Floats(HashMap<Key, f32>, f32),
-    Ints(HashMap<Key, i64>, i64),
-    Strings(HashMap<Key, String>, String),
+impl Index {
+    fn datum(&self) -> DatumType {
+        match self {
+            Index::Floats(_) => DatumType::F32,
+            Index::Ints(_) => DatumType::I64,
+            Index::Strings(_) => DatumType::String,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Index::Floats(k) => k.len(),
+            Index::Ints(k) => k.len(),
+            Index::Strings(k) => k.len(),
+        }
+    }
+
+    /// Each value's position in the table, `None` for a key not in it.
+    fn positions(&self, input: &Tensor) -> TractResult<Vec<Option<usize>>> {
+        Ok(match self {
+            Index::Strings(index) => {
+                let keys = input.to_plain_array_view::<String>()?;
+                keys.iter().map(|k| index.get(k.as_str()).copied()).collect()
+            }
+            Index::Ints(index) => {
+                let keys = input.cast_to::<i64>()?;
+                let keys = keys.to_plain_array_view::<i64>()?;
+                keys.iter().map(|k| index.get(k).copied()).collect()
+            }
+            Index::Floats(index) => {
+                let keys = input.cast_to::<f32>()?;
+                let keys = keys.to_plain_array_view::<f32>()?;
+                keys.iter().map(|k| index.get(&float_key(*k)).copied()).collect()
+            }
+        })
+    }
 }
 
-/// The encoder: the key type it takes and its table.
+fn index<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) -> HashMap<K, usize> {
+    // The first of duplicate keys wins, as in onnxruntime's map.
+    let mut index = HashMap::new();
+    for (i, k) in keys.into_iter().enumerate() {
+        index.entry(k).or_insert(i);
+    }
+    index
+}
+
+/// The values by position, and the default for a key not in the table.
+#[derive(Debug, Clone, PartialEq)]
+enum Table {
+    Floats(Vec<f32>, f32),
+    Ints(Vec<i64>, i64),
+    Strings(Vec<String>, String),
+}
+
+/// The encoder: its keys and its values.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LabelEncoder {
-    keys: DatumType,
+    index: Index,
     table: Table,
 }
 
@@ -59,14 +104,11 @@ impl Eq for LabelEncoder {}
 
 impl std::hash::Hash for LabelEncoder {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Tables are not hashed (HashMap is not Hash); the type and size
+        // The maps are not hashed (HashMap is not Hash); the types and size
         // tell encoders apart well enough for tract's op hashing.
-        self.keys.hash(state);
-        match &self.table {
-            Table::Floats(t, _) => (0u8, t.len()).hash(state),
-            Table::Ints(t, _) => (1u8, t.len()).hash(state),
-            Table::Strings(t, _) => (2u8, t.len()).hash(state),
-        }
+        self.index.datum().hash(state);
+        self.output_type().hash(state);
+        self.index.len().hash(state);
     }
 }
 
@@ -83,16 +125,15 @@ pub(crate) fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let float_keys: Option<Vec<f32>> = node.get_attr_opt_vec("keys_floats")?;
     let int_keys: Option<Vec<i64>> = node.get_attr_opt_vec("keys_int64s")?;
     let string_keys: Option<Vec<String>> = node.get_attr_opt_vec("keys_strings")?;
-    let (keys, dt): (Vec<Key>, DatumType) = match (float_keys, int_keys, string_keys) {
-        (Some(k), None, None) => (k.into_iter().map(Key::float).collect(), DatumType::F32),
-        (None, Some(k), None) => (k.into_iter().map(Key::Int).collect(), DatumType::I64),
-        (None, None, Some(k)) => (k.into_iter().map(Key::Str).collect(), DatumType::String),
+    let (index, n) = match (float_keys, int_keys, string_keys) {
+        (Some(k), None, None) => (Index::Floats(index(k.iter().map(|f| float_key(*f)))), k.len()),
+        (None, Some(k), None) => (Index::Ints(index(k.iter().copied())), k.len()),
+        (None, None, Some(k)) => (Index::Strings(index(k.iter().cloned())), k.len()),
         _ => bail!("LabelEncoder needs exactly one of keys_floats, keys_int64s, keys_strings"),
     };
     let float_values: Option<Vec<f32>> = node.get_attr_opt_vec("values_floats")?;
     let int_values: Option<Vec<i64>> = node.get_attr_opt_vec("values_int64s")?;
     let string_values: Option<Vec<String>> = node.get_attr_opt_vec("values_strings")?;
-    let n = keys.len();
     let check = |len: usize| {
         ensure!(len == n, "LabelEncoder with {n} keys and {len} values");
         Ok(())
@@ -100,27 +141,22 @@ pub(crate) fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> Built {
     let table = match (float_values, int_values, string_values) {
         (Some(v), None, None) => {
             check(v.len())?;
-            let default = node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0);
-            Table::Floats(keys.into_iter().zip(v).collect(), default)
+            Table::Floats(v, node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0))
         }
         (None, Some(v), None) => {
             check(v.len())?;
-            let default = node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1);
-            Table::Ints(keys.into_iter().zip(v).collect(), default)
+            Table::Ints(v, node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1))
         }
         (None, None, Some(v)) => {
             check(v.len())?;
             let default = node.get_attr_opt::<String>("default_string")?;
-            Table::Strings(
-                keys.into_iter().zip(v).collect(),
-                default.unwrap_or_else(|| "_Unused".into()),
-            )
+            Table::Strings(v, default.unwrap_or_else(|| "_Unused".into()))
         }
         _ => {
             bail!("LabelEncoder needs exactly one of values_floats, values_int64s, values_strings")
         }
     };
-    Ok((expand(LabelEncoder { keys: dt, table }), vec![]))
+    Ok((expand(LabelEncoder { index, table }), vec![]))
 }
 
 /// Opset 1: `classes_strings[i]` is the class of index `i`. onnxruntime
@@ -129,8 +165,8 @@ pub(crate) fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> Built {
 /// model is typed.
 fn opset1(node: &NodeProto, classes: Vec<String>) -> TractResult<LabelEncoder> {
     let default = node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1);
-    let table = classes.into_iter().enumerate().map(|(i, c)| (Key::Str(c), i as i64)).collect();
-    Ok(LabelEncoder { keys: DatumType::String, table: Table::Ints(table, default) })
+    let values = (0..classes.len() as i64).collect();
+    Ok(LabelEncoder { index: Index::Strings(index(classes)), table: Table::Ints(values, default) })
 }
 
 impl LabelEncoder {
@@ -141,33 +177,17 @@ impl LabelEncoder {
             Table::Strings(..) => DatumType::String,
         }
     }
+}
 
-    fn map<T: Datum>(
-        &self,
-        input: &Tensor,
-        table: &HashMap<Key, T>,
-        default: &T,
-    ) -> TractResult<Tensor> {
-        let out: Vec<T> = match self.keys {
-            DatumType::String => {
-                let keys = input.to_plain_array_view::<String>()?;
-                keys.iter()
-                    .map(|k| table.get(&Key::Str(k.clone())).unwrap_or(default).clone())
-                    .collect()
-            }
-            DatumType::I64 => {
-                let keys = input.cast_to::<i64>()?;
-                let keys = keys.to_plain_array_view::<i64>()?;
-                keys.iter().map(|k| table.get(&Key::Int(*k)).unwrap_or(default).clone()).collect()
-            }
-            _ => {
-                let keys = input.cast_to::<f32>()?;
-                let keys = keys.to_plain_array_view::<f32>()?;
-                keys.iter().map(|k| table.get(&Key::float(*k)).unwrap_or(default).clone()).collect()
-            }
-        };
-        Ok(tract_ndarray::ArrayD::from_shape_vec(input.shape(), out)?.into_tensor())
-    }
+/// The values at `positions` (the default where a key was not found).
+fn lookup<T: Datum>(
+    positions: &[Option<usize>],
+    values: &[T],
+    default: &T,
+    shape: &[usize],
+) -> TractResult<Tensor> {
+    let out: Vec<T> = positions.iter().map(|p| p.map_or(default, |i| &values[i]).clone()).collect();
+    Ok(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor())
 }
 
 impl Op for LabelEncoder {
@@ -183,16 +203,17 @@ impl EvalOp for LabelEncoder {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
+        let keys = self.index.datum();
         ensure!(
-            (input.datum_type() == DatumType::String) == (self.keys == DatumType::String),
-            "LabelEncoder with {:?} keys on a {:?} tensor",
-            self.keys,
+            (input.datum_type() == DatumType::String) == (keys == DatumType::String),
+            "LabelEncoder with {keys:?} keys on a {:?} tensor",
             input.datum_type()
         );
+        let positions = self.index.positions(input)?;
         let out = match &self.table {
-            Table::Floats(t, d) => self.map(input, t, d)?,
-            Table::Ints(t, d) => self.map(input, t, d)?,
-            Table::Strings(t, d) => self.map(input, t, d)?,
+            Table::Floats(v, d) => lookup(&positions, v, d, input.shape())?,
+            Table::Ints(v, d) => lookup(&positions, v, d, input.shape())?,
+            Table::Strings(v, d) => lookup(&positions, v, d, input.shape())?,
         };
         Ok(tvec!(out.into_tvalue()))
     }
@@ -219,7 +240,7 @@ impl Expansion for LabelEncoder {
     ) -> InferenceResult {
         check_input_arity(inputs, 1)?;
         check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, self.keys)?;
+        s.equals(&inputs[0].datum_type, self.index.datum())?;
         s.equals(&outputs[0].datum_type, self.output_type())?;
         s.equals(&outputs[0].shape, &inputs[0].shape)
     }
