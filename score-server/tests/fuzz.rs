@@ -76,6 +76,21 @@ fn typed_stream(rows: usize, words: &[String], dictionary: bool) -> Vec<u8> {
     writer.into_inner().expect("bytes")
 }
 
+/// Flips bits at the chosen places, then cuts the stream short if asked.
+fn mutate(
+    bytes: &mut Vec<u8>,
+    flips: &[(prop::sample::Index, u8)],
+    cut: Option<prop::sample::Index>,
+) {
+    for (at, value) in flips {
+        let i = at.index(bytes.len());
+        bytes[i] ^= value;
+    }
+    if let Some(cut) = cut {
+        bytes.truncate(cut.index(bytes.len()));
+    }
+}
+
 fn config() -> ProptestConfig {
     let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     ProptestConfig { cases, ..ProptestConfig::default() }
@@ -155,13 +170,7 @@ proptest! {
     ) {
         let rows = &values[..values.len() / columns * columns];
         let mut bytes = arrow_stream(rows, columns, as_list);
-        for (at, value) in flips {
-            let i = at.index(bytes.len());
-            bytes[i] ^= value;
-        }
-        if truncate {
-            bytes.truncate(cut.index(bytes.len()));
-        }
+        mutate(&mut bytes, &flips, truncate.then_some(cut));
         let decoded = catch_unwind(AssertUnwindSafe(|| {
             arrow::rows(bytes::Bytes::from(bytes), columns)
         }));
@@ -182,13 +191,7 @@ proptest! {
     ) {
         let model = mixed_model();
         let mut bytes = typed_stream(rows, &words, dictionary);
-        for (at, value) in flips {
-            let i = at.index(bytes.len());
-            bytes[i] ^= value;
-        }
-        if truncate {
-            bytes.truncate(cut.index(bytes.len()));
-        }
+        mutate(&mut bytes, &flips, truncate.then_some(cut));
         // Decoding, then what a worker does with the rows: both must
         // answer or refuse, never panic.
         let decoded = catch_unwind(AssertUnwindSafe(|| {
@@ -253,13 +256,7 @@ proptest! {
     ) {
         let file = ["logreg.onnx", "linreg.onnx", "forest.onnx"][seed];
         let mut bytes = std::fs::read(fixture_path(file)).expect("fixture");
-        for (at, value) in flips {
-            let i = at.index(bytes.len());
-            bytes[i] ^= value;
-        }
-        if truncate {
-            bytes.truncate(cut.index(bytes.len()));
-        }
+        mutate(&mut bytes, &flips, truncate.then_some(cut));
         let source = ModelSource::Path(file.into());
         let loaded = catch_unwind(AssertUnwindSafe(|| Model::from_bytes("m", source, &bytes)));
         prop_assert!(loaded.is_ok(), "the loader panicked");
