@@ -95,8 +95,14 @@ impl Extracted {
     /// The first bad row as an error naming its position in the input
     /// (`first_row` = index of the batch's first row).
     pub fn first_error(&self, first_row: u64) -> Option<String> {
-        self.bad.first().map(|(r, why)| format!("row {}: {why}", first_row + *r as u64))
+        first_error(&self.bad, first_row)
     }
+}
+
+/// The first of a batch's bad rows, (row in the batch, why), as an error
+/// naming its position in the input (`first_row`: the batch's first row).
+pub fn first_error(bad: &[(usize, String)], first_row: u64) -> Option<String> {
+    bad.first().map(|(r, why)| format!("row {}: {why}", first_row + *r as u64))
 }
 
 /// Whether `dt` is a list type a feature column may have.

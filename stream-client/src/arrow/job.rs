@@ -206,9 +206,9 @@ impl<I, E> Source<I, E> {
             }
         };
         if self.strict
-            && let Some((row, why)) = bad.first()
+            && let Some(e) = super::features::first_error(&bad, self.next_row)
         {
-            return Err(JobError::Score(format!("row {}: {why}", self.next_row + *row as u64)));
+            return Err(JobError::Score(e));
         }
         let keep: Vec<ArrayRef> = self.keep.iter().map(|&i| batch.column(i).clone()).collect();
         let entry = Entry { keep, rows: batch.num_rows(), bad };
