@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
 use clap::Parser;
-use stream_client::files::{RowReader, RowWriter};
+use score_protocol::models::ModelDoc;
+use stream_client::arrow::{ArrowOptions, score_record_batches};
+use stream_client::files::{Format, RowReader, RowWriter};
+use stream_client::parquet_io::open_columns;
 use stream_client::{Client, ClientConfig, Token, fetch_model};
 
 /// The library's defaults: written once, in `ClientConfig::default`.
@@ -20,7 +25,9 @@ fn defaults() -> ClientConfig {
 /// Formats follow the file extension: `.f32` (raw little-endian float32,
 /// row-major; give --columns or let the server say), `.npy` (float32, 2-D)
 /// and `.parquet` (several numeric columns, or one list column; --features
-/// chooses). Parquet output has one `score` column.
+/// chooses; for a model with several typed inputs, such as a scikit-learn
+/// ColumnTransformer export, one column per input, named after it, sent
+/// by name as Arrow). Parquet output has one `score` column.
 /// The output is written to OUTPUT.partial and renamed only when every row is
 /// scored; on any error it is removed and the exit code is non-zero.
 #[derive(Debug, Parser)]
@@ -40,7 +47,9 @@ struct Args {
     #[arg(long, env = "SCORE_COLUMNS")]
     columns: Option<usize>,
     /// Parquet feature columns, comma-separated: several numeric columns or
-    /// one list column (default: the only list column, else every float column).
+    /// one list column (default: the only list column, else every float
+    /// column); for a model fed by name, its inputs' columns (default: the
+    /// columns named after its inputs).
     #[arg(long, env = "SCORE_FEATURES", value_delimiter = ',')]
     features: Option<Vec<String>>,
     /// Bearer token for servers started with --auth-token-file. Prefer the
@@ -92,25 +101,31 @@ fn main() {
 fn run(args: Args) -> anyhow::Result<()> {
     // The model's description, when the input does not carry its width:
     // it gives the input width, and the output width every answer must have.
-    let token = args.token.map(Token::new);
+    let token = args.token.clone().map(Token::new);
     let doc = match args.columns {
         None if args.input.extension().is_some_and(|e| e != "npy") => {
             Some(fetch_model(&args.urls[0], args.model.as_deref(), token.as_ref())?)
         }
         _ => None,
     };
-    let columns = args.columns.or(doc.as_ref().map(|d| d.input.columns));
-    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)?;
-    let (total, columns) = (reader.rows(), reader.columns());
-    let mut config = ClientConfig::new(args.urls.clone(), columns);
-    config.model = args.model;
+    let mut config = ClientConfig::new(args.urls.clone(), 0);
+    config.model = args.model.clone();
     config.score_columns =
         doc.as_ref().and_then(|d| d.output(args.output_name.as_deref())).map(|o| o.columns);
-    config.output = args.output_name;
+    config.output = args.output_name.clone();
     config.token = token;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;
     config.timeout = args.timeout.unwrap_or(config.timeout);
+    // A model fed by name (several inputs, string categories) gets the
+    // Parquet columns named after its inputs, sent as Arrow as they are.
+    if let Some(doc) = doc.as_ref().filter(|d| !d.takes_matrix()) {
+        return score_by_name(&args, doc, config);
+    }
+    let columns = args.columns.or(doc.as_ref().map(|d| d.input.columns));
+    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)?;
+    let total = reader.rows();
+    config.columns = reader.columns();
     let client = Client::new(config)?;
     // Listening before the file exists: once it does, a signal removes it.
     remove_on_signal(RowWriter::partial_path(&args.output));
@@ -144,13 +159,87 @@ fn run(args: Args) -> anyhow::Result<()> {
         Ok(())
     })();
     progress.clear();
+    finish(&args, writer, result, started, client.stats())
+}
+
+/// Scores a Parquet file for a model fed by name: the record-batch job
+/// (as Spark's) over the columns named after the model's inputs (or
+/// `--features`), the scores written as for any model.
+fn score_by_name(args: &Args, doc: &ModelDoc, config: ClientConfig) -> anyhow::Result<()> {
+    if Format::of(&args.input)? != Format::Parquet {
+        bail!(
+            "model {} is fed by name ({} inputs): the input must be a Parquet file with one \
+             column per input",
+            doc.name,
+            doc.inputs.len()
+        );
+    }
+    let names: Vec<String> = match &args.features {
+        Some(names) => names.clone(),
+        None => doc.inputs.iter().map(|i| i.name.clone()).collect(),
+    };
+    let (reader, total) = open_columns(&args.input, &names, args.batch_rows)?;
+    let options = ArrowOptions {
+        features: Some(names),
+        score_col: "score".into(),
+        by_name: true,
+        ..ArrowOptions::default()
+    };
+    let scored = score_record_batches(config, options, reader)?;
+    remove_on_signal(RowWriter::partial_path(&args.output));
+    let mut writer = RowWriter::create(&args.output)?;
+    let started = Instant::now();
+    let progress = Progress::new(total);
+    let mut done = 0u64;
+    let result = (|| -> anyhow::Result<()> {
+        for batch in scored {
+            let batch = batch?;
+            let (values, columns) = score_values(batch.column(0))?;
+            writer.write(values, columns)?;
+            done += batch.num_rows() as u64;
+            progress.update(done, started);
+        }
+        if done != total {
+            bail!("scored {done} rows of {total}");
+        }
+        Ok(())
+    })();
+    progress.clear();
+    finish(args, writer, result, started, Client::shared_stats())
+}
+
+/// A score column's floats, row-major, and how many a row.
+fn score_values(column: &ArrayRef) -> anyhow::Result<(&[f32], usize)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    Ok(match column.data_type() {
+        DataType::Float32 => (column.as_primitive::<Float32Type>().values(), 1),
+        DataType::List(_) => {
+            let list = column.as_list::<i32>();
+            let offsets = list.value_offsets();
+            let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            let values = &list.values().as_primitive::<Float32Type>().values()[start..end];
+            (values, (end - start) / list.len().max(1))
+        }
+        other => bail!("a score column of {other}"),
+    })
+}
+
+/// Renames the output into place (or removes it after an error) and says
+/// what was done.
+fn finish(
+    args: &Args,
+    writer: RowWriter,
+    result: anyhow::Result<()>,
+    started: Instant,
+    stats: stream_client::Stats,
+) -> anyhow::Result<()> {
     if let Err(e) = result {
         writer.abandon();
         return Err(e).context(format!("{} left unwritten", args.output.display()));
     }
     let rows = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();
-    let stats = client.stats();
     eprintln!(
         "score-client: {rows} rows scored in {secs:.2} s ({:.0} rows/s), {} requests, {} retries -> {}",
         rows as f64 / secs.max(1e-9),

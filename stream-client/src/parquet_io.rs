@@ -18,6 +18,37 @@ use parquet::file::properties::WriterProperties;
 use crate::arrow::{FeatureBlock, Features, score_column, score_type};
 use crate::files::FileError;
 
+/// The record batches of the columns `names` of a Parquet file (the
+/// inputs of a model fed by name, sent as they are) and the file's row
+/// count.
+pub fn open_columns(
+    path: &Path,
+    names: &[String],
+    block_rows: usize,
+) -> Result<(ParquetRecordBatchReader, u64), FileError> {
+    let invalid = |e: &dyn std::fmt::Display| FileError::invalid(path, e);
+    let file = File::open(path).map_err(FileError::io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(&e))?;
+    let schema = builder.schema().clone();
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let chosen = names
+        .iter()
+        .map(|n| {
+            schema.index_of(n).map_err(|_| FileError::Features {
+                path: path.to_path_buf(),
+                source: crate::arrow::FeatureError::NoColumn(n.clone()),
+            })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let projection = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), chosen);
+    let reader = builder
+        .with_projection(projection)
+        .with_batch_size(block_rows.max(1))
+        .build()
+        .map_err(|e| invalid(&e))?;
+    Ok((reader, rows))
+}
+
 /// Reads rows of features from a Parquet file.
 pub struct ParquetRows {
     path: PathBuf,

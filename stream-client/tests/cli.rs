@@ -301,6 +301,68 @@ mod parquet_files {
         assert!(!dir.join("null.out.parquet.partial").exists());
         std::fs::remove_dir_all(dir).expect("clean");
     }
+
+    /// A model fed by name (a ColumnTransformer export: floats, an int64,
+    /// strings): the Parquet columns named after its inputs are sent as
+    /// they are, whatever their order and with other columns beside them.
+    #[test]
+    fn parquet_string_columns_feed_a_model_by_name() {
+        let server = real_server("zoo/mixed-logreg", &[]);
+        let dir = tmpdir("by-name");
+        let (columns, expected) = crate::common::mixed_reference();
+        let repeat = 50;
+        let columns: Vec<(String, ArrayRef)> = columns
+            .into_iter()
+            .map(|(n, a)| {
+                let parts: Vec<&dyn arrow_array::Array> =
+                    std::iter::repeat_n(a.as_ref(), repeat).collect();
+                (n, arrow_select::concat::concat(&parts).expect("concat"))
+            })
+            .collect();
+        write(
+            &dir.join("customers.parquet"),
+            columns.iter().map(|(n, a)| (n.as_str(), a.clone())).collect(),
+        );
+        let out = client(
+            &server.url(),
+            &[
+                "--input",
+                dir.join("customers.parquet").to_str().unwrap(),
+                "--output",
+                dir.join("scores.parquet").to_str().unwrap(),
+                "--output-name",
+                "probabilities",
+                "--batch-rows",
+                "64",
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = scores(&dir.join("scores.parquet"));
+        assert_eq!(got.len(), expected.len() * repeat);
+        for (i, g) in got.iter().enumerate() {
+            let e = expected[i % expected.len()];
+            assert!((g - e).abs() <= 1e-5, "score {i}: {g}, onnxruntime {e}");
+        }
+
+        // A .f32 input cannot carry strings: said at once.
+        write_f32(&dir.join("rows.f32"), &[0.0; 10]);
+        let out = client(
+            &server.url(),
+            &[
+                "--input",
+                dir.join("rows.f32").to_str().unwrap(),
+                "--output",
+                dir.join("rows.out.f32").to_str().unwrap(),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("is fed by name (5 inputs): the input must be a Parquet file"),
+            "{stderr}"
+        );
+        std::fs::remove_dir_all(dir).expect("clean");
+    }
 }
 
 /// SIGTERM (or ctrl-c) mid-job: the partial output is removed and the exit

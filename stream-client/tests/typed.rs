@@ -9,57 +9,12 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
-use arrow_array::{Array, ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
-use serde_json::Value;
+use arrow_array::{Array, RecordBatch, StringArray};
+use common::mixed_reference as reference;
 use stream_client::ClientConfig;
 use stream_client::arrow::{ArrowOptions, score_record_batches};
 
 const INPUTS: [&str; 5] = ["age", "income", "visits", "city", "plan"];
-
-/// The reference's input columns (in Spark's order, plus an id) and
-/// onnxruntime's probabilities.
-fn reference() -> (Vec<(String, ArrayRef)>, Vec<f32>) {
-    let path = score_server::model::fixture_path("zoo/mixed-logreg.reference.json");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON");
-    let values = |name: &str| v["inputs"][name]["values"].as_array().expect("values").clone();
-    let floats = |name: &str| -> ArrayRef {
-        Arc::new(Float32Array::from_iter_values(
-            values(name).iter().map(|x| x.as_f64().expect("float") as f32),
-        ))
-    };
-    let rows = values("age").len();
-    let columns = vec![
-        ("id".to_string(), Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef),
-        (
-            "plan".into(),
-            Arc::new(StringArray::from_iter_values(
-                values("plan").iter().map(|x| x.as_str().expect("s").to_string()),
-            )),
-        ),
-        ("age".into(), floats("age")),
-        (
-            "city".into(),
-            Arc::new(StringArray::from_iter_values(
-                values("city").iter().map(|x| x.as_str().expect("s").to_string()),
-            )),
-        ),
-        ("income".into(), floats("income")),
-        (
-            "visits".into(),
-            Arc::new(Int64Array::from_iter_values(
-                values("visits").iter().map(|x| x.as_i64().expect("int")),
-            )),
-        ),
-    ];
-    let expected = v["outputs"]["probabilities"]["values"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("p") as f32))
-        .collect();
-    (columns, expected)
-}
 
 fn options(error_col: Option<&str>) -> ArrowOptions {
     ArrowOptions {

@@ -3,8 +3,12 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, Int64Array, StringArray};
 use axum::Router;
 use clap::Parser;
+use serde_json::Value;
 use tokio::runtime::Runtime;
 
 /// A server running on its own runtime; `kill` drops every connection at
@@ -61,4 +65,45 @@ pub fn stub(router: Router) -> Running {
     let addr = listener.local_addr().expect("addr");
     rt.spawn(async move { axum::serve(listener, router).await });
     Running { addr, runtime: Some(rt) }
+}
+
+/// The zoo's mixed-input export's reference rows as columns (an `id`, then
+/// the inputs in another order than the model's, as a DataFrame may hold
+/// them) and onnxruntime's probabilities, row-major.
+pub fn mixed_reference() -> (Vec<(String, ArrayRef)>, Vec<f32>) {
+    let path = score_server::model::fixture_path("zoo/mixed-logreg.reference.json");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON");
+    let values = |name: &str| v["inputs"][name]["values"].as_array().expect("values").clone();
+    let floats = |name: &str| -> ArrayRef {
+        Arc::new(Float32Array::from_iter_values(
+            values(name).iter().map(|x| x.as_f64().expect("float") as f32),
+        ))
+    };
+    let strings = |name: &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(
+            values(name).iter().map(|x| x.as_str().expect("string").to_string()),
+        ))
+    };
+    let rows = values("age").len();
+    let columns = vec![
+        ("id".to_string(), Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef),
+        ("plan".into(), strings("plan")),
+        ("age".into(), floats("age")),
+        ("city".into(), strings("city")),
+        ("income".into(), floats("income")),
+        (
+            "visits".into(),
+            Arc::new(Int64Array::from_iter_values(
+                values("visits").iter().map(|x| x.as_i64().expect("int")),
+            )),
+        ),
+    ];
+    let expected = v["outputs"]["probabilities"]["values"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("p") as f32))
+        .collect();
+    (columns, expected)
 }
