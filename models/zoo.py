@@ -134,10 +134,12 @@ def mixed_types():
             ("plan", StringTensorType([None, 1]))]
 
 
-def write_mixed(name, onx, frame, source):
+def write_mixed(name, onx, frame, source, parquet=False):
     """A mixed-input export and its reference: each input's 16 values
     (`inputs`: dtype, shape, flat values; NaN as null) and onnxruntime's
-    outputs on them. The sample holds a city unseen in training."""
+    outputs on them. The sample holds a city unseen in training. With
+    `parquet`, the sample also as `<name>.sample.parquet` (one column per
+    input, as a DataFrame holds them: README's score-client example)."""
     OUT.mkdir(exist_ok=True)
     opsets = sorted(onx.opset_import, key=lambda o: o.domain)
     del onx.opset_import[:]
@@ -172,6 +174,8 @@ def write_mixed(name, onx, frame, source):
                                   "values": value.reshape(value.shape[0], -1).tolist()}
     doc = {"model": f"{name}.onnx", "source": source, "inputs": inputs, "outputs": outputs}
     (OUT / f"{name}.reference.json").write_text(json.dumps(doc) + "\n")
+    if parquet:
+        sample.to_parquet(OUT / f"{name}.sample.parquet", index=False)
     print(f"{name}: {path.stat().st_size} bytes; "
           + ", ".join(f"{k}{v['shape']}:{v['dtype']}" for k, v in outputs.items()))
 
@@ -199,7 +203,7 @@ def mixed(rng):
         pipeline.fit(data, target)
         onx = to_onnx(pipeline, initial_types=mixed_types(), target_opset=TARGET_OPSET,
                       options={id(pipeline.steps[-1][1]): {"zipmap": False}})
-        write_mixed(name, onx, data, source)
+        write_mixed(name, onx, data, source, parquet=name == "mixed-logreg")
 
     ct = "ColumnTransformer(StandardScaler on age, income, visits; OneHotEncoder on city, plan)"
     export("mixed-logreg", make_pipeline(onehot(), LogisticRegression(max_iter=500)),
