@@ -4,6 +4,8 @@
 #   [MODEL=mlp] load-tests/spark-throughput.sh [ROWS] [ROUNDS]
 # MODEL: a fixture in models/ with 100 inputs and a `probabilities` output
 # (logreg, the demo model: cheap; mlp: 100-256-256-10, compute-bound).
+# ONLY: the variants, e.g. ONLY=a,cols,cols-arrow for the separate-columns
+# layouts against the array column.
 # MASTER (default local[2]) and WORKERS (server threads, default 2): e.g.
 # MASTER='local[1]' WORKERS=1 gives Spark and the server a core each.
 # Release builds of the server and the wheel; the server gets 2 workers and
@@ -26,4 +28,4 @@ source load-tests/lib.sh
 start_bench_server "$target/release/score-server" --workers "${WORKERS:-2}" --model "$model"
 "$VENV/bin/python" load-tests/spark_bench.py --url "$SERVER_URL" \
   --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data" \
-  --master "${MASTER:-local[2]}"
+  --master "${MASTER:-local[2]}" --only "${ONLY:-trivial,a,b,b2,c}"

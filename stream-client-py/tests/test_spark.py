@@ -58,6 +58,11 @@ def test_separate_feature_columns_and_mapinpandas(spark, dataset, start_server):
         as_matrix(by_arrow.column("score")), dataset.expected[:rows], rtol=0, atol=TOLERANCE
     )
 
+    # The same columns sent as they are (Arrow), for the server to take by
+    # position: the same scores.
+    as_columns = score_with(scorer, df, names, by_name=True).toArrow().sort_by("id")
+    assert as_columns.equals(by_arrow), "columns sent as Arrow score differently"
+
     schema = scorer.output_schema(df.schema, names, ["id"])
     by_pandas = df.mapInPandas(lambda frames: scorer.score_pandas(frames, names, ["id"]), schema)
     by_pandas = by_pandas.toArrow().sort_by("id")

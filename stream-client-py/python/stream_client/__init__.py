@@ -206,13 +206,16 @@ class Scorer:
         score_col: str = "score",
         errors: str = "raise",
         error_col: str = "score_error",
+        by_name: bool = False,
     ) -> Any:
         """The Spark ``StructType`` that :meth:`score_batches` yields for an
         input of ``schema``: the ``keep`` fields, then ``score_col`` (float,
         or array<float> when the model gives several values per row), then
         the error column if asked for. Asks the server for the output width
         unless ``score_columns`` was given. ``features`` is checked against
-        the schema when given."""
+        the schema when given. Takes :meth:`score_batches`' arguments, so
+        one set of keywords serves both (``by_name`` does not change the
+        schema)."""
         from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
         error_col = self._error_col(errors, error_col)
