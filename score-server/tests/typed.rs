@@ -405,3 +405,27 @@ async fn models_list_every_input_and_the_arrow_column_it_takes() {
     assert_eq!(doc.inputs[2].arrow, ["a column named \"visits\" of int64, int32, int16 or int8"]);
     assert_eq!(doc.input, doc.inputs[0]);
 }
+
+/// A dictionary column whose second batch adds words (a dictionary delta,
+/// as pyarrow writes with `emit_dictionary_deltas`; models/arrow_cases.py)
+/// scores exactly as the same rows with plain strings.
+#[tokio::test]
+async fn dictionary_deltas_score_like_plain_strings() {
+    let state = state(&["m=zoo/mixed-logreg"], &[]);
+    let read =
+        |file: &str| std::fs::read(fixture_path(&format!("arrow/{file}.arrows"))).expect("fixture");
+    let uri = "/models/m/score?output=label&output=probabilities";
+    let (status, _, deltas) = send(&state, request(uri, ARROW, read("dictionary-deltas"))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&deltas));
+    let (status, _, plain) =
+        send(&state, request(uri, ARROW, read("dictionary-deltas-plain"))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&plain));
+    let rows = |bytes: &[u8]| -> usize {
+        StreamReader::try_new(bytes, None)
+            .expect("answer")
+            .map(|b| b.expect("batch").num_rows())
+            .sum()
+    };
+    assert_eq!(rows(&deltas), 7);
+    assert_eq!(deltas, plain);
+}
