@@ -155,7 +155,7 @@ fn arrow_formats_carry_the_binary_rows() {
     let binary = body_as(BodyLayout::Binary, 30, 100).expect("binary");
     for layout in [BodyLayout::ArrowList, BodyLayout::ArrowColumns] {
         let arrow = body_as(layout, 30, 100).expect("arrow");
-        let (rows, n) = score_server::http::arrow::rows(arrow, 100).expect("valid Arrow");
+        let (rows, n) = score_server::http::arrow::rows(arrow, 100, None).expect("valid Arrow");
         assert_eq!((rows, n), (binary.clone(), 30), "{layout:?}");
     }
     let server = server(&[]);

@@ -21,17 +21,35 @@ pub struct InputDoc {
     /// a line ([`InputDoc::arrow_layouts`]).
     #[serde(default)]
     pub arrow: Vec<String>,
+    /// For the float32 matrix input of a model that names its features
+    /// (ONNX metadata `feature_names`, see [`FEATURE_NAMES_KEY`]): the
+    /// name of each of its `columns` values, in order. An Arrow body's
+    /// separate float columns are then matched to them by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_names: Option<Vec<String>>,
 }
 
+/// The ONNX model metadata key (`metadata_props`) that names a float
+/// matrix input's features: comma-separated (`age,income,visits`) or a
+/// JSON array of strings.
+pub const FEATURE_NAMES_KEY: &str = "feature_names";
+
 impl InputDoc {
-    /// A float32 input of `columns` features, as the server describes it.
-    pub fn float32(name: String, shape: Vec<String>, columns: usize) -> InputDoc {
+    /// A float32 input of `columns` features, as the server describes it,
+    /// with the features' names where the model gives them.
+    pub fn float32(
+        name: String,
+        shape: Vec<String>,
+        columns: usize,
+        feature_names: Option<Vec<String>>,
+    ) -> InputDoc {
         InputDoc {
             name,
             dtype: "float32".into(),
             shape,
             columns,
-            arrow: InputDoc::arrow_layouts(columns),
+            arrow: InputDoc::arrow_layouts(columns, feature_names.is_some()),
+            feature_names,
         }
     }
 
@@ -39,7 +57,7 @@ impl InputDoc {
     /// float32): the Arrow column it is fed from is named after it.
     pub fn typed(name: String, dtype: &str, shape: Vec<String>, columns: usize) -> InputDoc {
         let arrow = vec![InputDoc::typed_layout(&name, dtype, columns)];
-        InputDoc { name, dtype: dtype.into(), shape, columns, arrow }
+        InputDoc { name, dtype: dtype.into(), shape, columns, arrow, feature_names: None }
     }
 
     /// The Arrow types that feed an input of element type `dtype`.
@@ -68,16 +86,49 @@ impl InputDoc {
         }
     }
 
-    /// The Arrow IPC layouts a float32 input of `columns` features takes.
-    pub fn arrow_layouts(columns: usize) -> Vec<String> {
+    /// The Arrow IPC layouts a float32 input of `columns` features takes:
+    /// separate columns by name where the model names its features
+    /// (`named`), else by position.
+    pub fn arrow_layouts(columns: usize, named: bool) -> Vec<String> {
+        let separate = if named {
+            format!(
+                "{columns} float32 or float64 columns named after the model's features \
+                 (feature_names), in any order"
+            )
+        } else {
+            format!(
+                "{columns} float32 or float64 columns, in the model's feature order (names free)"
+            )
+        };
         vec![
             format!(
                 "one list, large_list or fixed_size_list column of {columns} float32 or float64 values a row"
             ),
-            format!(
-                "{columns} float32 or float64 columns, in the model's feature order (names free)"
-            ),
+            separate,
         ]
+    }
+
+    /// Reads the value of the [`FEATURE_NAMES_KEY`] metadata entry: a JSON
+    /// array of strings, or names separated by commas (spaces around them
+    /// trimmed). `Err` says what is wrong with it: an empty or repeated
+    /// name.
+    pub fn parse_feature_names(value: &str) -> Result<Vec<String>, String> {
+        let names: Vec<String> = if value.trim_start().starts_with('[') {
+            serde_json::from_str(value).map_err(|e| {
+                format!("it starts like a JSON array but is not one of strings: {e}")
+            })?
+        } else {
+            value.split(',').map(|name| name.trim().to_string()).collect()
+        };
+        if let Some(ix) = names.iter().position(String::is_empty) {
+            return Err(format!("name {} of {} is empty", ix + 1, names.len()));
+        }
+        for (ix, name) in names.iter().enumerate() {
+            if names[..ix].contains(name) {
+                return Err(format!("{name:?} is named twice"));
+            }
+        }
+        Ok(names)
     }
 }
 
@@ -205,5 +256,20 @@ mod tests {
         let again: ModelList =
             serde_json::from_str(&serde_json::to_string(&list).expect("ser")).expect("de");
         assert_eq!(again, list);
+    }
+
+    #[test]
+    fn feature_names_are_read_from_either_spelling_and_checked() {
+        let names = ["age", "income", "visits"];
+        assert_eq!(InputDoc::parse_feature_names("age, income,visits").unwrap(), names);
+        assert_eq!(InputDoc::parse_feature_names(r#"["age","income","visits"]"#).unwrap(), names);
+        // A comma inside a name needs the JSON form.
+        assert_eq!(InputDoc::parse_feature_names(r#"["a,b"]"#).unwrap(), ["a,b"]);
+        let twice = InputDoc::parse_feature_names("age,income,age").unwrap_err();
+        assert!(twice.contains("\"age\" is named twice"), "{twice}");
+        let empty = InputDoc::parse_feature_names("age,,visits").unwrap_err();
+        assert!(empty.contains("name 2 of 3 is empty"), "{empty}");
+        let bad = InputDoc::parse_feature_names(r#"["age", 3]"#).unwrap_err();
+        assert!(bad.contains("JSON array"), "{bad}");
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use score_protocol::models::{InputDoc, OutputDoc};
+use score_protocol::models::{FEATURE_NAMES_KEY, InputDoc, OutputDoc};
 
 use crate::input::{Feed, Kind, Values};
 use sha2::{Digest, Sha256};
@@ -237,6 +237,7 @@ impl Model {
             feeds.push(feed);
         }
         let batch_name = batch_name.unwrap_or_else(|| "N".into());
+        let feature_names = feature_names(&proto, &feeds).map_err(unservable)?;
 
         let mut model = onnx.model_for_proto_model(&proto).map_err(tract_err("parsing"))?;
         let unsupported = unimplemented_ops(&model, graph);
@@ -310,7 +311,7 @@ impl Model {
             name: name.to_string(),
             version: hex_prefix(&Sha256::digest(bytes), 8),
             source,
-            inputs: input_docs(&feeds, &batch_name),
+            inputs: input_docs(&feeds, &batch_name, feature_names),
             feeds,
             outputs,
             default_output,
@@ -325,6 +326,12 @@ impl Model {
     /// `None` for a model fed by name ([`crate::input::TypedRows`]).
     pub fn matrix(&self) -> Option<usize> {
         crate::input::matrix_width(&self.feeds)
+    }
+
+    /// The names of the matrix input's features, where the model gives
+    /// them: separate Arrow columns are then matched by name.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.inputs.first()?.feature_names.as_deref()
     }
 
     /// The inputs in a phrase, for error messages: `age (float32), city
@@ -431,7 +438,7 @@ fn input_dims(input: &pb::ValueInfoProto) -> Result<(String, Feed), String> {
 
 /// The `/models` description of the inputs: the float32 matrix of a model
 /// fed one, else one Arrow column per input, by name.
-fn input_docs(feeds: &[Feed], batch: &str) -> Vec<InputDoc> {
+fn input_docs(feeds: &[Feed], batch: &str, feature_names: Option<Vec<String>>) -> Vec<InputDoc> {
     let shape = |feed: &Feed| {
         let mut shape = vec![batch.to_string()];
         if feed.rank == 2 {
@@ -440,12 +447,40 @@ fn input_docs(feeds: &[Feed], batch: &str) -> Vec<InputDoc> {
         shape
     };
     match crate::input::matrix_width(feeds) {
-        Some(width) => vec![InputDoc::float32(feeds[0].name.clone(), shape(&feeds[0]), width)],
+        Some(width) => {
+            vec![InputDoc::float32(feeds[0].name.clone(), shape(&feeds[0]), width, feature_names)]
+        }
         None => feeds
             .iter()
             .map(|f| InputDoc::typed(f.name.clone(), f.kind.name(), shape(f), f.width))
             .collect(),
     }
+}
+
+/// The names of a float matrix input's features, from the model's
+/// metadata entry [`FEATURE_NAMES_KEY`] (none: separate Arrow columns are
+/// taken by position). One that cannot be used is an error rather than
+/// ignored: names that do not fit the input would otherwise silently feed
+/// features by position. For a model fed by name the entry says nothing
+/// the inputs do not, and is ignored.
+fn feature_names(proto: &pb::ModelProto, feeds: &[Feed]) -> Result<Option<Vec<String>>, String> {
+    let Some(entry) = proto.metadata_props.iter().find(|e| e.key == FEATURE_NAMES_KEY) else {
+        return Ok(None);
+    };
+    let Some(width) = crate::input::matrix_width(feeds) else {
+        tracing::warn!(key = FEATURE_NAMES_KEY, "metadata ignored: the model is fed by name");
+        return Ok(None);
+    };
+    let wrong = |why: String| format!("its metadata {FEATURE_NAMES_KEY:?} cannot be used: {why}");
+    let names = InputDoc::parse_feature_names(&entry.value).map_err(wrong)?;
+    if names.len() != width {
+        return Err(wrong(format!(
+            "it names {} features; input {} takes {width} values a row",
+            names.len(),
+            feeds[0].name
+        )));
+    }
+    Ok(Some(names))
 }
 
 /// The `classlabels_strings` of the classifier whose label output is the

@@ -359,3 +359,115 @@ async fn several_outputs_come_as_several_arrow_columns() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_kind(&bytes), "bad_parameter");
 }
+
+/// logreg.onnx with the metadata entry `feature_names` set to `value`, as
+/// ONNX bytes (the exporter's `metadata_props`).
+fn logreg_with_feature_names(value: &str) -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb::{ModelProto, StringStringEntryProto};
+    let bytes = std::fs::read(score_server::model::fixture_path("logreg.onnx")).expect("fixture");
+    let mut proto = ModelProto::decode(&bytes[..]).expect("ONNX protobuf");
+    proto
+        .metadata_props
+        .push(StringStringEntryProto { key: "feature_names".into(), value: value.into() });
+    proto.encode_to_vec()
+}
+
+/// A server whose model `named` is logreg naming its features `names`
+/// (written to a file of this test's own).
+fn named_state(names: &[String]) -> Arc<score_server::AppState> {
+    let path = std::env::temp_dir().join(format!(
+        "score-feature-names-{}-{}.onnx",
+        std::process::id(),
+        names.len()
+    ));
+    std::fs::write(&path, logreg_with_feature_names(&names.join(","))).expect("write model");
+    let state = state(&[], &["--model", &format!("named={}", path.display())]);
+    std::fs::remove_file(&path).expect("remove model");
+    state
+}
+
+#[tokio::test]
+async fn features_named_by_the_model_are_matched_by_name_in_any_order() {
+    let r = reference("logreg");
+    let n = r.columns;
+    let names: Vec<String> = (0..n).map(|c| format!("x{c}")).collect();
+    let state = named_state(&names);
+    let rows = 5;
+    let input = &r.input[..rows * n];
+    let (status, _, expected) =
+        send(&state, put("/score", "application/octet-stream", f32_bytes(input))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The columns in reverse order, every other one float64: each feature
+    // still lands in its place.
+    let columns: Vec<(&str, ArrayRef)> = (0..n)
+        .rev()
+        .map(|c| {
+            let values: Vec<f32> = input.iter().skip(c).step_by(n).copied().collect();
+            let array = if c % 2 == 0 { f64s(&values) } else { f32s(&values) };
+            (names[c].as_str(), array)
+        })
+        .collect();
+    let b = batch(columns);
+    let (status, got) = score(&state, ipc(&b.schema(), &[b])).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(got, expected);
+
+    // One list column needs no names.
+    let b = batch(vec![("features", fixed(f32s(input), n))]);
+    let (status, got) = score(&state, ipc(&b.schema(), &[b])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, expected);
+
+    // /models/{name} lists the names and says how they are matched.
+    let request = axum::http::Request::get("/models/named").body(axum::body::Body::empty());
+    let (_, _, doc) = send(&state, request.expect("request")).await;
+    let doc: Value = serde_json::from_slice(&doc).expect("JSON");
+    assert_eq!(doc["input"]["feature_names"][3], "x3", "{doc}");
+    assert!(doc["input"]["arrow"][1].as_str().is_some_and(|l| l.contains("any order")), "{doc}");
+
+    // Position no longer counts: f0..f99 name no feature.
+    let text = refusal(
+        &state,
+        {
+            let b = feature_columns(input, n, false);
+            ipc(&b.schema(), &[b])
+        },
+        "bad_shape",
+    )
+    .await;
+    assert!(text.contains("no column named \"x0\"") && text.contains("x0, x1, x2"), "{text}");
+
+    // A column in the wrong case is pointed out; an extra one is refused.
+    let mut columns: Vec<(&str, ArrayRef)> = (0..n)
+        .map(|c| {
+            let values: Vec<f32> = input.iter().skip(c).step_by(n).copied().collect();
+            (names[c].as_str(), f32s(&values))
+        })
+        .collect();
+    columns[4].0 = "X4";
+    let b = batch(columns.clone());
+    let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
+    assert!(text.contains("column \"X4\" differs in case"), "{text}");
+    columns[4].0 = "x4";
+    columns.push(("label", f32s(&[0.0; 5])));
+    let b = batch(columns);
+    let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
+    assert!(text.contains("column \"label\" is not one of the model's features"), "{text}");
+}
+
+#[test]
+fn feature_names_that_do_not_fit_the_input_refuse_the_model() {
+    use score_server::model::{Model, ModelSource};
+    for (value, says) in [("a,b,c", "it names 3 features; input"), ("a,,c", "name 2 of 3 is empty")]
+    {
+        let bytes = logreg_with_feature_names(value);
+        let err = Model::from_bytes("named", ModelSource::Bundled, &bytes).expect_err(value);
+        let text = err.to_string();
+        assert!(
+            text.contains("metadata \"feature_names\" cannot be used") && text.contains(says),
+            "{value}: {text}"
+        );
+    }
+}

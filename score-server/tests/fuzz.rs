@@ -151,12 +151,22 @@ proptest! {
         values in proptest::collection::vec(-1e6f32..1e6, 0..24),
         columns in 1usize..4,
         as_list in any::<bool>(),
+        named in any::<bool>(),
     ) {
         let rows = &values[..values.len() / columns * columns];
         let body = bytes::Bytes::from(arrow_stream(rows, columns, as_list));
-        let (floats, n) = arrow::rows(body, columns).expect("a valid stream");
+        // A model naming its features f(n-1), ..., f0 takes the columns
+        // f0..f(n-1) reversed; a list column has no names to match.
+        let names: Vec<String> = (0..columns).rev().map(|c| format!("f{c}")).collect();
+        let (floats, n) =
+            arrow::rows(body, columns, named.then_some(&names[..])).expect("a valid stream");
         prop_assert_eq!(n, rows.len() / columns);
-        prop_assert_eq!(score_protocol::codec::decode(&floats).expect("whole"), rows.to_vec());
+        let expected: Vec<f32> = if named && !as_list {
+            rows.chunks(columns).flat_map(|row| row.iter().rev().copied()).collect()
+        } else {
+            rows.to_vec()
+        };
+        prop_assert_eq!(score_protocol::codec::decode(&floats).expect("whole"), expected);
     }
 
     #[test]
@@ -167,12 +177,14 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
+        named in any::<bool>(),
     ) {
         let rows = &values[..values.len() / columns * columns];
         let mut bytes = arrow_stream(rows, columns, as_list);
         mutate(&mut bytes, &flips, truncate.then_some(cut));
+        let names: Vec<String> = (0..columns).map(|c| format!("f{c}")).collect();
         let decoded = catch_unwind(AssertUnwindSafe(|| {
-            arrow::rows(bytes::Bytes::from(bytes), columns)
+            arrow::rows(bytes::Bytes::from(bytes), columns, named.then_some(&names[..]))
         }));
         prop_assert!(decoded.is_ok(), "the Arrow decoder panicked");
         if let Ok(Ok((floats, n))) = decoded {
@@ -208,7 +220,7 @@ proptest! {
     fn random_bytes_are_not_arrow(bytes in proptest::collection::vec(any::<u8>(), 0..512),
                                   columns in 1usize..5) {
         let decoded = catch_unwind(AssertUnwindSafe(|| {
-            arrow::rows(bytes::Bytes::from(bytes), columns)
+            arrow::rows(bytes::Bytes::from(bytes), columns, None)
         }));
         prop_assert!(decoded.is_ok(), "the Arrow decoder panicked");
     }

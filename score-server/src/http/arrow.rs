@@ -7,7 +7,9 @@
 //! - a model fed one float32 `[N, n]` matrix takes one `fixed_size_list` of
 //!   size `n`, or one `list`/`large_list` whose every row holds `n` values,
 //!   of float32 or float64 (the rows); otherwise `n` float32 or float64
-//!   columns, by position (the features) ([`rows`]);
+//!   columns, one a feature: by name where the model names its features
+//!   (ONNX metadata `feature_names`), in any order, else by position
+//!   ([`rows`]);
 //! - any other model (several inputs, strings, integers) takes one column
 //!   per input, named after it, of the input's type or one converted
 //!   without loss (int32 → int64, utf8/large_utf8/dictionary<utf8> →
@@ -52,12 +54,16 @@ pub fn decoded_bound(len: usize) -> usize {
 }
 
 /// Decodes an Arrow IPC stream into float32 little-endian rows of
-/// `columns` values (a model fed one float32 matrix) and returns them with
-/// the row count.
-pub fn rows(body: Bytes, columns: usize) -> Result<(Bytes, usize), ApiError> {
+/// `columns` values (a model fed one float32 matrix, whose features may
+/// have `names`) and returns them with the row count.
+pub fn rows(
+    body: Bytes,
+    columns: usize,
+    names: Option<&[String]>,
+) -> Result<(Bytes, usize), ApiError> {
     guarded(|| {
         let (schema, batches) = read_stream(body)?;
-        let layout = Layout::of(&schema, columns)?;
+        let layout = Layout::of(&schema, columns, names)?;
         let mut out: Vec<u8> = Vec::new();
         let mut rows = 0usize;
         for batch in &batches {
@@ -135,16 +141,7 @@ fn match_columns(schema: &Schema, model: &Model) -> Result<Vec<usize>, ApiError>
     let takes = || format!("model {} takes {}", model.name, model.input_list());
     let mut matched = Vec::with_capacity(model.feeds.len());
     for feed in &model.feeds {
-        let Some((ix, field)) = schema.column_with_name(&feed.name) else {
-            let near = schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(&feed.name));
-            let hint = near.map(|f| format!(" (column {:?} differs in case)", f.name()));
-            return Err(ApiError::BadShape(format!(
-                "the Arrow body has no column named {:?}{}; {}",
-                feed.name,
-                hint.unwrap_or_default(),
-                takes()
-            )));
-        };
+        let (ix, field) = find_column(schema, &feed.name, takes)?;
         let wanted = || {
             score_protocol::models::InputDoc::typed_layout(&feed.name, feed.kind.name(), feed.width)
         };
@@ -181,6 +178,25 @@ fn match_columns(schema: &Schema, model: &Model) -> Result<Vec<usize>, ApiError>
         )));
     }
     Ok(matched)
+}
+
+/// The body's column named `name` (exactly), or a 400 that says so,
+/// points out a column whose name differs only in case, and ends with
+/// what the model `takes`.
+fn find_column<'s>(
+    schema: &'s Schema,
+    name: &str,
+    takes: impl Fn() -> String,
+) -> Result<(usize, &'s Field), ApiError> {
+    schema.column_with_name(name).ok_or_else(|| {
+        let near = schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name));
+        let hint = near.map(|f| format!(" (column {:?} differs in case)", f.name()));
+        ApiError::BadShape(format!(
+            "the Arrow body has no column named {name:?}{}; {}",
+            hint.unwrap_or_default(),
+            takes()
+        ))
+    })
 }
 
 /// Checks one batch's column for a typed input: no nulls (at any level), n
@@ -316,12 +332,13 @@ fn stream_error(e: ArrowError) -> ApiError {
 enum Layout {
     /// One list column, each row one value list.
     List,
-    /// `n` numeric columns, one feature each.
-    Columns,
+    /// `n` numeric columns, one feature each: for each feature in the
+    /// model's order, the index of its column in the body.
+    Columns(Vec<usize>),
 }
 
 impl Layout {
-    fn of(schema: &Schema, columns: usize) -> Result<Layout, ApiError> {
+    fn of(schema: &Schema, columns: usize, names: Option<&[String]>) -> Result<Layout, ApiError> {
         let fields = schema.fields();
         if let [field] = &fields[..] {
             match field.data_type() {
@@ -343,6 +360,9 @@ impl Layout {
                 _ => {}
             }
         }
+        if let Some(names) = names {
+            return Layout::by_name(schema, names);
+        }
         if fields.len() != columns {
             return Err(ApiError::BadShape(format!(
                 "the Arrow body has {} column{} ({}); the model takes one list column of \
@@ -355,7 +375,35 @@ impl Layout {
         for field in fields {
             check_float(field, field.data_type())?;
         }
-        Ok(Layout::Columns)
+        Ok(Layout::Columns((0..columns).collect()))
+    }
+
+    /// Separate columns named after the model's features, in any order.
+    /// A column that names no feature is refused, as for inputs fed by
+    /// name ([`match_columns`]).
+    fn by_name(schema: &Schema, names: &[String]) -> Result<Layout, ApiError> {
+        let takes = || {
+            format!(
+                "the model takes one list column of {} numbers or one float column per feature, \
+                 named {}",
+                names.len(),
+                names.join(", ")
+            )
+        };
+        let mut order = Vec::with_capacity(names.len());
+        for name in names {
+            let (ix, field) = find_column(schema, name, takes)?;
+            check_float(field, field.data_type())?;
+            order.push(ix);
+        }
+        if let Some(extra) = schema.fields().iter().find(|f| !names.contains(f.name())) {
+            return Err(ApiError::BadShape(format!(
+                "column {:?} is not one of the model's features; {}",
+                extra.name(),
+                takes()
+            )));
+        }
+        Ok(Layout::Columns(order))
     }
 
     fn append(
@@ -376,23 +424,23 @@ impl Layout {
                 let values = checked_values(array, name, first_row, columns)?;
                 push_values(&values, name, first_row, columns, out)
             }
-            Layout::Columns => {
+            Layout::Columns(order) => {
                 // Each column as a float32 slice (float64 ones converted
-                // first), then the rows written in order: sequential
-                // writes, and a sequential read of every column.
-                let mut converted: Vec<Vec<f32>> = Vec::new();
+                // first), in the model's feature order, then the rows
+                // written in order: sequential writes, and a sequential
+                // read of every column.
+                let mut converted: Vec<Option<Vec<f32>>> = Vec::new();
                 for (array, field) in batch.columns().iter().zip(schema.fields()) {
-                    if array.data_type() == &DataType::Float64 {
-                        converted.push(narrowed(array, field.name(), first_row, 1)?);
-                    }
+                    converted.push(match array.data_type() {
+                        DataType::Float64 => Some(narrowed(array, field.name(), first_row, 1)?),
+                        _ => None,
+                    });
                 }
-                let mut converted = converted.iter();
-                let slices: Vec<&[f32]> = batch
-                    .columns()
+                let slices: Vec<&[f32]> = order
                     .iter()
-                    .map(|array| match array.data_type() {
-                        DataType::Float32 => &array.as_primitive::<Float32Type>().values()[..],
-                        _ => &converted.next().expect("one converted column per float64 one")[..],
+                    .map(|&ix| match &converted[ix] {
+                        Some(values) => &values[..],
+                        None => &batch.column(ix).as_primitive::<Float32Type>().values()[..],
                     })
                     .collect();
                 out.reserve(batch.num_rows() * columns * 4);

@@ -294,7 +294,7 @@ fn decode(format: BodyFormat, bytes: Bytes, model: &Model) -> Result<(Input, usi
             (bytes, rows)
         }
         BodyFormat::Json => body::json_rows(&bytes, columns)?,
-        BodyFormat::Arrow => super::arrow::rows(bytes, columns)?,
+        BodyFormat::Arrow => super::arrow::rows(bytes, columns, model.feature_names())?,
     };
     Ok((Input::Matrix(bytes), rows))
 }
