@@ -175,6 +175,14 @@ pub struct ModelDoc {
     pub default_output: String,
     /// The scoring route.
     pub score_url: String,
+    /// The engine that runs the model: `tract` or `onnxruntime` (absent
+    /// from servers older than the engine choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Why that engine, in a sentence: the flag that asked for it, or what
+    /// `--engine auto` measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_reason: Option<String>,
 }
 
 impl ModelDoc {

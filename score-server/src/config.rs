@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::model::ModelSpec;
+use crate::engine::EngineChoice;
+use crate::model::{EngineOptions, ModelSpec};
 
 /// Serve ONNX models over HTTP: PUT float32 rows to /score, get scores back.
 #[derive(Debug, Parser)]
@@ -18,6 +19,22 @@ pub struct Args {
     /// `/score`. With none, the bundled demo model is served as "demo".
     #[arg(long = "model", env = "SCORE_MODEL", value_delimiter = ',')]
     pub models: Vec<String>,
+
+    /// Engine that runs the models: ENGINE for all, or NAME=ENGINE for one
+    /// (repeat, or separate with commas); ENGINE is `tract` (the default:
+    /// pure Rust, nothing to install), `onnxruntime` (its shared library,
+    /// see --onnxruntime) or `auto` (load in both, check that they agree on
+    /// sample rows, time both at the batch sizes the server runs, keep the
+    /// faster; tract alone where onnxruntime is not found).
+    #[arg(long = "engine", env = "SCORE_ENGINE", value_delimiter = ',')]
+    pub engines: Vec<String>,
+
+    /// onnxruntime's shared library (libonnxruntime.so, e.g. from the
+    /// onnxruntime PyPI wheel). Default: ORT_DYLIB_PATH, else the active
+    /// Python environment's onnxruntime package, else /usr/local/lib and
+    /// /usr/lib. Opened only when a model's engine needs it.
+    #[arg(long, env = "SCORE_ONNXRUNTIME")]
+    pub onnxruntime: Option<PathBuf>,
 
     /// Address to listen on. Binding beyond loopback exposes the service to
     /// the network: put it behind your proxy or firewall.
@@ -123,6 +140,8 @@ pub struct Args {
 pub struct Config {
     /// Models to serve; the first is the default.
     pub models: Vec<ModelSpec>,
+    /// What loading needs for engines other than tract.
+    pub engine_options: EngineOptions,
     /// Listen address (used by the binary; `run` takes a bound listener).
     pub listen: SocketAddr,
     /// Worker threads (resolved, ≥ 1).
@@ -174,7 +193,7 @@ impl Default for Config {
 impl Args {
     /// Validates the flags.
     pub fn into_config(self) -> Result<Config, String> {
-        let models = if self.models.is_empty() {
+        let mut models = if self.models.is_empty() {
             vec![ModelSpec::demo()]
         } else {
             self.models.iter().map(|m| ModelSpec::parse(m)).collect::<Result<Vec<_>, _>>()?
@@ -182,6 +201,25 @@ impl Args {
         for (i, m) in models.iter().enumerate() {
             if models[..i].iter().any(|o| o.name == m.name) {
                 return Err(format!("two models are named {:?}; use NAME=PATH", m.name));
+            }
+        }
+        for engine in &self.engines {
+            let wrong = |e: String| format!("--engine {engine}: {e}");
+            match engine.split_once('=') {
+                None => {
+                    let choice: EngineChoice = engine.parse().map_err(wrong)?;
+                    for m in &mut models {
+                        m.engine = choice;
+                    }
+                }
+                Some((name, value)) => {
+                    let choice: EngineChoice = value.parse().map_err(wrong)?;
+                    let model = models
+                        .iter_mut()
+                        .find(|m| m.name == name)
+                        .ok_or_else(|| wrong(format!("no model is named {name:?}")))?;
+                    model.engine = choice;
+                }
             }
         }
         let workers = match self.workers {
@@ -203,8 +241,14 @@ impl Args {
                         --max-connections must be positive"
                 .into());
         }
+        let engine_options = EngineOptions {
+            onnxruntime: self.onnxruntime.clone(),
+            max_batch_rows: self.max_batch_rows,
+            ..EngineOptions::default()
+        };
         Ok(Config {
             models,
+            engine_options,
             listen: self.listen,
             workers,
             max_batch_rows: self.max_batch_rows,

@@ -243,6 +243,35 @@ impl Values {
         values
     }
 
+    /// Deterministic sample rows for each input (the `auto` engine check):
+    /// numbers spread over [-3, 3) (integers over 0..8), booleans mixed,
+    /// strings from a few words including an empty one and non-ASCII ones.
+    pub fn samples(feeds: &[Feed], rows: usize, seed: u64) -> Vec<Values> {
+        const WORDS: [&str; 6] = ["", "a", "b", "Moscow", "Москва", "東京"];
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut values = Values::for_feeds(feeds, rows);
+        for (v, feed) in values.iter_mut().zip(feeds) {
+            for _ in 0..rows * feed.width {
+                let u = next();
+                match v {
+                    Values::F32(v) => v.push((u * 6.0 - 3.0) as f32),
+                    Values::F64(v) => v.push(u * 6.0 - 3.0),
+                    Values::I64(v) => v.push((u * 8.0) as i64),
+                    Values::I32(v) => v.push((u * 8.0) as i32),
+                    Values::Bool(v) => v.push(u < 0.5),
+                    Values::Str(v) => v.push(WORDS[(u * WORDS.len() as f64) as usize].into()),
+                }
+            }
+        }
+        values
+    }
+
     /// Appends a checked scalar array (see [`Kind::accepts`]).
     fn push(&mut self, array: &ArrayRef) {
         use DataType as D;

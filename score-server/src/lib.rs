@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod auth;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod input;

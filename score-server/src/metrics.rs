@@ -51,6 +51,8 @@ pub struct ModelInfoLabels {
     pub model: String,
     /// Content hash.
     pub version: String,
+    /// The engine that runs it: `tract` or `onnxruntime`.
+    pub engine: String,
 }
 
 /// Why a request was refused before it was scored.
@@ -189,7 +191,11 @@ impl Metrics {
         );
         r.register("queued_jobs", "Chunks waiting in the compute queue", m.queued_jobs.clone());
         r.register("draining", "1 while the server drains before exit", m.draining.clone());
-        r.register("model_info", "Loaded models and their versions", m.model_info.clone());
+        r.register(
+            "model_info",
+            "Loaded models, their versions and the engine that runs each",
+            m.model_info.clone(),
+        );
         r.register("workers", "Compute worker threads", m.workers.clone());
         Metrics { registry, ..m }
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use score_protocol::models::{FEATURE_NAMES_KEY, InputDoc, OutputDoc};
 
+use crate::engine::{EngineChoice, EngineKind, Plan};
 use crate::input::{Feed, Kind, Values};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb;
@@ -107,6 +108,41 @@ pub struct ModelSpec {
     pub name: String,
     /// Where the ONNX bytes come from.
     pub source: ModelSource,
+    /// Which engine runs it (`--engine`).
+    pub engine: EngineChoice,
+}
+
+/// What loading needs to know for engines other than tract.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// onnxruntime's shared library (`--onnxruntime`); else looked for.
+    pub onnxruntime: Option<PathBuf>,
+    /// Most rows in one model call (`--max-batch-rows`): the largest size
+    /// `auto` times.
+    pub max_batch_rows: usize,
+    /// Time `auto` may spend timing the two engines, per model.
+    pub probe_budget: std::time::Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            onnxruntime: None,
+            max_batch_rows: 4096,
+            probe_budget: std::time::Duration::from_millis(600),
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The batch sizes `auto` times: small merged requests (16 rows) and
+    /// the chunk a large request is split into (1,024 rows, or less under
+    /// a lower `--max-batch-rows`).
+    pub fn probe_rows(&self) -> Vec<usize> {
+        let big = 1024.min(self.max_batch_rows).max(1);
+        let small = 16.min(big);
+        if small == big { vec![big] } else { vec![small, big] }
+    }
 }
 
 impl ModelSpec {
@@ -130,12 +166,16 @@ impl ModelSpec {
         if path.as_os_str().is_empty() {
             return Err(format!("model {name}: empty path"));
         }
-        Ok(ModelSpec { name, source: ModelSource::Path(path) })
+        Ok(ModelSpec { name, source: ModelSource::Path(path), engine: EngineChoice::Default })
     }
 
     /// The bundled demo model.
     pub fn demo() -> Self {
-        ModelSpec { name: DEMO_MODEL_NAME.to_string(), source: ModelSource::Bundled }
+        ModelSpec {
+            name: DEMO_MODEL_NAME.to_string(),
+            source: ModelSource::Bundled,
+            engine: EngineChoice::Default,
+        }
     }
 }
 
@@ -156,8 +196,10 @@ pub struct Model {
     /// Index of the output served when the request names none: the first
     /// floating-point output (for a classifier, the probabilities).
     pub default_output: usize,
-    /// The optimized plan; each worker spawns its own state from it.
-    pub plan: Arc<TypedRunnableModel>,
+    /// The engine's plan; each worker spawns its own state from it.
+    pub plan: Plan,
+    /// Why this engine runs the model, in a sentence (`/models`, the log).
+    pub engine_reason: String,
 }
 
 impl fmt::Debug for Model {
@@ -172,8 +214,13 @@ impl fmt::Debug for Model {
 }
 
 impl Model {
-    /// Reads and loads a model.
+    /// Reads and loads a model in tract (the default engine).
     pub fn load(spec: &ModelSpec) -> Result<Model, LoadError> {
+        Self::load_with(spec, &EngineOptions::default())
+    }
+
+    /// Reads and loads a model in the engine its spec asks for.
+    pub fn load_with(spec: &ModelSpec, options: &EngineOptions) -> Result<Model, LoadError> {
         let bytes =
             match &spec.source {
                 ModelSource::Bundled => DEMO_MODEL.to_vec(),
@@ -181,16 +228,28 @@ impl Model {
                     LoadError::Read { name: spec.name.clone(), path: path.clone(), source }
                 })?,
             };
-        Self::from_bytes(&spec.name, spec.source.clone(), &bytes)
+        Self::from_bytes_with(&spec.name, spec.source.clone(), &bytes, spec.engine, options)
     }
 
-    /// Loads a model from ONNX bytes. A file that makes the ONNX loader
-    /// panic (found by `tests/fuzz.rs`: tract indexes some malformed graphs
-    /// without checking) is an error like any other, never a crash.
+    /// Loads a model from ONNX bytes in tract.
     pub fn from_bytes(name: &str, source: ModelSource, bytes: &[u8]) -> Result<Model, LoadError> {
+        Self::from_bytes_with(name, source, bytes, EngineChoice::Default, &EngineOptions::default())
+    }
+
+    /// Loads a model from ONNX bytes in the engine `choice` names. A file
+    /// that makes the ONNX loader panic (found by `tests/fuzz.rs`: tract
+    /// indexes some malformed graphs without checking) is an error like any
+    /// other, never a crash.
+    pub fn from_bytes_with(
+        name: &str,
+        source: ModelSource,
+        bytes: &[u8],
+        choice: EngineChoice,
+        options: &EngineOptions,
+    ) -> Result<Model, LoadError> {
         let from = source.to_string();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Self::from_bytes_unguarded(name, source, bytes)
+            Self::from_bytes_unguarded(name, source, bytes, choice, options)
         }))
         .unwrap_or_else(|panic| {
             Err(LoadError::Unservable {
@@ -207,11 +266,9 @@ impl Model {
         name: &str,
         source: ModelSource,
         bytes: &[u8],
+        choice: EngineChoice,
+        options: &EngineOptions,
     ) -> Result<Model, LoadError> {
-        let tract_err = |stage| {
-            let name = name.to_string();
-            move |source| LoadError::Tract { name, stage, source }
-        };
         let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
         let mut onnx = tract_onnx::onnx();
         crate::ml::register(&mut onnx.op_register);
@@ -239,74 +296,91 @@ impl Model {
         let batch_name = batch_name.unwrap_or_else(|| "N".into());
         let feature_names = feature_names(&proto, &feeds).map_err(unservable)?;
 
-        let mut model = onnx.model_for_proto_model(&proto).map_err(tract_err("parsing"))?;
-        let unsupported = unimplemented_ops(&model, graph);
-        if !unsupported.is_empty() {
-            return Err(LoadError::UnsupportedOperators {
-                name: name.to_string(),
-                ops: unsupported,
-            });
-        }
-        let batch = model.symbols.sym(&batch_name);
-        for (ix, feed) in feeds.iter().enumerate() {
-            let shape: TVec<TDim> = if feed.rank == 1 {
-                tvec![batch.to_dim()]
-            } else {
-                tvec![batch.to_dim(), feed.width.to_dim()]
-            };
-            model
-                .set_input_fact(ix, InferenceFact::dt_shape(feed.kind.datum(), shape))
-                .map_err(tract_err("setting the input shapes"))?;
-        }
-        let typed = model.into_optimized().map_err(tract_err("optimizing"))?;
-
-        let mut outputs = Vec::with_capacity(typed.outputs.len());
-        for (ix, outlet) in typed.outputs.iter().enumerate() {
-            let fact = typed.outlet_fact(*outlet).map_err(tract_err("typing outputs"))?;
-            let out_name = graph
-                .output
-                .get(ix)
-                .map(|o| o.name.clone())
-                .or_else(|| typed.outlet_label(*outlet).map(str::to_string))
-                .unwrap_or_else(|| format!("output_{ix}"));
-            let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
-            let columns = dims
-                .iter()
-                .skip(1)
-                .map(|d| d.to_usize().ok())
-                .product::<Option<usize>>()
-                .ok_or_else(|| {
+        // The engines asked for, each loaded or refused with its reason.
+        let tract = match choice {
+            EngineChoice::Fixed(EngineKind::OnnxRuntime) => None,
+            _ => Some(load_tract(name, &onnx, &proto, graph, &feeds, &batch_name)),
+        };
+        let ort = match choice {
+            EngineChoice::Fixed(EngineKind::OnnxRuntime) => {
+                Some(load_onnxruntime(name, bytes, graph, &batch_name, options))
+            }
+            EngineChoice::Auto => {
+                match crate::engine::onnxruntime::init(options.onnxruntime.as_deref()) {
+                    Ok(_) => Some(load_onnxruntime(name, bytes, graph, &batch_name, options)),
+                    Err(why) => {
+                        tracing::warn!(model = name, reason = %why,
+                            "engine auto: onnxruntime is not available, tract only");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (plan, outputs, engine_reason) = match (tract, ort) {
+            (Some(Ok(t)), None) => {
+                let reason = match choice {
+                    EngineChoice::Auto => "auto: onnxruntime is not available".to_string(),
+                    EngineChoice::Default => "the default engine".to_string(),
+                    EngineChoice::Fixed(_) => "--engine tract".to_string(),
+                };
+                (t.0, t.1, reason)
+            }
+            (None, Some(Ok(o))) => (o.0, o.1, "--engine onnxruntime".to_string()),
+            (Some(Err(e)), None) | (None, Some(Err(e))) => return Err(e),
+            (Some(Ok(t)), Some(Ok(o))) => {
+                let sizes = options.probe_rows();
+                let choice = crate::engine::select(
+                    &t.1,
+                    &feeds,
+                    &t.0,
+                    &o.0,
+                    &sizes,
+                    options.probe_budget,
+                )
+                .map_err(|why| {
                     unservable(format!(
-                        "output {out_name} has shape {dims:?}: only the first (batch) dimension may vary"
+                        "engine auto: tract and onnxruntime disagree, so neither is trusted: {why}"
                     ))
                 })?;
-            let classes = string_classes(graph, &out_name);
-            outputs.push(OutputDoc {
-                name: out_name,
-                dtype: dtype_name(fact.datum_type),
-                shape: dims.iter().map(|d| d.to_string()).collect(),
-                columns: columns.max(1),
-                classes,
-            });
-            if !is_numeric(fact.datum_type) {
+                let reason = choice.reason();
+                tracing::info!(model = name, engine = %choice.engine, reason = %reason,
+                    "engine chosen");
+                match choice.engine {
+                    EngineKind::Tract => (t.0, t.1, reason),
+                    EngineKind::OnnxRuntime => (o.0, o.1, reason),
+                }
+            }
+            (Some(Err(te)), Some(Ok(o))) => {
+                tracing::warn!(model = name, tract = %te,
+                    "engine auto: tract cannot load the model; onnxruntime serves it");
+                (o.0, o.1, format!("auto: tract cannot load it ({te})"))
+            }
+            (Some(Ok(t)), Some(Err(oe))) => {
+                tracing::warn!(model = name, onnxruntime = %oe,
+                    "engine auto: onnxruntime cannot load the model; tract serves it");
+                (t.0, t.1, format!("auto: onnxruntime cannot load it ({oe})"))
+            }
+            (Some(Err(te)), Some(Err(oe))) => {
+                return Err(unservable(format!(
+                    "neither engine can load it: tract: {te}; onnxruntime: {oe}"
+                )));
+            }
+            (None, None) => unreachable!("an engine is always asked for"),
+        };
+        for output in &outputs {
+            if !is_servable_dtype(&output.dtype) {
                 // Kept in the metadata, refused with 404 when asked for.
-                tracing::warn!(model = name, output = %outputs[ix].name, dtype = ?fact.datum_type,
+                tracing::warn!(model = name, output = %output.name, dtype = %output.dtype,
                     "output is not numeric and cannot be served");
             }
         }
-        let default_output = typed
-            .outputs
+        let default_output = outputs
             .iter()
-            .position(|o| typed.outlet_fact(*o).is_ok_and(|f| f.datum_type.is_float()))
-            .or_else(|| {
-                typed
-                    .outputs
-                    .iter()
-                    .position(|o| typed.outlet_fact(*o).is_ok_and(|f| is_numeric(f.datum_type)))
-            })
+            .position(|o| matches!(o.dtype.as_str(), "float32" | "float64" | "float16"))
+            .or_else(|| outputs.iter().position(|o| is_servable_dtype(&o.dtype)))
             .ok_or_else(|| unservable("the model has no numeric output".into()))?;
 
-        let plan = typed.into_runnable().map_err(tract_err("planning"))?;
         let model = Model {
             name: name.to_string(),
             version: hex_prefix(&Sha256::digest(bytes), 8),
@@ -316,9 +390,15 @@ impl Model {
             outputs,
             default_output,
             plan,
+            engine_reason,
         };
         model.smoke_test()?;
         Ok(model)
+    }
+
+    /// The engine that runs this model.
+    pub fn engine(&self) -> EngineKind {
+        self.plan.kind()
     }
 
     /// `Some(n)` for a model fed one float32 `[N, n]` matrix: the input
@@ -388,6 +468,187 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// What loading in one engine gives: the plan and the outputs' docs.
+type Loaded = (Plan, Vec<OutputDoc>);
+
+/// Loads the model in tract: types the inputs (a symbolic batch),
+/// optimises, and describes the outputs from the typed facts.
+fn load_tract(
+    name: &str,
+    onnx: &tract_onnx::model::Onnx,
+    proto: &pb::ModelProto,
+    graph: &pb::GraphProto,
+    feeds: &[Feed],
+    batch_name: &str,
+) -> Result<Loaded, LoadError> {
+    let tract_err = |stage| {
+        let name = name.to_string();
+        move |source| LoadError::Tract { name, stage, source }
+    };
+    let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+    let mut model = onnx.model_for_proto_model(proto).map_err(tract_err("parsing"))?;
+    let unsupported = unimplemented_ops(&model, graph);
+    if !unsupported.is_empty() {
+        return Err(LoadError::UnsupportedOperators { name: name.to_string(), ops: unsupported });
+    }
+    let batch = model.symbols.sym(batch_name);
+    for (ix, feed) in feeds.iter().enumerate() {
+        let shape: TVec<TDim> = if feed.rank == 1 {
+            tvec![batch.to_dim()]
+        } else {
+            tvec![batch.to_dim(), feed.width.to_dim()]
+        };
+        model
+            .set_input_fact(ix, InferenceFact::dt_shape(feed.kind.datum(), shape))
+            .map_err(tract_err("setting the input shapes"))?;
+    }
+    let typed = model.into_optimized().map_err(tract_err("optimizing"))?;
+
+    let mut outputs = Vec::with_capacity(typed.outputs.len());
+    for (ix, outlet) in typed.outputs.iter().enumerate() {
+        let fact = typed.outlet_fact(*outlet).map_err(tract_err("typing outputs"))?;
+        let out_name = graph
+            .output
+            .get(ix)
+            .map(|o| o.name.clone())
+            .or_else(|| typed.outlet_label(*outlet).map(str::to_string))
+            .unwrap_or_else(|| format!("output_{ix}"));
+        let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+        let columns = dims
+            .iter()
+            .skip(1)
+            .map(|d| d.to_usize().ok())
+            .product::<Option<usize>>()
+            .ok_or_else(|| {
+                unservable(format!(
+                    "output {out_name} has shape {dims:?}: only the first (batch) dimension may vary"
+                ))
+            })?;
+        let classes = string_classes(graph, &out_name);
+        outputs.push(OutputDoc {
+            name: out_name,
+            dtype: dtype_name(fact.datum_type),
+            shape: dims.iter().map(|d| d.to_string()).collect(),
+            columns: columns.max(1),
+            classes,
+        });
+    }
+    let plan = typed.into_runnable().map_err(tract_err("planning"))?;
+    Ok((Plan::Tract(plan), outputs))
+}
+
+/// Loads the model in onnxruntime (opening the library first) and
+/// describes the outputs from the session's own declarations.
+fn load_onnxruntime(
+    name: &str,
+    bytes: &[u8],
+    graph: &pb::GraphProto,
+    batch_name: &str,
+    options: &EngineOptions,
+) -> Result<Loaded, LoadError> {
+    let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+    crate::engine::onnxruntime::init(options.onnxruntime.as_deref()).map_err(unservable)?;
+    let unzipped = without_zipmap(graph, bytes);
+    let bytes = unzipped.as_deref().unwrap_or(bytes);
+    let (mut plan, declared) = crate::engine::onnxruntime::OrtPlan::new(bytes)
+        .map_err(|e| unservable(format!("onnxruntime cannot load it: {e}")))?;
+    let mut outputs = Vec::with_capacity(declared.len());
+    for (ix, output) in declared.into_iter().enumerate() {
+        let mut shape: Vec<String> = output
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Some(n) => n.to_string(),
+                None if i == 0 => batch_name.to_string(),
+                None => "?".to_string(),
+            })
+            .collect();
+        if shape.is_empty() {
+            shape.push(batch_name.to_string());
+        }
+        let columns = output.shape.iter().skip(1).copied().product::<Option<usize>>();
+        let columns = match (columns, output.tensor) {
+            (Some(c), _) => c,
+            // Not a tensor (ZipMap's sequence of maps): listed, never served.
+            (None, false) => 1,
+            (None, true) => {
+                return Err(unservable(format!(
+                    "output {} has shape [{}]: only the first (batch) dimension may vary",
+                    output.name,
+                    shape.join(", ")
+                )));
+            }
+        };
+        let classes = string_classes(graph, &output.name);
+        let mut dtype = output.dtype;
+        if let (Some(classes), "string") = (&classes, dtype.as_str()) {
+            // Served as the class index, as tract's operators give it.
+            plan.label_as_index(ix, classes);
+            dtype = "int64".into();
+        }
+        outputs.push(OutputDoc {
+            name: output.name,
+            dtype,
+            shape,
+            columns: columns.max(1),
+            classes,
+        });
+    }
+    Ok((Plan::OnnxRuntime(Arc::new(plan)), outputs))
+}
+
+/// The model with each `ZipMap` that makes a graph output replaced by an
+/// `Identity` of its probability tensor (`None`: the model has none).
+/// tract's ZipMap does the same (`crate::ml`): the output keeps its name
+/// and serves the probabilities, columns in class order, where
+/// onnxruntime would give a sequence of maps no client can use.
+fn without_zipmap(graph: &pb::GraphProto, bytes: &[u8]) -> Option<Vec<u8>> {
+    use prost::Message;
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let zipmaps = graph
+        .node
+        .iter()
+        .any(|n| n.op_type == "ZipMap" && n.output.iter().any(|o| outputs.contains(&o.as_str())));
+    if !zipmaps {
+        return None;
+    }
+    let mut proto = pb::ModelProto::decode(bytes).ok()?;
+    let graph = proto.graph.as_mut()?;
+    // (output name, class count)
+    let mut replaced: Vec<(String, usize)> = Vec::new();
+    for node in &mut graph.node {
+        if node.op_type == "ZipMap" && node.output.iter().any(|o| outputs.contains(&o.as_str())) {
+            let classes =
+                node.attribute.iter().map(|a| a.ints.len().max(a.strings.len())).max().unwrap_or(0);
+            node.op_type = "Identity".into();
+            node.domain = String::new();
+            node.attribute.clear();
+            replaced.extend(node.output.iter().map(|o| (o.clone(), classes)));
+        }
+    }
+    for output in &mut graph.output {
+        let Some((_, classes)) = replaced.iter().find(|(name, _)| *name == output.name) else {
+            continue;
+        };
+        let dim = |value| pb::tensor_shape_proto::Dimension { denotation: String::new(), value };
+        // A float tensor [N, classes].
+        output.r#type = Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(TypeValue::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        dim(Some(DimValue::DimParam("N".into()))),
+                        dim(Some(DimValue::DimValue(*classes as i64))),
+                    ],
+                }),
+            })),
+        });
+    }
+    Some(proto.encode_to_vec())
 }
 
 /// Reads `[batch]` or `[batch, n]` and the element type from the ONNX input
@@ -526,10 +787,6 @@ fn unimplemented_ops(model: &InferenceModel, graph: &pb::GraphProto) -> Vec<Stri
     ops
 }
 
-fn is_numeric(dt: DatumType) -> bool {
-    dt.is_number() || dt == DatumType::Bool || dt == DatumType::TDim
-}
-
 fn dtype_name(dt: DatumType) -> String {
     let name = match dt {
         DatumType::F16 => "float16",
@@ -552,8 +809,9 @@ fn dtype_name(dt: DatumType) -> String {
     name.to_string()
 }
 
-fn is_servable_dtype(dtype: &str) -> bool {
-    dtype != "string" && dtype != "blob" && dtype != "opaque"
+/// Whether an output of element type `dtype` can be served as float32.
+pub fn is_servable_dtype(dtype: &str) -> bool {
+    !matches!(dtype, "string" | "blob" | "opaque" | "sequence" | "map")
 }
 
 fn hex_prefix(digest: &[u8], bytes: usize) -> String {

@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 use tract_onnx::prelude::*;
 
+use crate::engine::State;
 use crate::input::{SharedRows, Values};
 use crate::metrics::Metrics;
 use crate::model::Model;
@@ -341,7 +342,7 @@ struct Worker {
 
 impl Worker {
     fn run(self) {
-        let mut states: Vec<Result<TypedSimpleState, String>> = Vec::new();
+        let mut states: Vec<Result<State, String>> = Vec::new();
         for model in self.models.iter() {
             let state = model.plan.spawn().map_err(|e| format!("{e:#}"));
             if let Err(e) = &state {
@@ -395,12 +396,7 @@ impl Worker {
         Some(job)
     }
 
-    fn score_batch(
-        &self,
-        state: &mut Result<TypedSimpleState, String>,
-        batch: Vec<Job>,
-        rows: usize,
-    ) {
+    fn score_batch(&self, state: &mut Result<State, String>, batch: Vec<Job>, rows: usize) {
         let model = &self.models[batch[0].model];
         let started = Instant::now();
         let result = match state.as_mut() {

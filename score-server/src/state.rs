@@ -59,7 +59,7 @@ impl AppState {
         let models: Vec<Arc<Model>> = config
             .models
             .iter()
-            .map(|spec| Model::load(spec).map(Arc::new))
+            .map(|spec| Model::load_with(spec, &config.engine_options).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let models: Arc<[Arc<Model>]> = models.into();
         let metrics = Arc::new(Metrics::new());
@@ -69,6 +69,7 @@ impl AppState {
                 .get_or_create(&ModelInfoLabels {
                     model: model.name.clone(),
                     version: model.version.clone(),
+                    engine: model.engine().to_string(),
                 })
                 .set(1);
         }

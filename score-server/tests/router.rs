@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::router::{Reference, error_kind, f32_bytes, floats, put, reference, send, state};
+use common::router::{
+    Reference, error_kind, f32_bytes, floats, onnxruntime_available, put, reference, send, state,
+};
 use score_server::AppState;
 use score_server::model::fixture_path;
 use serde_json::Value;
@@ -15,8 +17,20 @@ use serde_json::Value;
 /// Every fixture model, every output, against onnxruntime's outputs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parity_with_onnxruntime_for_every_fixture() {
+    fixtures_match(&[]).await;
+}
+
+/// The same under the onnxruntime engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_with_onnxruntime_for_every_fixture_under_onnxruntime() {
+    if onnxruntime_available("fixtures under onnxruntime") {
+        fixtures_match(&["--engine", "onnxruntime"]).await;
+    }
+}
+
+async fn fixtures_match(flags: &[&str]) {
     let names = ["logreg", "forest", "linreg", "mlp"];
-    let state = state(&names, &[]);
+    let state = state(&names, flags);
     for name in names {
         assert_parity(&state, name, &reference(name)).await;
     }
@@ -28,6 +42,18 @@ async fn parity_with_onnxruntime_for_every_fixture() {
 /// name, are tests/typed.rs's.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parity_with_onnxruntime_for_the_zoo_exports() {
+    zoo_matches(&[]).await;
+}
+
+/// The same under the onnxruntime engine (docs/models.md's engine column).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_with_onnxruntime_for_the_zoo_exports_under_onnxruntime() {
+    if onnxruntime_available("zoo under onnxruntime") {
+        zoo_matches(&["--engine", "onnxruntime"]).await;
+    }
+}
+
+async fn zoo_matches(flags: &[&str]) {
     let mut zoo: Vec<String> = std::fs::read_dir(fixture_path("zoo"))
         .unwrap()
         .filter_map(|e| {
@@ -40,7 +66,7 @@ async fn parity_with_onnxruntime_for_the_zoo_exports() {
     let specs: Vec<String> =
         zoo.iter().enumerate().map(|(i, file)| format!("m{i}=zoo/{file}")).collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-    let state = state(&specs, &[]);
+    let state = state(&specs, flags);
     for (i, file) in zoo.iter().enumerate() {
         assert_parity(&state, &format!("m{i}"), &reference(&format!("zoo/{file}"))).await;
     }

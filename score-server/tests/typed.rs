@@ -207,11 +207,24 @@ async fn assert_parity(state: &Arc<AppState>, name: &str, m: &Mixed, body: Vec<u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mixed_input_zoo_exports_match_onnxruntime_through_arrow() {
+    mixed_zoo_matches(&[]).await;
+}
+
+/// The same under the onnxruntime engine: string tensors in, string labels
+/// served as class indices as tract gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mixed_input_zoo_exports_match_under_onnxruntime() {
+    if common::router::onnxruntime_available("mixed zoo under onnxruntime") {
+        mixed_zoo_matches(&["--engine", "onnxruntime"]).await;
+    }
+}
+
+async fn mixed_zoo_matches(flags: &[&str]) {
     let names = mixed_names();
     assert_eq!(names.len(), 7, "{names:?}");
     let specs: Vec<String> = names.iter().map(|n| format!("{n}=zoo/{n}")).collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-    let state = state(&specs, &[]);
+    let state = state(&specs, flags);
     for name in &names {
         let m = mixed(name);
         assert_parity(&state, name, &m, body(&m, Typing::Native, 1, 1), 1).await;

@@ -24,6 +24,8 @@ fn doc(model: &Model, default: bool) -> ModelDoc {
         outputs: model.outputs.clone(),
         default_output: model.outputs[model.default_output].name.clone(),
         score_url: format!("/models/{}/score", model.name),
+        engine: Some(model.engine().to_string()),
+        engine_reason: Some(model.engine_reason.clone()),
     }
 }
 

@@ -112,3 +112,24 @@ pub fn reference(name: &str) -> Reference {
         outputs,
     }
 }
+
+/// Whether the onnxruntime engine can run here: its library is named by
+/// `ORT_DYLIB_PATH` (scripts/test.sh sets it from scripts/onnxruntime.sh).
+/// Without it the onnxruntime tests say so and pass, unless
+/// `SCORE_REQUIRE_ONNXRUNTIME` is set (as scripts/test.sh does): then
+/// its absence fails them.
+#[allow(dead_code)]
+pub fn onnxruntime_available(test: &str) -> bool {
+    let found =
+        std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| std::path::Path::new(&p).is_file());
+    if !found {
+        assert!(
+            std::env::var_os("SCORE_REQUIRE_ONNXRUNTIME").is_none(),
+            "{test}: SCORE_REQUIRE_ONNXRUNTIME is set but ORT_DYLIB_PATH names no library"
+        );
+        eprintln!(
+            "{test}: skipped, no onnxruntime library (set ORT_DYLIB_PATH=$(scripts/onnxruntime.sh))"
+        );
+    }
+    found
+}
