@@ -24,6 +24,13 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ -z "${NGI
 fi
 "${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}" -v
 
+step "onnxruntime's shared library (the second engine; fetched once into ~/.cache/score)"
+ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
+export ORT_DYLIB_PATH
+# The engine tests fail rather than skip without it.
+export SCORE_REQUIRE_ONNXRUNTIME=1
+echo "$ORT_DYLIB_PATH"
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest gives each test its own process; doctests need cargo test.

@@ -303,11 +303,11 @@ impl Model {
         };
         let ort = match choice {
             EngineChoice::Fixed(EngineKind::OnnxRuntime) => {
-                Some(load_onnxruntime(name, bytes, graph, &batch_name, options))
+                Some(load_onnxruntime(name, bytes, graph, &feeds, &batch_name, options))
             }
             EngineChoice::Auto => {
                 match crate::engine::onnxruntime::init(options.onnxruntime.as_deref()) {
-                    Ok(_) => Some(load_onnxruntime(name, bytes, graph, &batch_name, options)),
+                    Ok(_) => Some(load_onnxruntime(name, bytes, graph, &feeds, &batch_name, options)),
                     Err(why) => {
                         tracing::warn!(model = name, reason = %why,
                             "engine auto: onnxruntime is not available, tract only");
@@ -352,18 +352,29 @@ impl Model {
                 }
             }
             (Some(Err(te)), Some(Ok(o))) => {
+                let te = te.to_string();
+                let te = te.strip_prefix(&format!("model {name}: ")).unwrap_or(&te).to_string();
                 tracing::warn!(model = name, tract = %te,
                     "engine auto: tract cannot load the model; onnxruntime serves it");
                 (o.0, o.1, format!("auto: tract cannot load it ({te})"))
             }
             (Some(Ok(t)), Some(Err(oe))) => {
+                let oe = oe.to_string();
+                let oe = oe.strip_prefix(&format!("model {name}: ")).unwrap_or(&oe).to_string();
                 tracing::warn!(model = name, onnxruntime = %oe,
                     "engine auto: onnxruntime cannot load the model; tract serves it");
                 (t.0, t.1, format!("auto: onnxruntime cannot load it ({oe})"))
             }
             (Some(Err(te)), Some(Err(oe))) => {
+                let prefix = format!("model {name}: ");
+                let strip = |e: &LoadError| {
+                    let text = e.to_string();
+                    text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
+                };
                 return Err(unservable(format!(
-                    "neither engine can load it: tract: {te}; onnxruntime: {oe}"
+                    "neither engine can load it: tract: {}; onnxruntime: {}",
+                    strip(&te),
+                    strip(&oe)
                 )));
             }
             (None, None) => unreachable!("an engine is always asked for"),
@@ -545,6 +556,7 @@ fn load_onnxruntime(
     name: &str,
     bytes: &[u8],
     graph: &pb::GraphProto,
+    feeds: &[Feed],
     batch_name: &str,
     options: &EngineOptions,
 ) -> Result<Loaded, LoadError> {
@@ -569,18 +581,13 @@ fn load_onnxruntime(
         if shape.is_empty() {
             shape.push(batch_name.to_string());
         }
-        let columns = output.shape.iter().skip(1).copied().product::<Option<usize>>();
-        let columns = match (columns, output.tensor) {
+        let declared = output.shape.iter().skip(1).copied().product::<Option<usize>>();
+        let columns = match (declared, output.tensor) {
             (Some(c), _) => c,
             // Not a tensor (ZipMap's sequence of maps): listed, never served.
             (None, false) => 1,
-            (None, true) => {
-                return Err(unservable(format!(
-                    "output {} has shape [{}]: only the first (batch) dimension may vary",
-                    output.name,
-                    shape.join(", ")
-                )));
-            }
+            // Not declared: learnt from a run on two rows (below).
+            (None, true) => 0,
         };
         let classes = string_classes(graph, &output.name);
         let mut dtype = output.dtype;
@@ -593,11 +600,39 @@ fn load_onnxruntime(
             name: output.name,
             dtype,
             shape,
-            columns: columns.max(1),
+            columns,
             classes,
         });
     }
-    Ok((Plan::OnnxRuntime(Arc::new(plan)), outputs))
+    let plan = Plan::OnnxRuntime(Arc::new(plan));
+    if outputs.iter().any(|o| o.columns == 0) {
+        // Some output's width is not declared: run two rows of zeros and
+        // read it from what comes out.
+        let ran = Values::zeros(feeds, 2)
+            .into_iter()
+            .zip(feeds)
+            .map(|(v, feed)| v.into_tensor(&feed.shape(2)).map(TValue::from))
+            .collect::<TractResult<TVec<TValue>>>()
+            .and_then(|inputs| plan.spawn()?.run(inputs))
+            .map_err(|e| unservable(format!("onnxruntime test run failed: {e:#}")))?;
+        for (output, value) in outputs.iter_mut().zip(ran.iter()) {
+            if output.columns == 0 {
+                if value.shape().first() != Some(&2) {
+                    return Err(unservable(format!(
+                        "output {} has shape {:?} for 2 input rows: its first dimension is not \
+                         the batch",
+                        output.name,
+                        value.shape()
+                    )));
+                }
+                output.columns = value.shape()[1..].iter().product::<usize>().max(1);
+                output.shape = std::iter::once(batch_name.to_string())
+                    .chain(value.shape()[1..].iter().map(usize::to_string))
+                    .collect();
+            }
+        }
+    }
+    Ok((plan, outputs))
 }
 
 /// The model with each `ZipMap` that makes a graph output replaced by an

@@ -55,9 +55,9 @@ async fn parity_with_onnxruntime_for_the_zoo_exports_under_onnxruntime() {
 
 async fn zoo_matches(flags: &[&str]) {
     let mut zoo: Vec<String> = std::fs::read_dir(fixture_path("zoo"))
-        .unwrap()
+        .expect("models/zoo")
         .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
+            let name = e.expect("entry").file_name().into_string().expect("UTF-8 name");
             name.strip_suffix(".onnx").filter(|n| !n.starts_with("mixed-")).map(str::to_string)
         })
         .collect();
