@@ -12,9 +12,12 @@ ensure_venv "$venv" "$here/requirements-zoo.txt"
 rm -rf "$here/zoo"
 "$venv/bin/python" "$here/zoo.py"
 cd "$here/.."
-cargo build -q -p score-server
+# Release: the engine column's speed ratios are measured by --engine auto.
+cargo build -q --release -p score-server
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
+export ORT_DYLIB_PATH
 mkdir -p docs
-"$venv/bin/python" "$here/zoo_status.py" "$target/debug/score-server" > docs/models.md
+"$venv/bin/python" "$here/zoo_status.py" "$target/release/score-server" > docs/models.md
 echo "wrote docs/models.md" >&2

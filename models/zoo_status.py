@@ -5,7 +5,10 @@ difference against onnxruntime's reference (labels must be identical).
 
     python3 models/zoo_status.py SCORE_SERVER_BINARY > docs/models.md
 
-(`models/zoo.sh` builds the exports and runs this.) Standard library only,
+(`models/zoo.sh` builds the exports and runs this.) With onnxruntime's
+library in ORT_DYLIB_PATH each server runs `--engine auto` and the table
+says which engine it kept and the speed ratio it measured (a release
+binary, one worker thread: the ratios are only meaningful so). Standard library only,
 except for the mixed-input exports (`mixed-*`, fed by name), whose bodies
 are Arrow IPC streams written with pyarrow (the zoo venv has it).
 """
@@ -30,8 +33,9 @@ def start(binary, path):
     os.close(fd)
     log = open(log_path, "ab")  # the child appends; we read by path
     env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0", NO_COLOR="1")
+    engine = ["--engine", "auto"] if os.environ.get("ORT_DYLIB_PATH") else []
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--workers", "1",
-                             "--drain-delay", "0s", "--model", f"m={path}"],
+                             "--drain-delay", "0s", "--model", f"m={path}"] + engine,
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while True:
@@ -86,6 +90,15 @@ def score(url, output, ref):
         return None, f"HTTP {e.code}: {json.loads(e.read() or b'{}').get('error', '')}"
 
 
+def engine_cell(served):
+    """The engine auto kept and its measured onnxruntime/tract speed."""
+    engine, reason = served.get("engine", "tract"), served.get("engine_reason", "")
+    found = re.search(r"speed (.*) \(one thread", reason)
+    if found:
+        return f"{engine}; onnxruntime/tract {found.group(1)}"
+    return f"{engine} ({reason})" if reason else engine
+
+
 def check(url, ref):
     served = json.load(urllib.request.urlopen(f"{url}/models/m", timeout=10))
     names = {o["name"] for o in served["outputs"]}
@@ -116,7 +129,7 @@ def check(url, ref):
             diff = max((abs(a - b) for a, b in zip(got, flat)), default=0.0)
             mark = "" if diff <= 1e-5 else " **over 1e-5**"
             results.append(f"`{name}`: max abs diff {diff:.1e}{mark}")
-    return results
+    return results, engine_cell(served)
 
 
 def main():
@@ -127,26 +140,34 @@ def main():
     print("and every output is compared with onnxruntime on 16 rows: labels must")
     print("be identical, probabilities and values within 1e-5. The `mixed-*` exports")
     print("take several typed inputs (numbers and string categories) and are fed")
-    print("an Arrow IPC body with one column per input.\n")
+    print("an Arrow IPC body with one column per input.")
+    auto = bool(os.environ.get("ORT_DYLIB_PATH"))
+    if auto:
+        print("\nEach server ran `--engine auto` (release build, one worker): the")
+        print("engine column is the engine it kept and onnxruntime's speed over")
+        print("tract's that it measured at 16 and 1,024 rows a call, one thread each")
+        print("(onnxruntime is kept at >= 1.05x). Outputs are compared as served by")
+        print("the engine kept.")
+    print()
     rows, matching = [], 0
     for path in sorted(ZOO.glob("*.onnx")):
         ref = json.loads((ZOO / f"{path.stem}.reference.json").read_text())
         proc, url, error = start(binary, path)
         if proc is None:
             error = re.sub(r"\x1b\[[0-9;]*m", "", error).replace("|", "\\|")
-            rows.append(f"| {path.stem} | {ref['source']} | no | {error[:300]} |")
+            rows.append(f"| {path.stem} | {ref['source']} | no | | {error[:300]} |")
             continue
         try:
-            results = check(url, ref)
+            results, engine = check(url, ref)
         finally:
             proc.terminate()
             proc.wait()
         ok = all("identical" in r or ("max abs diff" in r and "**" not in r) for r in results)
         matching += ok
-        rows.append(f"| {path.stem} | {ref['source']} | yes | {'<br>'.join(results)} |")
+        rows.append(f"| {path.stem} | {ref['source']} | yes | {engine} | {'<br>'.join(results)} |")
     print(f"**{matching} of {len(rows)} exports load and match onnxruntime on every output.**\n")
-    print("| model | exported from | loads | outputs |")
-    print("|---|---|---|---|")
+    print("| model | exported from | loads | engine | outputs |")
+    print("|---|---|---|---|---|")
     print("\n".join(rows))
 
 
