@@ -83,6 +83,23 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The error without the model's name in front (every variant's
+    /// message starts `model NAME: `): to quote it inside another sentence
+    /// about the same model.
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        let name = match self {
+            LoadError::Read { name, .. }
+            | LoadError::NotOnnx { name, .. }
+            | LoadError::UnsupportedOperators { name, .. }
+            | LoadError::Unservable { name, .. }
+            | LoadError::Tract { name, .. } => name,
+        };
+        text.strip_prefix(&format!("model {name}: ")).map(str::to_string).unwrap_or(text)
+    }
+}
+
 /// Where a model's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelSource {
@@ -307,7 +324,9 @@ impl Model {
             }
             EngineChoice::Auto => {
                 match crate::engine::onnxruntime::init(options.onnxruntime.as_deref()) {
-                    Ok(_) => Some(load_onnxruntime(name, bytes, graph, &feeds, &batch_name, options)),
+                    Ok(_) => {
+                        Some(load_onnxruntime(name, bytes, graph, &feeds, &batch_name, options))
+                    }
                     Err(why) => {
                         tracing::warn!(model = name, reason = %why,
                             "engine auto: onnxruntime is not available, tract only");
@@ -352,29 +371,22 @@ impl Model {
                 }
             }
             (Some(Err(te)), Some(Ok(o))) => {
-                let te = te.to_string();
-                let te = te.strip_prefix(&format!("model {name}: ")).unwrap_or(&te).to_string();
+                let te = te.reason();
                 tracing::warn!(model = name, tract = %te,
                     "engine auto: tract cannot load the model; onnxruntime serves it");
                 (o.0, o.1, format!("auto: tract cannot load it ({te})"))
             }
             (Some(Ok(t)), Some(Err(oe))) => {
-                let oe = oe.to_string();
-                let oe = oe.strip_prefix(&format!("model {name}: ")).unwrap_or(&oe).to_string();
+                let oe = oe.reason();
                 tracing::warn!(model = name, onnxruntime = %oe,
                     "engine auto: onnxruntime cannot load the model; tract serves it");
                 (t.0, t.1, format!("auto: onnxruntime cannot load it ({oe})"))
             }
             (Some(Err(te)), Some(Err(oe))) => {
-                let prefix = format!("model {name}: ");
-                let strip = |e: &LoadError| {
-                    let text = e.to_string();
-                    text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
-                };
                 return Err(unservable(format!(
                     "neither engine can load it: tract: {}; onnxruntime: {}",
-                    strip(&te),
-                    strip(&oe)
+                    te.reason(),
+                    oe.reason()
                 )));
             }
             (None, None) => unreachable!("an engine is always asked for"),
@@ -596,13 +608,7 @@ fn load_onnxruntime(
             plan.label_as_index(ix, classes);
             dtype = "int64".into();
         }
-        outputs.push(OutputDoc {
-            name: output.name,
-            dtype,
-            shape,
-            columns,
-            classes,
-        });
+        outputs.push(OutputDoc { name: output.name, dtype, shape, columns, classes });
     }
     let plan = Plan::OnnxRuntime(Arc::new(plan));
     if outputs.iter().any(|o| o.columns == 0) {
