@@ -8,7 +8,7 @@
 # --engine tract; then onnxruntime in-process in Python with 2 intra-op
 # threads, 1,024 rows a call, for 5 s (load-tests/seed/inprocess_ort.py).
 # Everything shares the machine's cores, taken in turn, ROUNDS times;
-# medians. Models: the MLP fixture, a 3-layer wide MLP
+# medians (table on stdout, runs in load-tests/results/engines.jsonl). Models: the MLP fixture, a 3-layer wide MLP
 # (load-tests/engine_models.py), and tree ensembles (the forest fixture,
 # zoo exports of LightGBM, gradient boosting and random forest).
 set -euo pipefail
@@ -33,7 +33,9 @@ models=(
   "gb=models/zoo/gb-multiclass-nozipmap.onnx"
   "rf=models/zoo/rf-binary-nozipmap.onnx"
 )
-out=$(mktemp /tmp/engines.XXXXXX)
+# Every measurement, kept for load-tests/engines_plot.py (results/engines.png).
+out=load-tests/results/engines.jsonl
+: >"$out"
 serve() { # NAME PATH ENGINE ROUND
   local log pid url
   log=$(mktemp /tmp/engines-server.XXXXXX)
@@ -93,4 +95,4 @@ for model in dict.fromkeys(r["model"] for r in runs):
     a, t, o = med(model, "served-auto"), med(model, "served-tract"), med(model, "onnxruntime-inprocess")
     print(f"| {model} | {'/'.join(kept)} | {a:,.0f} | {t:,.0f} | {o:,.0f} | **{a / o:.2f}x** | {reason} |")
 PY
-rm -f "$out"
+echo "runs in $out; plot: python load-tests/engines_plot.py (matplotlib)"
