@@ -240,3 +240,61 @@ fn engines_that_disagree_are_named_with_the_output_and_the_difference() {
     assert!(why.starts_with("output label differs at row 1: tract 0, onnxruntime 1"), "{why}");
     assert!(why.contains("allowed none"), "{why}");
 }
+
+/// A large request under onnxruntime is split across the workers and
+/// reassembled in order, and small concurrent ones are merged, as under
+/// tract: the same rows give the same answers whatever the request size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn onnxruntime_models_split_and_merge_like_tract_ones() {
+    if !onnxruntime_available("split and merge under onnxruntime") {
+        return;
+    }
+    let state =
+        state(&["mlp"], &["--engine", "onnxruntime", "--workers", "2", "--max-batch-rows", "300"]);
+    let r = reference("mlp");
+    let one = |body: Vec<f32>| {
+        let state = state.clone();
+        async move {
+            let (status, _, bytes) = send(
+                &state,
+                put("/score?output=probabilities", "application/octet-stream", f32_bytes(&body)),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+            common::router::floats(&bytes)
+        }
+    };
+    // Per row, what the reference sample gives in one call.
+    let expected = one(r.input.clone()).await;
+    let per_row = expected.len() / r.rows;
+    // 40 copies of the sample: 1,280 rows, split into 300-row chunks.
+    let repeated: Vec<f32> = r.input.iter().copied().cycle().take(r.input.len() * 40).collect();
+    let big = one(repeated).await;
+    assert_eq!(big.len(), expected.len() * 40);
+    // Within 1e-6: a GEMM's kernel may depend on the row count, so the
+    // rounding may too; a misplaced row would be off by far more.
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6);
+    for (i, chunk) in big.chunks(expected.len()).enumerate() {
+        assert!(close(chunk, &expected), "copy {i} of the sample differs");
+    }
+    // Single rows at once (merged by the workers): each equals its row.
+    let singles = (0..r.rows).map(|row| one(r.input[row * r.columns..][..r.columns].to_vec()));
+    let answers = futures_util_join_all(singles.collect()).await;
+    for (row, got) in answers.iter().enumerate() {
+        assert_eq!(got.len(), per_row);
+        assert!(close(got, &expected[row * per_row..][..per_row]), "row {row}");
+    }
+}
+
+/// Runs the futures concurrently (tokio tasks), answers in order.
+async fn futures_util_join_all<F>(futures: Vec<F>) -> Vec<Vec<f32>>
+where
+    F: std::future::Future<Output = Vec<f32>> + Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
