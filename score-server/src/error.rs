@@ -89,6 +89,18 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A text has more tokens than the embedding model takes, and the
+    /// request did not ask for it to be cut.
+    #[error(
+        "text {row} is longer than the model's limit of {limit} tokens; send \"truncate\": true \
+         to cut it there"
+    )]
+    TextTooLong {
+        /// Index of the first such text in the request.
+        row: usize,
+        /// The model's limit.
+        limit: usize,
+    },
     /// Neither binary, JSON nor Arrow.
     #[error(
         "unsupported Content-Type {0:?}: send application/octet-stream (float32 little-endian rows), application/json or application/vnd.apache.arrow.stream"
@@ -131,7 +143,9 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             ApiError::BodyTimeout(_) | ApiError::BodyTooSlow { .. } => ErrorKind::BodyTimeout,
-            ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            ApiError::PayloadTooLarge { .. } | ApiError::TextTooLong { .. } => {
+                ErrorKind::PayloadTooLarge
+            }
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
                 ErrorKind::UnsupportedMediaType
             }

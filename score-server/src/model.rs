@@ -238,6 +238,11 @@ impl Model {
 
     /// Reads and loads a model in the engine its spec asks for.
     pub fn load_with(spec: &ModelSpec, options: &EngineOptions) -> Result<Model, LoadError> {
+        if let ModelSource::Path(dir) = &spec.source
+            && dir.is_dir()
+        {
+            return Self::load_embedding(spec, dir, options);
+        }
         let bytes =
             match &spec.source {
                 ModelSource::Bundled => DEMO_MODEL.to_vec(),
@@ -417,6 +422,107 @@ impl Model {
         };
         model.smoke_test()?;
         Ok(model)
+    }
+
+    /// Loads a sentence-transformers export directory (`model.onnx`,
+    /// `tokenizer.json`, optionally `1_Pooling/config.json`, `modules.json`,
+    /// `sentence_bert_config.json`) as a model with one string input,
+    /// `text`, and the outputs of [`crate::engine::embed::OUTPUTS`]. The
+    /// encoder runs on onnxruntime: tract runs such encoders at about a
+    /// third of its speed (../shared/ENVIRONMENT.md).
+    fn load_embedding(
+        spec: &ModelSpec,
+        dir: &Path,
+        options: &EngineOptions,
+    ) -> Result<Model, LoadError> {
+        let name = spec.name.as_str();
+        let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+        if spec.engine == EngineChoice::Fixed(EngineKind::Tract) {
+            return Err(unservable(
+                "an embedding model's encoder runs on onnxruntime; --engine tract is not \
+                 supported for it"
+                    .into(),
+            ));
+        }
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read(&path).map_err(|source| LoadError::Read {
+                name: name.to_string(),
+                path: path.clone(),
+                source,
+            })
+        };
+        let bytes = read("model.onnx")?;
+        let tokenizer = read("tokenizer.json")?;
+        crate::engine::onnxruntime::init(options.onnxruntime.as_deref()).map_err(unservable)?;
+        let (encoder, declared) = crate::engine::onnxruntime::OrtPlan::new(&bytes)
+            .map_err(|e| unservable(format!("onnxruntime cannot load the encoder: {e}")))?;
+        let dim = match declared.first().map(|o| &o.shape[..]) {
+            Some([_, _, Some(dim)]) => *dim,
+            other => {
+                return Err(unservable(format!(
+                    "the encoder's first output has shape {other:?}; expected [batch, \
+                     sequence, hidden] (the last hidden state)"
+                )));
+            }
+        };
+        let inputs = encoder.input_names().to_vec();
+        let plan = crate::engine::embed::EmbeddingPlan::load(
+            dir,
+            Plan::OnnxRuntime(Arc::new(encoder)),
+            inputs,
+            dim,
+        )
+        .map_err(unservable)?;
+        let config = plan.config().clone();
+        let feeds = vec![Feed { name: "text".into(), kind: Kind::Str, width: 1, rank: 1 }];
+        let float = |name: &str, shape: Vec<String>, columns| OutputDoc {
+            name: name.into(),
+            dtype: "float32".into(),
+            shape,
+            columns,
+            classes: None,
+        };
+        let mut digest = Sha256::new();
+        digest.update(&bytes);
+        digest.update(&tokenizer);
+        let model = Model {
+            name: name.to_string(),
+            version: hex_prefix(&digest.finalize(), 8),
+            source: spec.source.clone(),
+            inputs: input_docs(&feeds, "N", None),
+            feeds,
+            outputs: crate::engine::embed::OUTPUTS
+                .iter()
+                .map(|&output| match output {
+                    "embedding" | "pooled" => float(output, vec!["N".into(), dim.to_string()], dim),
+                    _ => float(output, vec!["N".into()], 1),
+                })
+                .collect(),
+            default_output: 0,
+            plan: Plan::Embedding(Arc::new(plan)),
+            engine_reason: format!(
+                "embedding model: encoder on onnxruntime; {:?} pooling{}, at most {} tokens a text",
+                config.pooling,
+                if config.normalize { ", L2-normalised" } else { "" },
+                config.max_tokens
+            ),
+        };
+        model.smoke_test()?;
+        Ok(model)
+    }
+
+    /// Whether this is an embedding model (text in, vectors out).
+    pub fn is_embedding(&self) -> bool {
+        matches!(self.plan, Plan::Embedding(_))
+    }
+
+    /// The embedding model's token limit, if it is one.
+    pub fn max_tokens(&self) -> Option<usize> {
+        match &self.plan {
+            Plan::Embedding(plan) => Some(plan.config().max_tokens),
+            _ => None,
+        }
     }
 
     /// The engine that runs this model.

@@ -13,6 +13,7 @@
 //! `auto` runs both on sample rows, checks that they agree and keeps the
 //! faster ([`select`]).
 
+pub mod embed;
 pub mod onnxruntime;
 mod select;
 
@@ -92,6 +93,9 @@ pub enum Plan {
     Tract(Arc<TypedRunnableModel>),
     /// The model's bytes and input names, for onnxruntime sessions.
     OnnxRuntime(Arc<onnxruntime::OrtPlan>),
+    /// A text encoder behind its tokenizer and pooling (the encoder on
+    /// one of the two engines).
+    Embedding(Arc<embed::EmbeddingPlan>),
 }
 
 impl Plan {
@@ -100,6 +104,7 @@ impl Plan {
         match self {
             Plan::Tract(_) => EngineKind::Tract,
             Plan::OnnxRuntime(_) => EngineKind::OnnxRuntime,
+            Plan::Embedding(plan) => plan.encoder_kind(),
         }
     }
 
@@ -108,6 +113,7 @@ impl Plan {
         Ok(match self {
             Plan::Tract(plan) => State::Tract(Box::new(plan.spawn()?)),
             Plan::OnnxRuntime(plan) => State::OnnxRuntime(Box::new(plan.session()?)),
+            Plan::Embedding(plan) => State::Embedding(Box::new(plan.spawn()?)),
         })
     }
 }
@@ -118,6 +124,8 @@ pub enum State {
     Tract(Box<TypedSimpleState>),
     /// An onnxruntime session.
     OnnxRuntime(Box<onnxruntime::OrtState>),
+    /// An embedding model's encoder state.
+    Embedding(Box<embed::EmbedState>),
 }
 
 impl State {
@@ -127,6 +135,7 @@ impl State {
         match self {
             State::Tract(state) => state.run(inputs),
             State::OnnxRuntime(state) => state.run(inputs),
+            State::Embedding(state) => state.run(inputs),
         }
     }
 }

@@ -215,6 +215,11 @@ impl OrtPlan {
         Ok((OrtPlan { bytes: bytes.into(), inputs, classes }, outputs))
     }
 
+    /// The model's input names, in its order.
+    pub fn input_names(&self) -> &[String] {
+        &self.inputs
+    }
+
     /// Serves output `ix` (a string label) as the index of its value in
     /// `classes`.
     pub fn label_as_index(&mut self, ix: usize, classes: &[String]) {

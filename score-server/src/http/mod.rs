@@ -3,6 +3,7 @@
 pub mod arrow;
 pub mod body;
 mod control;
+mod embed;
 mod score;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -29,6 +30,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/score", put(score::score_default).post(score::score_default))
         .route("/models/{name}/score", put(score::score_named).post(score::score_named))
+        .route("/embed", post(embed::embed))
+        .route("/v1/embeddings", post(embed::openai_embeddings))
         .route("/models", get(control::list_models))
         .route("/models/{name}", get(control::model_info))
         .route("/healthz", get(control::healthz))

@@ -125,7 +125,7 @@ async fn score(
 }
 
 /// What the headers say about the body and the answer.
-struct Head {
+pub(super) struct Head {
     format: BodyFormat,
     /// `Accept` asks for an Arrow IPC answer.
     arrow_answer: bool,
@@ -134,6 +134,21 @@ struct Head {
 }
 
 impl Head {
+    /// The request's deadline, if it sent one.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// A JSON body of some other route (`/embed`), answered in JSON.
+    pub(super) fn json(headers: &HeaderMap, arrival: Instant) -> Result<Head, ApiError> {
+        Ok(Head {
+            format: BodyFormat::Json,
+            arrow_answer: false,
+            deadline: body::deadline(headers, arrival)?,
+            declared: body::content_length(headers)?,
+        })
+    }
+
     fn parse(headers: &HeaderMap, model: &Model, arrival: Instant) -> Result<Head, ApiError> {
         let format = body::format(headers)?;
         match model.matrix() {
@@ -162,7 +177,7 @@ impl Head {
 
 /// An error answer after which the connection closes: its body was not
 /// (all) read, so the connection cannot carry another request.
-fn closing(e: ApiError) -> Response {
+pub(super) fn closing(e: ApiError) -> Response {
     let mut response = e.into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
@@ -183,7 +198,7 @@ const DELAY_ABOVE: usize = 256 << 10;
 /// `--refusal-delay` when it was refused for overload and is large: a
 /// client that resends at once is held back instead of having the server
 /// take in a body per refusal on the admitted requests' cores.
-async fn receive(
+pub(super) async fn receive(
     state: &AppState,
     head: &Head,
     mut request_body: Body,
@@ -300,7 +315,7 @@ fn decode(format: BodyFormat, bytes: Bytes, model: &Model) -> Result<(Input, usi
 }
 
 /// Scores the rows on the worker pool (nothing for no rows).
-async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
+pub(super) async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
     if job.rows == 0 {
         let model = &state.models[job.model];
         return Ok(Scored {

@@ -1,0 +1,291 @@
+//! Sentence embeddings: a transformer encoder (inputs `input_ids`,
+//! `attention_mask`, optionally `token_type_ids`) behind its Hugging Face
+//! tokenizer and a pooling step, served as a model with one string input
+//! (`text`) and float outputs. Loaded from a sentence-transformers export
+//! directory ([`EmbeddingPlan::load`]).
+//!
+//! Everything runs on the worker that scores the call: tokenization,
+//! padding, the encoder (an engine [`Plan`]), pooling and normalisation.
+//! Inside a call the texts are sorted by token count and cut into
+//! sub-batches of at most [`MAX_BATCH_TOKENS`] padded tokens, so a long
+//! text does not pad every short one; the results go back in input order.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokenizers::{Tokenizer, TruncationParams};
+use tract_onnx::prelude::*;
+
+use super::{Plan, State};
+
+/// An embedding model's outputs, in order (see [`EmbedState::run`]).
+pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
+
+/// Most padded tokens in one encoder call (rows × longest row).
+pub const MAX_BATCH_TOKENS: usize = 8192;
+
+/// How token vectors become one vector per text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean of the text's token vectors (attention mask applied).
+    Mean,
+    /// The first token's vector (`[CLS]`).
+    Cls,
+    /// The last real token's vector.
+    LastToken,
+}
+
+/// What an export directory says about the encoder around the ONNX file.
+#[derive(Clone, Debug)]
+pub struct EmbeddingConfig {
+    /// Pooling (`1_Pooling/config.json`; mean without one).
+    pub pooling: Pooling,
+    /// L2-normalise the pooled vector (`modules.json` lists a Normalize).
+    pub normalize: bool,
+    /// Most tokens a text keeps (special tokens included): the tokenizer's
+    /// truncation length, else `sentence_bert_config.json`'s
+    /// `max_seq_length`, else 512.
+    pub max_tokens: usize,
+}
+
+/// The tokenizer, the encoder's plan and the pooling, shared by workers.
+pub struct EmbeddingPlan {
+    tokenizer: Arc<Tokenizer>,
+    encoder: Plan,
+    /// The encoder's input names in its order.
+    inputs: Vec<String>,
+    config: EmbeddingConfig,
+    /// Floats a vector.
+    pub dim: usize,
+}
+
+impl EmbeddingPlan {
+    /// Reads `dir`'s tokenizer and configuration; `encoder` is the loaded
+    /// `model.onnx` with its input names and hidden size.
+    pub fn load(
+        dir: &Path,
+        encoder: Plan,
+        inputs: Vec<String>,
+        dim: usize,
+    ) -> Result<EmbeddingPlan, String> {
+        for name in &inputs {
+            if !matches!(name.as_str(), "input_ids" | "attention_mask" | "token_type_ids") {
+                return Err(format!(
+                    "the encoder has an input {name:?}; an embedding model takes input_ids, \
+                     attention_mask and optionally token_type_ids"
+                ));
+            }
+        }
+        let path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let config = read_config(dir, &tokenizer)?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.max_tokens,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| format!("tokenizer truncation: {e}"))?;
+        Ok(EmbeddingPlan { tokenizer: Arc::new(tokenizer), encoder, inputs, config, dim })
+    }
+
+    /// The configuration read from the directory.
+    pub fn config(&self) -> &EmbeddingConfig {
+        &self.config
+    }
+
+    /// Which engine runs the encoder.
+    pub fn encoder_kind(&self) -> super::EngineKind {
+        self.encoder.kind()
+    }
+
+    /// A worker's state: its own encoder state.
+    pub fn spawn(self: &Arc<Self>) -> TractResult<EmbedState> {
+        Ok(EmbedState { plan: self.clone(), encoder: self.encoder.spawn()? })
+    }
+}
+
+fn read_config(dir: &Path, tokenizer: &Tokenizer) -> Result<EmbeddingConfig, String> {
+    let json = |name: &str| -> Result<Option<serde_json::Value>, String> {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{} is not JSON: {e}", path.display())),
+            Err(_) => Ok(None),
+        }
+    };
+    let pooling = match json("1_Pooling/config.json")? {
+        None => Pooling::Mean,
+        Some(p) => {
+            let on = |key: &str| p.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+            if on("pooling_mode_mean_tokens") {
+                Pooling::Mean
+            } else if on("pooling_mode_cls_token") {
+                Pooling::Cls
+            } else if on("pooling_mode_lasttoken") {
+                Pooling::LastToken
+            } else {
+                return Err(format!(
+                    "1_Pooling/config.json asks for a pooling the server does not do ({p}); \
+                     mean, CLS and last token are supported"
+                ));
+            }
+        }
+    };
+    let normalize = json("modules.json")?.is_some_and(|m| {
+        m.as_array().is_some_and(|modules| {
+            modules.iter().any(|module| {
+                module
+                    .get("type")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|t| t.ends_with(".Normalize"))
+            })
+        })
+    });
+    let max_tokens = match tokenizer.get_truncation() {
+        Some(t) => t.max_length,
+        None => json("sentence_bert_config.json")?
+            .and_then(|c| c.get("max_seq_length").and_then(serde_json::Value::as_u64))
+            .map_or(512, |n| n as usize),
+    };
+    Ok(EmbeddingConfig { pooling, normalize, max_tokens })
+}
+
+/// One worker's tokenizer use and encoder state.
+pub struct EmbedState {
+    plan: Arc<EmbeddingPlan>,
+    encoder: State,
+}
+
+impl EmbedState {
+    /// Embeds a `[N]` string tensor. Outputs, in this order
+    /// ([`OUTPUTS`]): `embedding` `[N, dim]` (pooled, then L2-normalised
+    /// when the export says so), `pooled` `[N, dim]` (never normalised),
+    /// `tokens` `[N]` (tokens the encoder saw, special ones included) and
+    /// `truncated` `[N]` (1 where the text was longer than the model's
+    /// limit and cut there).
+    pub fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let texts = inputs.first().ok_or_else(|| anyhow::anyhow!("no text input"))?;
+        let plain = texts.try_as_plain_ram()?;
+        let texts: &[String] = plain.as_slice::<String>()?;
+        let plan = self.plan.clone();
+        let mut encodings = Vec::with_capacity(texts.len());
+        for text in texts {
+            let encoding = plan
+                .tokenizer
+                .encode(text.as_str(), true)
+                .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+            encodings.push(encoding);
+        }
+        let dim = plan.dim;
+        let mut out = vec![0f32; texts.len() * dim];
+        let mut pooled = vec![0f32; texts.len() * dim];
+        let tokens: Vec<f32> = encodings.iter().map(|e| e.len() as f32).collect();
+        let truncated: Vec<f32> = encodings
+            .iter()
+            .map(|e| f32::from(u8::from(!e.get_overflowing().is_empty())))
+            .collect();
+        // Longest first; equal lengths keep their order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        let mut start = 0;
+        while start < order.len() {
+            let longest = encodings[order[start]].len().max(1);
+            let rows = (MAX_BATCH_TOKENS / longest).max(1).min(order.len() - start);
+            let batch = &order[start..start + rows];
+            let hidden = self.encode(batch, &encodings, longest)?;
+            let hidden = hidden.try_as_plain_ram()?;
+            let hidden: &[f32] = hidden.as_slice::<f32>()?;
+            for (b, &i) in batch.iter().enumerate() {
+                let tokens = encodings[i].len();
+                let row = &hidden[b * longest * dim..][..longest * dim];
+                let raw = &mut pooled[i * dim..][..dim];
+                pool(plan.config.pooling, row, tokens, dim, raw);
+                let v = &mut out[i * dim..][..dim];
+                v.copy_from_slice(raw);
+                if plan.config.normalize {
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                    v.iter_mut().for_each(|x| *x /= norm);
+                }
+            }
+            start += rows;
+        }
+        let n = texts.len();
+        Ok(tvec![
+            tract_ndarray::Array2::from_shape_vec((n, dim), out)?.into_tensor().into(),
+            tract_ndarray::Array2::from_shape_vec((n, dim), pooled)?.into_tensor().into(),
+            tract_ndarray::Array1::from_vec(tokens).into_tensor().into(),
+            tract_ndarray::Array1::from_vec(truncated).into_tensor().into(),
+        ])
+    }
+
+    /// Runs the encoder on the texts `batch` (indices into `encodings`),
+    /// padded to `longest` tokens; gives the hidden states `[b, longest, dim]`.
+    fn encode(
+        &mut self,
+        batch: &[usize],
+        encodings: &[tokenizers::Encoding],
+        longest: usize,
+    ) -> TractResult<TValue> {
+        let b = batch.len();
+        let mut ids = vec![0i64; b * longest];
+        let mut mask = vec![0i64; b * longest];
+        let mut types = vec![0i64; b * longest];
+        for (r, &i) in batch.iter().enumerate() {
+            let e = &encodings[i];
+            for (t, ((&id, &m), &ty)) in
+                e.get_ids().iter().zip(e.get_attention_mask()).zip(e.get_type_ids()).enumerate()
+            {
+                ids[r * longest + t] = i64::from(id);
+                mask[r * longest + t] = i64::from(m);
+                types[r * longest + t] = i64::from(ty);
+            }
+        }
+        let tensor = |v: Vec<i64>| -> TractResult<TValue> {
+            Ok(tract_ndarray::Array2::from_shape_vec((b, longest), v)?.into_tensor().into())
+        };
+        let (mut ids, mut mask, mut types) = (Some(ids), Some(mask), Some(types));
+        let mut inputs = TVec::new();
+        for name in &self.plan.inputs {
+            let values = match name.as_str() {
+                "input_ids" => ids.take(),
+                "attention_mask" => mask.take(),
+                _ => types.take(),
+            };
+            inputs.push(tensor(values.ok_or_else(|| anyhow::anyhow!("input {name} twice"))?)?);
+        }
+        let mut outputs = self.encoder.run(inputs)?;
+        anyhow::ensure!(!outputs.is_empty(), "the encoder gave no output");
+        let hidden = outputs.remove(0);
+        anyhow::ensure!(
+            hidden.shape() == [b, longest, self.plan.dim],
+            "the encoder's first output has shape {:?}, expected [{b}, {longest}, {}]",
+            hidden.shape(),
+            self.plan.dim
+        );
+        Ok(hidden)
+    }
+}
+
+/// Pools one text's token vectors (`row`: `longest × dim`, the first
+/// `tokens` real) into `out`.
+fn pool(pooling: Pooling, row: &[f32], tokens: usize, dim: usize, out: &mut [f32]) {
+    match pooling {
+        Pooling::Cls => out.copy_from_slice(&row[..dim]),
+        Pooling::LastToken => {
+            out.copy_from_slice(&row[tokens.saturating_sub(1) * dim..][..dim]);
+        }
+        Pooling::Mean => {
+            out.fill(0.0);
+            for t in 0..tokens {
+                for (o, x) in out.iter_mut().zip(&row[t * dim..][..dim]) {
+                    *o += x;
+                }
+            }
+            let n = tokens.max(1) as f32;
+            out.iter_mut().for_each(|o| *o /= n);
+        }
+    }
+}

