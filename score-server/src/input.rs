@@ -272,6 +272,20 @@ impl Values {
         values
     }
 
+    /// The model inputs for `rows` rows of each feed's values (as
+    /// [`Values::for_feeds`] orders them), as an engine takes them.
+    pub fn into_inputs(
+        values: Vec<Values>,
+        feeds: &[Feed],
+        rows: usize,
+    ) -> TractResult<TVec<TValue>> {
+        values
+            .into_iter()
+            .zip(feeds)
+            .map(|(v, feed)| Ok(v.into_tensor(&feed.shape(rows))?.into()))
+            .collect()
+    }
+
     /// Appends a checked scalar array (see [`Kind::accepts`]).
     fn push(&mut self, array: &ArrayRef) {
         use DataType as D;

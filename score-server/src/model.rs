@@ -567,12 +567,8 @@ impl Model {
     fn smoke_test(&self) -> Result<(), LoadError> {
         let test_err =
             |source| LoadError::Tract { name: self.name.clone(), stage: "test run", source };
-        let inputs = Values::zeros(&self.feeds, 2)
-            .into_iter()
-            .zip(&self.feeds)
-            .map(|(v, feed)| v.into_tensor(&feed.shape(2)).map(TValue::from))
-            .collect::<TractResult<TVec<TValue>>>()
-            .map_err(test_err)?;
+        let inputs =
+            Values::into_inputs(Values::zeros(&self.feeds, 2), &self.feeds, 2).map_err(test_err)?;
         let mut state = self.plan.spawn().map_err(|source| LoadError::Tract {
             name: self.name.clone(),
             stage: "test run",
@@ -720,11 +716,7 @@ fn load_onnxruntime(
     if outputs.iter().any(|o| o.columns == 0) {
         // Some output's width is not declared: run two rows of zeros and
         // read it from what comes out.
-        let ran = Values::zeros(feeds, 2)
-            .into_iter()
-            .zip(feeds)
-            .map(|(v, feed)| v.into_tensor(&feed.shape(2)).map(TValue::from))
-            .collect::<TractResult<TVec<TValue>>>()
+        let ran = Values::into_inputs(Values::zeros(feeds, 2), feeds, 2)
             .and_then(|inputs| plan.spawn()?.run(inputs))
             .map_err(|e| unservable(format!("onnxruntime test run failed: {e:#}")))?;
         for (output, value) in outputs.iter_mut().zip(ran.iter()) {

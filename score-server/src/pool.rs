@@ -518,11 +518,7 @@ fn build_inputs(model: &Model, batch: &[Job], rows: usize) -> TractResult<TVec<T
             ChunkInput::Matrix(_) => anyhow::bail!("a matrix job for a model fed by name"),
         }
     }
-    values
-        .into_iter()
-        .zip(&model.feeds)
-        .map(|(v, feed)| Ok(v.into_tensor(&feed.shape(rows))?.into()))
-        .collect()
+    Values::into_inputs(values, &model.feeds, rows)
 }
 
 /// An output as float32 (borrowed when the model already gives float32) and

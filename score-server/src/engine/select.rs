@@ -115,11 +115,7 @@ pub fn compare(outputs: &[OutputDoc], tract: &[TValue], onnxruntime: &[TValue]) 
 
 /// The sample inputs for `rows` rows.
 fn sample_inputs(feeds: &[Feed], rows: usize, seed: u64) -> TractResult<TVec<TValue>> {
-    Values::samples(feeds, rows, seed)
-        .into_iter()
-        .zip(feeds)
-        .map(|(v, feed)| Ok(v.into_tensor(&feed.shape(rows))?.into()))
-        .collect()
+    Values::into_inputs(Values::samples(feeds, rows, seed), feeds, rows)
 }
 
 /// Checks that the two plans agree on sample rows, then times them at each

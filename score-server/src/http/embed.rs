@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::score::{Head, closing, dispatch, receive};
+use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::input::TypedRows;
 use crate::metrics::Rejection;
@@ -86,20 +87,12 @@ struct Embedded {
 
 /// `POST /embed`.
 pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let arrival = Instant::now();
-    let (parts, body) = request.into_parts();
     let result = async {
-        if state.is_draining() {
-            state.metrics.reject(Rejection::draining);
-            return Err(ApiError::Draining);
-        }
-        let head = Head::json(&parts.headers, arrival)?;
-        let (bytes, permit) = match receive(&state, &head, body).await {
+        let (request, head, permit): (EmbedRequest, _, _) = match json_body(&state, request).await?
+        {
             Ok(received) => received,
-            Err(e) => return Ok(closing(e)),
+            Err(closing) => return Ok(closing),
         };
-        let request: EmbedRequest =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
         if request.truncation_direction.as_deref().is_some_and(|d| !d.eq_ignore_ascii_case("right"))
         {
             return Err(ApiError::BadParameter(
@@ -121,20 +114,12 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
 
 /// `POST /v1/embeddings`.
 pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let arrival = Instant::now();
-    let (parts, body) = request.into_parts();
     let result = async {
-        if state.is_draining() {
-            state.metrics.reject(Rejection::draining);
-            return Err(ApiError::Draining);
-        }
-        let head = Head::json(&parts.headers, arrival)?;
-        let (bytes, permit) = match receive(&state, &head, body).await {
-            Ok(received) => received,
-            Err(e) => return Ok(closing(e)),
-        };
-        let request: OpenAiRequest =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        let (request, head, permit): (OpenAiRequest, _, _) =
+            match json_body(&state, request).await? {
+                Ok(received) => received,
+                Err(closing) => return Ok(closing),
+            };
         if request.encoding_format.as_deref().is_some_and(|f| f != "float") {
             return Err(ApiError::BadParameter(
                 "encoding_format: only \"float\" is supported".into(),
@@ -162,6 +147,30 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A JSON route's request, received as scoring bodies are (draining
+/// refused, admission charged, deadline read) and parsed into `T`. The
+/// inner `Err` is an answer to send as it is: the body was not all read,
+/// so the connection closes after it.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<Result<(T, Head, Permit), Response>, ApiError> {
+    let arrival = Instant::now();
+    if state.is_draining() {
+        state.metrics.reject(Rejection::draining);
+        return Err(ApiError::Draining);
+    }
+    let (parts, body) = request.into_parts();
+    let head = Head::json(&parts.headers, arrival)?;
+    let (bytes, permit) = match receive(state, &head, body).await {
+        Ok(received) => received,
+        Err(e) => return Ok(Err(closing(e))),
+    };
+    let parsed =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(Ok((parsed, head, permit)))
 }
 
 /// The embedding model `name` names, else the default model if it is one,
