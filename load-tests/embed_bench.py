@@ -32,9 +32,10 @@ WORDS = ("товар доставка качество быстро отличн
          "очень хороший не работает сломался упаковка курьер days week size color").split()
 
 
-def texts(n, seed=1):
+def texts(n, seed=1, words=(5, 40)):
+    """`n` synthetic reviews of `words` (fewest, most) words each, seeded."""
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40))).capitalize() + "."
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(*words))).capitalize() + "."
             for _ in range(n)]
 
 

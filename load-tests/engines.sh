@@ -8,14 +8,24 @@
 # --engine tract; then onnxruntime in-process in Python with 2 intra-op
 # threads, 1,024 rows a call, for 5 s (load-tests/seed/inprocess_ort.py).
 # Everything shares the machine's cores, taken in turn, ROUNDS times;
-# medians (table on stdout, runs in load-tests/results/engines.jsonl). Models: the MLP fixture, a 3-layer wide MLP
-# (load-tests/engine_models.py), and tree ensembles (the forest fixture,
-# zoo exports of LightGBM, gradient boosting and random forest).
+# medians (table on stdout, runs in load-tests/results/engines.jsonl).
+# PIN=1 gives the load generator a core of its own: the server (1 worker)
+# and onnxruntime in-process (1 thread) on core 0, loadgen on core 1, so
+# both sides compute on one and the same core (results/engines-pinned.jsonl).
+# ONLY=mlp,wide-mlp limits the models. Models: the MLP fixture, a 3-layer
+# wide MLP (load-tests/engine_models.py), and tree ensembles (the forest
+# fixture, zoo exports of LightGBM, gradient boosting and random forest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source load-tests/lib.sh
 source models/venv.sh
 rounds=${1:-2}
+pin=${PIN:-0}
+workers=2 threads=2 on_server=() on_loadgen=() out=load-tests/results/engines.jsonl
+if [ "$pin" = 1 ]; then
+  workers=1 threads=1 on_server=(taskset -c 0) on_loadgen=(taskset -c 1)
+  out=load-tests/results/engines-pinned.jsonl
+fi
 venv=${MODELS_VENV:-target/models-venv}
 ensure_venv "$venv" models/requirements.txt
 ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
@@ -33,13 +43,19 @@ models=(
   "gb=models/zoo/gb-multiclass-nozipmap.onnx"
   "rf=models/zoo/rf-binary-nozipmap.onnx"
 )
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for spec in "${models[@]}"; do
+    [[ ",$ONLY," == *",${spec%%=*},"* ]] && kept+=("$spec")
+  done
+  models=("${kept[@]}")
+fi
 # Every measurement, kept for load-tests/engines_plot.py (results/engines.png).
-out=load-tests/results/engines.jsonl
 : >"$out"
 serve() { # NAME PATH ENGINE ROUND
   local log pid url
   log=$(mktemp /tmp/engines-server.XXXXXX)
-  "$target/release/score-server" --listen 127.0.0.1:0 --workers 2 --model "$1=$2" \
+  "${on_server[@]}" "$target/release/score-server" --listen 127.0.0.1:0 --workers "$workers" --model "$1=$2" \
     --engine "$3" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 600); do grep -q "listening" "$log" && break; sleep 0.1; done
@@ -48,7 +64,7 @@ serve() { # NAME PATH ENGINE ROUND
   local doc
   doc=$(curl -fsS "$url/models/$1")
   columns=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["input"]["columns"])' "$doc")
-  "$target/release/loadgen" --json --warmup 1s --duration 5s --url "$url/models/$1/score" \
+  "${on_loadgen[@]}" "$target/release/loadgen" --json --warmup 1s --duration 5s --url "$url/models/$1/score" \
     --rows 1024 --columns "$columns" --concurrency 4 --tag "model=$1" --tag "variant=served-$3" --tag "round=$4" |
     python3 -c '
 import json, sys
@@ -68,7 +84,7 @@ for round in $(seq "$rounds"); do
     name=${spec%%=*} path=${spec#*=}
     serve "$name" "$path" auto "$round"
     serve "$name" "$path" tract "$round"
-    "$venv/bin/python" load-tests/seed/inprocess_ort.py "$path" 1024 2 5 |
+    "${on_server[@]}" "$venv/bin/python" load-tests/seed/inprocess_ort.py "$path" 1024 "$threads" 5 |
       python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())

@@ -53,6 +53,13 @@ pub struct Args {
     #[arg(long, env = "SCORE_MAX_BATCH_ROWS", default_value_t = 4096)]
     pub max_batch_rows: usize,
 
+    /// Embedding models: most padded tokens (texts × longest text) in one
+    /// encoder call. A model call's texts are sorted by length and cut into
+    /// encoder calls under this budget, so a long text does not pad the
+    /// short ones and the attention's memory stays bounded.
+    #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = crate::engine::embed::MAX_BATCH_TOKENS)]
+    pub max_batch_tokens: usize,
+
     /// Largest request body (bytes; K, M, G, KiB, MiB, GiB suffixes). Larger
     /// answers 413. Must cover the client's batch size: rows × columns × 4.
     #[arg(long, env = "SCORE_BODY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
@@ -229,8 +236,8 @@ impl Args {
         if self.metrics_auth && self.auth_token_file.is_none() {
             return Err("--metrics-auth needs --auth-token-file".into());
         }
-        if self.max_batch_rows == 0 {
-            return Err("--max-batch-rows must be at least 1".into());
+        if self.max_batch_rows == 0 || self.max_batch_tokens == 0 {
+            return Err("--max-batch-rows and --max-batch-tokens must be at least 1".into());
         }
         if self.body_limit == 0
             || self.max_inflight_bytes == 0
@@ -244,6 +251,7 @@ impl Args {
         let engine_options = EngineOptions {
             onnxruntime: self.onnxruntime.clone(),
             max_batch_rows: self.max_batch_rows,
+            max_batch_tokens: self.max_batch_tokens,
             ..EngineOptions::default()
         };
         Ok(Config {

@@ -92,8 +92,8 @@ pub enum ApiError {
     /// A text has more tokens than the embedding model takes, and the
     /// request did not ask for it to be cut.
     #[error(
-        "text {row} is longer than the model's limit of {limit} tokens; send \"truncate\": true \
-         to cut it there"
+        "text {row} is longer than the model's limit of {limit} tokens; ask for it to be cut \
+         there (\"truncate\": true in JSON, ?truncate=true on the scoring routes)"
     )]
     TextTooLong {
         /// Index of the first such text in the request.

@@ -137,6 +137,9 @@ pub struct EngineOptions {
     /// Most rows in one model call (`--max-batch-rows`): the largest size
     /// `auto` times.
     pub max_batch_rows: usize,
+    /// Most padded tokens in one encoder call of an embedding model
+    /// (`--max-batch-tokens`).
+    pub max_batch_tokens: usize,
     /// Time `auto` may spend timing the two engines, per model.
     pub probe_budget: std::time::Duration,
 }
@@ -146,6 +149,7 @@ impl Default for EngineOptions {
         EngineOptions {
             onnxruntime: None,
             max_batch_rows: 4096,
+            max_batch_tokens: crate::engine::embed::MAX_BATCH_TOKENS,
             probe_budget: std::time::Duration::from_millis(600),
         }
     }
@@ -472,6 +476,7 @@ impl Model {
             Plan::OnnxRuntime(Arc::new(encoder)),
             inputs,
             dim,
+            options.max_batch_tokens,
         )
         .map_err(unservable)?;
         let config = plan.config().clone();
@@ -502,10 +507,12 @@ impl Model {
             default_output: 0,
             plan: Plan::Embedding(Arc::new(plan)),
             engine_reason: format!(
-                "embedding model: encoder on onnxruntime; {:?} pooling{}, at most {} tokens a text",
+                "embedding model: encoder on onnxruntime; {:?} pooling{}, at most {} tokens a \
+                 text, encoder calls of at most {} padded tokens",
                 config.pooling,
                 if config.normalize { ", L2-normalised" } else { "" },
-                config.max_tokens
+                config.max_tokens,
+                options.max_batch_tokens,
             ),
         };
         model.smoke_test()?;

@@ -103,13 +103,25 @@ async fn arrow_text_columns_embed_like_the_python_pipeline() {
     writer.write(&batch).expect("write");
     writer.finish().expect("finish");
     let body = writer.into_inner().expect("bytes");
-    let request =
-        Request::put("/models/mini/score?output=embedding&output=tokens&output=truncated")
+    let request = |query: &str| {
+        Request::put(format!("/models/mini/score?{query}"))
             .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
             .header(header::ACCEPT, "application/vnd.apache.arrow.stream")
-            .body(Body::from(body))
-            .expect("request");
-    let (status, _, bytes) = send(&state, request).await;
+            .body(Body::from(body.clone()))
+            .expect("request")
+    };
+    // Without ?truncate=true the first over-long text is named, as /embed
+    // does: a scoring job never gets a cut text's vector unasked.
+    let long = r.truncated.iter().position(|&t| t).expect("a long text in the reference");
+    let (status, _, bytes) = send(&state, request("output=embedding")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&bytes));
+    let refused: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let error = refused["error"].as_str().expect("sentence");
+    assert!(error.starts_with(&format!("text {long} is longer than")), "{error}");
+    assert!(error.contains("?truncate=true"), "{error}");
+    let (status, _, bytes) =
+        send(&state, request("output=embedding&output=tokens&output=truncated&truncate=true"))
+            .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
     let reader =
         arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).expect("IPC");

@@ -423,8 +423,13 @@ async fn error_sentences_say_what_to_fix() {
     let (_, _, body) = send(&state, put("/score?outptu=label", "application/json", "[]")).await;
     assert_eq!(
         sentence(&body),
-        "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
+        "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true"
     );
+    // ?truncate means something only for text: elsewhere it is a mistake.
+    let (status, _, body) =
+        send(&state, put("/score?truncate=true", "application/json", "[]")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(sentence(&body).starts_with("?truncate is for embedding models"), "{body:?}");
 }
 
 /// Found by the hostile-input probe: a model name that is not UTF-8 got a

@@ -1,5 +1,6 @@
-//! Reading a direct `java.nio.ByteBuffer` of float32 without a copy. The
-//! only `unsafe` code of the binding is here.
+//! Reading a direct `java.nio.ByteBuffer` (float32 rows, or texts in
+//! Arrow's utf8 layout) without a copy. The only `unsafe` code of the
+//! binding is here.
 #![allow(unsafe_code)]
 
 use jni::Env;
@@ -38,4 +39,45 @@ pub fn floats<'b>(
     // while a native call that reads it runs: the session's calls are made
     // by one thread, one at a time.
     Ok(unsafe { std::slice::from_raw_parts(address.cast::<f32>(), floats) })
+}
+
+/// Texts in Arrow's utf8 layout at the start of a direct buffer: `rows + 1`
+/// int32 offsets in the platform's byte order, then `bytes` bytes of UTF-8
+/// (what `score.client.Scoring` writes), borrowed like [`floats`]. The
+/// offsets and the bytes are only read here; their consistency is checked
+/// by the caller.
+pub fn texts<'b>(
+    env: &Env<'_>,
+    buffer: &'b JByteBuffer<'_>,
+    rows: usize,
+    bytes: usize,
+) -> Result<(&'b [i32], &'b [u8]), String> {
+    let address = env
+        .get_direct_buffer_address(buffer)
+        .map_err(|e| format!("the text block is not a direct ByteBuffer: {e}"))?;
+    let capacity = env
+        .get_direct_buffer_capacity(buffer)
+        .map_err(|e| format!("the text block is not a direct ByteBuffer: {e}"))?;
+    let head = rows
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(size_of::<i32>()))
+        .ok_or_else(|| format!("{rows} texts do not fit in memory"))?;
+    let total = head.checked_add(bytes).ok_or_else(|| format!("{bytes} bytes of texts"))?;
+    if total > capacity {
+        return Err(format!("the text block holds {capacity} bytes, {total} were announced"));
+    }
+    if address.is_null() || !(address as usize).is_multiple_of(align_of::<i32>()) {
+        return Err("the text block's memory is not aligned for int32".into());
+    }
+    // SAFETY: as in `floats`: `address` is the non-null start of the direct
+    // buffer's memory, aligned for i32 (checked above), with `capacity >=
+    // total` initialised bytes (zeroed at allocation; any bit pattern is a
+    // valid i32 or u8), so both slices lie inside it and do not overlap.
+    // The memory lives while the local reference `buffer` does, which the
+    // returned slices borrow, and the Java side does not write the buffer
+    // while this native call runs (one thread, one call at a time).
+    let offsets = unsafe { std::slice::from_raw_parts(address.cast::<i32>(), rows + 1) };
+    // SAFETY: see above; `head + bytes <= capacity`.
+    let values = unsafe { std::slice::from_raw_parts(address.add(head), bytes) };
+    Ok((offsets, values))
 }

@@ -9,7 +9,8 @@
 use jni::EnvUnowned;
 use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, JString};
 use jni::sys::{jboolean, jdouble, jint, jlong};
-use stream_client::{Client, ClientConfig, Turn};
+use score_protocol::media::BodyFormat;
+use stream_client::{Client, ClientConfig, Input, Turn};
 
 use crate::{
     Failure, NEXT_SESSION, Open, Throw, config, configured, direct, lock, register, session,
@@ -35,9 +36,10 @@ pub extern "system" fn Java_score_client_Native_configure<'l>(
     in_flight: jint,
     timeout_seconds: jdouble,
     max_attempts: jint,
+    truncate: jboolean,
 ) -> jlong {
     env.with_env(|env| -> Result<jlong, Failure> {
-        let c = config(
+        let mut c = config(
             env,
             &urls,
             &model,
@@ -48,6 +50,7 @@ pub extern "system" fn Java_score_client_Native_configure<'l>(
             timeout_seconds,
             max_attempts,
         )?;
+        c.truncate = truncate;
         Ok(register(c))
     })
     .resolve::<Throw>()
@@ -189,6 +192,47 @@ pub extern "system" fn Java_score_client_Native_feed<'l>(
             .ok_or_else(|| Failure::Invalid(format!("{rows} rows of {columns} columns")))?;
         let values = direct::floats(env, &block, floats).map_err(Failure::Invalid)?;
         open.session.feed(Some(values));
+        Ok(())
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.feedTexts(session, block, rows, bytes, column)`: the next `rows`
+/// texts of the string column `column`, in Arrow's utf8 layout at the start
+/// of the direct `block` (`rows + 1` int32 offsets, then `bytes` bytes of
+/// UTF-8), sent by name as Arrow bodies (an embedding model's `text`),
+/// copied before it returns. The input's end is `Native.feed` with 0 rows.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_feedTexts<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+    block: JByteBuffer<'l>,
+    rows: jint,
+    bytes: jint,
+    column: JString<'l>,
+) {
+    env.with_env(|env| -> Result<(), Failure> {
+        let open = session(id)?;
+        let mut open = lock(&open);
+        let (Ok(rows), Ok(bytes)) = (usize::try_from(rows), usize::try_from(bytes)) else {
+            return Err(Failure::Invalid(format!("{rows} texts of {bytes} bytes")));
+        };
+        let column = column.try_to_string(env)?;
+        let (offsets, values) =
+            direct::texts(env, &block, rows, bytes).map_err(Failure::Invalid)?;
+        let config = open.session.config().clone();
+        let bodies = stream_client::arrow::typed::text_bodies(
+            &column,
+            offsets,
+            values,
+            config.batch_rows,
+            config.batch_bytes,
+        )
+        .map_err(Failure::Invalid)?;
+        for (rows, body) in bodies {
+            open.session.feed_input(Some(Input::Body { rows, body, format: BodyFormat::Arrow }));
+        }
         Ok(())
     })
     .resolve::<Throw>()

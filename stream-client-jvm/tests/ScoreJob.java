@@ -21,7 +21,9 @@ import score.client.Scorer;
  *   <li>{@code job=parquet input=P output=O urls=U,V layout=array|columns [errors=column]
  *       [drop=N]}: scores a Parquet file of {@code id} + {@code features} (array&lt;float&gt;),
  *       as that array or as separate columns {@code f0..}, the last {@code drop} left out;
- *       writes {@code id}, the score (and the error column) to Parquet;
+ *       writes {@code id}, the score (and the error column) to Parquet. {@code features=C}
+ *       names the feature column instead (a string column {@code text} for an embedding model,
+ *       with {@code model=NAME} and {@code truncate=1});
  *   <li>{@code job=limit input=P urls=U}: {@code limit(10)} of the scored rows, collected;
  *       with {@code hold=1} the JVM then waits for its stdin to close;
  *   <li>{@code job=heap rows=N width=W urls=U}: N generated rows of W features in one
@@ -48,6 +50,12 @@ public final class ScoreJob {
         if (a.containsKey("in_flight")) {
             builder.inFlight(Integer.parseInt(a.get("in_flight")));
         }
+        if (a.containsKey("model")) {
+            builder.model(a.get("model"));
+        }
+        if (a.containsKey("truncate")) {
+            builder.truncate(a.get("truncate").equals("1"));
+        }
         if (a.containsKey("batch_rows")) {
             builder.batchRows(Integer.parseInt(a.get("batch_rows")));
         }
@@ -58,7 +66,7 @@ public final class ScoreJob {
         switch (a.get("job")) {
             case "parquet": {
                 Dataset<Row> df = spark.read().parquet(a.get("input"));
-                String[] features = {"features"};
+                String[] features = {a.getOrDefault("features", "features")};
                 if (a.getOrDefault("layout", "array").equals("columns")) {
                     int width = Integer.parseInt(a.getOrDefault("width", "100"))
                             - Integer.parseInt(a.getOrDefault("drop", "0"));

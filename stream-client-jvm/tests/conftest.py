@@ -28,6 +28,7 @@ Dataset = _python.Dataset
 dataset = _python.dataset
 start_server = _python.start_server
 as_matrix = _python.as_matrix
+embedding_reference = _python.embedding_reference
 
 
 class Job:

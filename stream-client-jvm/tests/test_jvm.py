@@ -12,7 +12,8 @@ import urllib.request
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import MODELS, Job, Server, as_matrix, command, spark_submit, submit
+from conftest import (MODELS, Job, Server, as_matrix, command, embedding_reference, spark_submit,
+                      submit)
 
 
 def test_the_builder_checks_its_arguments_and_the_scorer_serializes():
@@ -206,3 +207,35 @@ def test_executor_heap_does_not_grow_with_the_partition(start_server):
         peaks[rows] = float(job.values["heap_live_peak_mb"])
     print(f"live heap peaks (MiB): {peaks}")
     assert peaks[10_000_000] <= 1.5 * peaks[1_000_000] + 32, peaks
+
+
+def test_a_text_column_gives_embeddings_like_the_python_pipeline(start_server, tmp_path):
+    """An embedding model fed a string column: the texts go as Arrow utf8,
+    each row gets its embedding (cosine >= 0.9999 against the Python
+    tokenizers + onnxruntime pipeline, texts over the limit cut with
+    truncate=1); without truncate the job fails with the server's sentence
+    naming the text."""
+    import pyarrow as pa
+
+    directory, reference = embedding_reference()
+    rows = reference["rows"]
+    want = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    copies = 20
+    n = copies * len(rows)
+    texts = tmp_path / "texts.parquet"
+    pq.write_table(pa.table({"id": np.arange(n, dtype=np.int64),
+                             "text": [rows[i % len(rows)]["text"] for i in range(n)]}), texts)
+    server = start_server(f"mini={directory}")
+    submit(job="parquet", input=texts, output=tmp_path / "vectors", urls=server.url,
+           model="mini", features="text", truncate=1, batch_rows=50).check()
+    ids, vectors = scores_by_id(tmp_path / "vectors")
+    assert np.array_equal(ids, np.arange(n)), "a row missing or repeated"
+    expected = want[ids % len(rows)]
+    cosine = (vectors * expected).sum(1) / (
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(expected, axis=1))
+    assert cosine.min() >= 0.9999, cosine.min()
+
+    job = submit(job="parquet", input=texts, output=tmp_path / "refused", urls=server.url,
+                 model="mini", features="text")
+    assert job.returncode != 0
+    assert "is longer than the model's limit of" in job.stderr, job.stderr[-4000:]

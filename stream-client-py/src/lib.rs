@@ -51,6 +51,7 @@ impl PyConfig {
     #[pyo3(signature = (
         urls, *, model=None, output=None, batch_rows=None, batch_bytes=None, in_flight=None,
         timeout=None, max_attempts=None, deadline=None, score_columns=None, token=None,
+        truncate=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -65,6 +66,7 @@ impl PyConfig {
         deadline: Option<f64>,
         score_columns: Option<usize>,
         token: Option<String>,
+        truncate: bool,
     ) -> PyResult<Self> {
         let seconds = |what: &str, s: f64| {
             Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -79,6 +81,7 @@ impl PyConfig {
             output,
             score_columns,
             token: token.map(Token::new),
+            truncate,
             batch_rows: batch_rows.unwrap_or(d.batch_rows),
             batch_bytes: batch_bytes.unwrap_or(d.batch_bytes),
             in_flight: in_flight.unwrap_or(d.in_flight),

@@ -26,7 +26,7 @@ FEATURES = 100  # the demo model (logreg.onnx) takes 100 float32 features
 class Server:
     """A score-server process; `kill()` is SIGKILL (a crash), `stop()` SIGTERM."""
 
-    def __init__(self, model: Path, *extra: str) -> None:
+    def __init__(self, model: Path | str, *extra: str) -> None:
         binary = os.environ.get("SCORE_SERVER_BIN", str(REPO / "target/debug/score-server"))
         if not Path(binary).exists():
             raise RuntimeError(f"{binary} is missing: build it (cargo build -p score-server) "
@@ -76,7 +76,8 @@ def start_server():
     started: list[Server] = []
 
     def start(model: str = "logreg.onnx", *extra: str) -> Server:
-        server = Server(MODELS / model, *extra)
+        # NAME=DIR (an embedding model's directory) is passed as it is.
+        server = Server(model if "=" in model else MODELS / model, *extra)
         started.append(server)
         return server
 
@@ -152,3 +153,21 @@ def as_matrix(column: pa.ChunkedArray) -> np.ndarray:
     assert column.null_count == 0, "a null score"
     width = len(column[0])
     return column.flatten().to_numpy().reshape(len(column), width)
+
+
+def embedding_reference():
+    """The embedding model's directory and the Python tokenizers +
+    onnxruntime reference (`eval "$(scripts/embedding-reference.sh)"`), or a
+    skip (a failure under SCORE_REQUIRE_ONNXRUNTIME, as in CI)."""
+    import json
+
+    directory, reference = os.environ.get("SCORE_EMBED_DIR"), os.environ.get(
+        "SCORE_EMBED_REFERENCE")
+    if not (directory and reference and os.environ.get("ORT_DYLIB_PATH")):
+        message = ('SCORE_EMBED_DIR, SCORE_EMBED_REFERENCE or ORT_DYLIB_PATH unset: run '
+                   'eval "$(scripts/embedding-reference.sh)" and export '
+                   'ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)')
+        if os.environ.get("SCORE_REQUIRE_ONNXRUNTIME"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return directory, json.loads(Path(reference).read_text())

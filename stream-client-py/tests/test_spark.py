@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import FEATURES, as_matrix, read_scores
+from conftest import FEATURES, as_matrix, embedding_reference, read_scores
 
 from stream_client import Scorer, ScoreError
 
@@ -208,3 +208,51 @@ def test_string_category_columns_score_like_onnxruntime(spark, start_server, tmp
     assert [i for i, e in enumerate(errors) if e is not None] == [77]
     assert 'column "city" is null' in errors[77]
     assert out.column("score").to_pylist()[77] is None
+
+
+def cosines(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    return (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+
+
+def test_a_text_column_gives_embeddings_like_the_python_pipeline(spark, start_server):
+    """An embedding model fed a Spark string column: `features="text"` gives
+    an array<float> embedding per row, equal (cosine >= 0.9999) to the
+    Python tokenizers + onnxruntime pipeline, for Cyrillic, mixed scripts,
+    emoji, empty texts and texts far over the limit (cut with truncate=True).
+    Without truncate, a batch holding an over-long text fails with the
+    server's sentence naming it, and no row goes without a vector or a
+    reason; a null text is reported by column."""
+    directory, reference = embedding_reference()
+    rows = reference["rows"]
+    want = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    server = start_server(f"mini={directory}")
+    copies = 40
+    n = copies * len(rows)
+    table = pa.table({"id": np.arange(n, dtype=np.int64),
+                      "text": [rows[i % len(rows)]["text"] for i in range(n)]})
+    df = spark.createDataFrame(table.to_pandas()).repartition(3)
+
+    scorer = Scorer(server.url, model="mini", batch_rows=64, in_flight=2, truncate=True)
+    schema = scorer.output_schema(df.schema, "text", ["id"])
+    assert schema["score"].dataType.simpleString() == "array<float>"
+    got = score_with(scorer, df, "text").toArrow().sort_by("id")
+    assert got.num_rows == n
+    vectors = as_matrix(got.column("score"))
+    assert vectors.shape == (n, want.shape[1])
+    worst = cosines(vectors, want[np.arange(n) % len(rows)]).min()
+    assert worst >= 0.9999, f"cosine {worst}"
+
+    long = [i for i, r in enumerate(rows) if r["truncated"]]
+    assert long, "the reference has texts over the limit"
+    strict = Scorer(server.url, model="mini", batch_rows=len(rows), in_flight=2)
+    with pytest.raises(Exception, match="is longer than the model's limit of"):
+        score_with(strict, df.where(f"id < {len(rows)}"), "text").collect()
+
+    holes = df.selectExpr("id", "CASE WHEN id = 5 THEN NULL ELSE text END AS text")
+    out = score_with(strict, holes, "text", errors="column").toArrow().sort_by("id")
+    scores, errors = out.column("score").to_pylist(), out.column("score_error").to_pylist()
+    assert all((s is None) != (e is None) for s, e in zip(scores, errors)), "a silent row"
+    assert 'column "text" is null' in errors[5]
+    for i in range(n):
+        if i % len(rows) in long:
+            assert "?truncate=true" in errors[i], errors[i]

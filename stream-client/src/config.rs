@@ -54,6 +54,10 @@ pub struct ClientConfig {
     pub model: Option<String>,
     /// Model output (`?output=NAME`); `None` for the default output.
     pub output: Option<String>,
+    /// For an embedding model: cut texts longer than its token limit
+    /// (`?truncate=true`) instead of failing their request with a 413
+    /// naming the text.
+    pub truncate: bool,
     /// Most rows per request.
     pub batch_rows: usize,
     /// Most body bytes per request (keep under the server's body limit).
@@ -98,6 +102,7 @@ impl Default for ClientConfig {
             token: None,
             model: None,
             output: None,
+            truncate: false,
             batch_rows: 4096,
             batch_bytes: 16 << 20,
             in_flight: 4,
@@ -174,9 +179,16 @@ impl ClientConfig {
             Some(model) => format!("{base}/models/{model}/score"),
             None => format!("{base}/score"),
         };
+        let mut query = Vec::new();
         if let Some(output) = &self.output {
-            url.push_str("?output=");
-            url.push_str(output);
+            query.push(format!("output={output}"));
+        }
+        if self.truncate {
+            query.push("truncate=true".to_string());
+        }
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
         }
         url
     }
@@ -188,7 +200,7 @@ impl ClientConfig {
     ) -> (
         (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
-        (Duration, Duration, u64, u64, u32, Duration, bool),
+        (Duration, Duration, u64, u64, u32, Duration, bool, bool),
     ) {
         (
             (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
@@ -208,6 +220,7 @@ impl ClientConfig {
                 self.eject_after,
                 self.eject_for,
                 self.keep_going,
+                self.truncate,
             ),
         )
     }
@@ -262,5 +275,22 @@ mod tests {
         assert_eq!(set.len(), 1);
         b.retry_ratio = 0.3;
         assert_ne!(a, b);
+        let mut c = a.clone();
+        c.truncate = true;
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn score_url_carries_output_and_truncate() {
+        let mut c = ClientConfig::new(["http://a:1/"], 3);
+        assert_eq!(c.score_url("http://a:1/"), "http://a:1/score");
+        c.model = Some("mini".into());
+        c.truncate = true;
+        assert_eq!(c.score_url("http://a:1"), "http://a:1/models/mini/score?truncate=true");
+        c.output = Some("pooled".into());
+        assert_eq!(
+            c.score_url("http://a:1"),
+            "http://a:1/models/mini/score?output=pooled&truncate=true"
+        );
     }
 }

@@ -62,6 +62,10 @@ struct Args {
     /// Model output to return (default: the first float output).
     #[arg(long = "output-name", env = "SCORE_OUTPUT_NAME")]
     output_name: Option<String>,
+    /// For an embedding model: cut texts longer than its token limit
+    /// instead of failing on the first one.
+    #[arg(long, env = "SCORE_TRUNCATE")]
+    truncate: bool,
     /// Rows per request. Larger amortises per-request cost; keep rows ×
     /// columns × 4 under the server's body limit.
     #[arg(long, env = "SCORE_BATCH_ROWS", default_value_t = defaults().batch_rows)]
@@ -113,6 +117,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.score_columns =
         doc.as_ref().and_then(|d| d.output(args.output_name.as_deref())).map(|o| o.columns);
     config.output = args.output_name.clone();
+    config.truncate = args.truncate;
     config.token = token;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;

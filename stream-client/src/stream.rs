@@ -26,6 +26,7 @@ use score_protocol::media::BodyFormat;
 
 use crate::batch::{Batch, Batcher};
 use crate::client::{Client, Scored};
+use crate::config::ClientConfig;
 use crate::error::ScoreError;
 
 /// An input item: row-major float32 rows, or a request body encoded
@@ -248,6 +249,11 @@ impl Session {
     /// The client's counters.
     pub fn stats(&self) -> crate::Stats {
         self.w.client.stats()
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        self.w.client.config()
     }
 }
 

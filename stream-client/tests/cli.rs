@@ -363,6 +363,83 @@ mod parquet_files {
         );
         std::fs::remove_dir_all(dir).expect("clean");
     }
+
+    /// An embedding model and a Parquet text column: one vector per text,
+    /// as the Python tokenizers + onnxruntime pipeline gives it (cosine >=
+    /// 0.9999), texts over the limit cut with --truncate; without it the
+    /// run fails naming the text and leaves no output.
+    #[test]
+    fn parquet_text_column_gives_embeddings() {
+        let (Some(dir), Some(reference)) =
+            (std::env::var_os("SCORE_EMBED_DIR"), std::env::var_os("SCORE_EMBED_REFERENCE"))
+        else {
+            assert!(
+                std::env::var_os("SCORE_REQUIRE_ONNXRUNTIME").is_none(),
+                "SCORE_EMBED_DIR / SCORE_EMBED_REFERENCE unset: eval \"$(scripts/embedding-reference.sh)\""
+            );
+            eprintln!("skipped: eval \"$(scripts/embedding-reference.sh)\" first");
+            return;
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(reference).expect("reference")).expect("JSON");
+        let rows = doc["rows"].as_array().expect("rows");
+        let texts: Vec<&str> = rows.iter().map(|r| r["text"].as_str().expect("text")).collect();
+        let want: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|r| {
+                let v = r["embedding"].as_array().expect("vector");
+                v.iter().map(|x| x.as_f64().expect("float") as f32).collect()
+            })
+            .collect();
+        let server = real_server(&format!("mini={}", dir.to_str().expect("UTF-8 path")), &[]);
+        let work = tmpdir("texts");
+        let copies = 10;
+        let all: Vec<&str> = (0..copies).flat_map(|_| texts.iter().copied()).collect();
+        let n = all.len();
+        write(
+            &work.join("texts.parquet"),
+            vec![
+                ("id", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef),
+                ("text", Arc::new(arrow_array::StringArray::from(all)) as ArrayRef),
+            ],
+        );
+        let run = |extra: &[&str], output: &str| {
+            let input = work.join("texts.parquet");
+            let output = work.join(output);
+            let mut args = vec![
+                "--input",
+                input.to_str().expect("path"),
+                "--output",
+                output.to_str().expect("path"),
+                "--model",
+                "mini",
+                "--batch-rows",
+                "32",
+            ];
+            args.extend_from_slice(extra);
+            client(&server.url(), &args)
+        };
+        let out = run(&["--truncate"], "vectors.parquet");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = scores(&work.join("vectors.parquet"));
+        let dim = want[0].len();
+        assert_eq!(got.len(), n * dim);
+        for (i, v) in got.chunks(dim).enumerate() {
+            let w = &want[i % texts.len()];
+            let dot: f32 = v.iter().zip(w).map(|(a, b)| a * b).sum();
+            let norms = v.iter().map(|a| a * a).sum::<f32>().sqrt()
+                * w.iter().map(|b| b * b).sum::<f32>().sqrt();
+            assert!(dot / norms >= 0.9999, "text {i}: cosine {}", dot / norms);
+        }
+
+        let out = run(&[], "refused.parquet");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("is longer than the model's limit of"), "{stderr}");
+        assert!(stderr.contains("?truncate=true"), "{stderr}");
+        assert!(!work.join("refused.parquet").exists());
+        std::fs::remove_dir_all(work).expect("clean");
+    }
 }
 
 /// SIGTERM (or ctrl-c) mid-job: the partial output is removed and the exit

@@ -7,7 +7,7 @@
 //! Everything runs on the worker that scores the call: tokenization,
 //! padding, the encoder (an engine [`Plan`]), pooling and normalisation.
 //! Inside a call the texts are sorted by token count and cut into
-//! sub-batches of at most [`MAX_BATCH_TOKENS`] padded tokens, so a long
+//! sub-batches of at most `--max-batch-tokens` padded tokens, so a long
 //! text does not pad every short one; the results go back in input order.
 
 use std::path::Path;
@@ -21,7 +21,8 @@ use super::{Plan, State};
 /// An embedding model's outputs, in order (see [`EmbedState::run`]).
 pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
 
-/// Most padded tokens in one encoder call (rows × longest row).
+/// Most padded tokens in one encoder call (rows × longest row) unless
+/// `--max-batch-tokens` says otherwise.
 pub const MAX_BATCH_TOKENS: usize = 8192;
 
 /// How token vectors become one vector per text.
@@ -55,18 +56,22 @@ pub struct EmbeddingPlan {
     /// The encoder's input names in its order.
     inputs: Vec<String>,
     config: EmbeddingConfig,
+    /// Most padded tokens in one encoder call.
+    max_batch_tokens: usize,
     /// Floats a vector.
     pub dim: usize,
 }
 
 impl EmbeddingPlan {
     /// Reads `dir`'s tokenizer and configuration; `encoder` is the loaded
-    /// `model.onnx` with its input names and hidden size.
+    /// `model.onnx` with its input names and hidden size; encoder calls
+    /// take at most `max_batch_tokens` padded tokens.
     pub fn load(
         dir: &Path,
         encoder: Plan,
         inputs: Vec<String>,
         dim: usize,
+        max_batch_tokens: usize,
     ) -> Result<EmbeddingPlan, String> {
         for name in &inputs {
             if !matches!(name.as_str(), "input_ids" | "attention_mask" | "token_type_ids") {
@@ -87,7 +92,14 @@ impl EmbeddingPlan {
                 ..TruncationParams::default()
             }))
             .map_err(|e| format!("tokenizer truncation: {e}"))?;
-        Ok(EmbeddingPlan { tokenizer: Arc::new(tokenizer), encoder, inputs, config, dim })
+        Ok(EmbeddingPlan {
+            tokenizer: Arc::new(tokenizer),
+            encoder,
+            inputs,
+            config,
+            max_batch_tokens: max_batch_tokens.max(1),
+            dim,
+        })
     }
 
     /// The configuration read from the directory.
@@ -193,7 +205,7 @@ impl EmbedState {
         let mut start = 0;
         while start < order.len() {
             let longest = encodings[order[start]].len().max(1);
-            let rows = (MAX_BATCH_TOKENS / longest).max(1).min(order.len() - start);
+            let rows = (plan.max_batch_tokens / longest).max(1).min(order.len() - start);
             let batch = &order[start..start + rows];
             let hidden = self.encode(batch, &encodings, longest)?;
             let hidden = hidden.try_as_plain_ram()?;

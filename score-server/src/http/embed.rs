@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::input::TypedRows;
 use crate::metrics::Rejection;
 use crate::model::Model;
-use crate::pool::{Input, ScoreJob};
+use crate::pool::{Input, ScoreJob, ScoredOutput};
 use crate::state::AppState;
 
 /// One text or several.
@@ -195,6 +195,18 @@ fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, A
     })
 }
 
+/// A 413 naming the first text the model cut at its limit, given its
+/// `truncated` output (1 for a cut text).
+pub(super) fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
+    let flags = codec::decode(&truncated.data).unwrap_or_default();
+    match flags.iter().position(|&t| t != 0.0) {
+        Some(row) => {
+            Err(ApiError::TextTooLong { row, limit: model.max_tokens().unwrap_or_default() })
+        }
+        None => Ok(()),
+    }
+}
+
 /// Embeds `texts` with `model` on the worker pool: `output`'s vectors and
 /// the token counts. A text cut at the model's limit is a 413 naming it
 /// unless `truncate`.
@@ -225,11 +237,11 @@ async fn run(
         },
     )
     .await?;
-    let floats = |i: usize| codec::decode(&scored.outputs[i].data).unwrap_or_default();
-    let (vectors, tokens, truncated) = (floats(0), floats(1), floats(2));
-    if !truncate && let Some(row) = truncated.iter().position(|&t| t != 0.0) {
-        return Err(ApiError::TextTooLong { row, limit: model.max_tokens().unwrap_or_default() });
+    if !truncate {
+        refuse_truncated(&model, &scored.outputs[2])?;
     }
+    let floats = |i: usize| codec::decode(&scored.outputs[i].data).unwrap_or_default();
+    let (vectors, tokens) = (floats(0), floats(1));
     let dim = model.outputs[model.output_index(output).unwrap_or_default()].columns;
     Ok(Embedded { vectors, dim, tokens, model })
 }

@@ -31,11 +31,16 @@ pub struct ScoreParams {
     /// Outputs to return instead of the default one, in order (several
     /// only for an Arrow answer).
     pub outputs: Vec<String>,
+    /// `?truncate=true|false`, for an embedding model: cut a text longer
+    /// than the model's limit there (true), or refuse the request with a
+    /// 413 naming it (false, the default, as `POST /embed`).
+    pub truncate: Option<bool>,
 }
 
 impl ScoreParams {
-    /// Parses the query string. Only `output` is known (repeatable): anything
-    /// else is a mistake worth a clear 400 rather than being ignored.
+    /// Parses the query string. Only `output` (repeatable) and `truncate`
+    /// are known: anything else is a mistake worth a clear 400 rather than
+    /// being ignored.
     pub fn parse(query: Option<&str>) -> Result<ScoreParams, ApiError> {
         let mut params = ScoreParams::default();
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -46,10 +51,21 @@ impl ScoreParams {
                     )));
                 }
                 "output" => params.outputs.push(value.into_owned()),
+                "truncate" => {
+                    params.truncate = Some(match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(ApiError::BadParameter(format!(
+                                "truncate={value:?}: give true or false"
+                            )));
+                        }
+                    })
+                }
                 other => {
                     return Err(ApiError::BadParameter(format!(
                         "unknown query parameter {other:?}; the scoring routes take only \
-                         ?output=NAME"
+                         ?output=NAME and, for an embedding model, ?truncate=true"
                     )));
                 }
             }
@@ -92,6 +108,25 @@ async fn score(
     let model = state.models[model_ix].clone();
     let params = ScoreParams::parse(query.as_deref())?;
     let outputs = output_indices(&model, &params.outputs)?;
+    // An embedding model also reports which texts it cut, unless asked to.
+    let truncated = match (model.is_embedding(), params.truncate) {
+        (true, Some(true)) => None,
+        (true, _) => model.output_index("truncated"),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(ApiError::BadParameter(format!(
+                "?truncate is for embedding models (text in); {} is not one",
+                model.name
+            )));
+        }
+    };
+    let mut job_outputs = outputs.clone();
+    let truncated = truncated.map(|t| {
+        job_outputs.iter().position(|&o| o == t).unwrap_or_else(|| {
+            job_outputs.push(t);
+            job_outputs.len() - 1
+        })
+    });
     let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
     if outputs.len() > 1 && !head.arrow_answer {
@@ -108,17 +143,15 @@ async fn score(
         Err(e) => return Ok(closing(e)),
     };
     let (input, rows) = decode(head.format, bytes, &model)?;
-    let scored = dispatch(
+    let mut scored = dispatch(
         &state,
-        ScoreJob {
-            model: model_ix,
-            outputs: outputs.clone(),
-            rows,
-            input,
-            deadline: head.deadline,
-        },
+        ScoreJob { model: model_ix, outputs: job_outputs, rows, input, deadline: head.deadline },
     )
     .await?;
+    if let Some(t) = truncated {
+        super::embed::refuse_truncated(&model, &scored.outputs[t])?;
+        scored.outputs.truncate(outputs.len());
+    }
     let response = answer(&model, &outputs, &head, rows, scored)?;
     drop(permit);
     Ok(response)
@@ -409,10 +442,15 @@ mod tests {
         let typo = ScoreParams::parse(Some("outptu=label")).expect_err("unknown");
         assert_eq!(
             typo.to_string(),
-            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME"
+            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true"
         );
         let two = ScoreParams::parse(Some("output=a&output=b")).expect("several outputs");
         assert_eq!(two.outputs, ["a", "b"]);
+        let cut = ScoreParams::parse(Some("truncate=true&output=embedding")).expect("truncate");
+        assert_eq!(cut.truncate, Some(true));
+        assert_eq!(ScoreParams::parse(Some("truncate=0")).expect("0").truncate, Some(false));
+        let bad = ScoreParams::parse(Some("truncate=yes")).expect_err("not a boolean");
+        assert_eq!(bad.to_string(), "truncate=\"yes\": give true or false");
         let twice = ScoreParams::parse(Some("output=a&output=a")).expect_err("named twice");
         assert_eq!(twice.to_string(), "output \"a\" is named twice in the query");
     }

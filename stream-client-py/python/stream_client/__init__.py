@@ -75,6 +75,10 @@ class Scorer:
             process that builds the ``Scorer`` (the driver). It travels to
             the executors inside the pickled ``Scorer``; it is never shown
             by ``repr``.
+        truncate: for an embedding model (a string column in, vectors
+            out): cut a text longer than the model's token limit there.
+            Without it such a text fails its request with the server's
+            sentence naming it (a :class:`ScoreError`, or the error column).
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class Scorer:
         deadline: float | None = None,
         score_columns: int | None = None,
         token: str | None = None,
+        truncate: bool = False,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.model = model
@@ -103,6 +108,7 @@ class Scorer:
         self.deadline = None if deadline is None else float(deadline)
         self.score_columns = None if score_columns is None else int(score_columns)
         self.token = token if token is not None else os.environ.get("SCORE_TOKEN")
+        self.truncate = bool(truncate)
         self._config()  # checks every setting now (ValueError), in one place: Rust
 
     def _config(self, score_columns: int | None = None) -> Any:
@@ -111,7 +117,8 @@ class Scorer:
             self.urls, model=self.model, output=self.output, batch_rows=self.batch_rows,
             batch_bytes=self.batch_bytes, in_flight=self.in_flight, timeout=self.timeout,
             max_attempts=self.max_attempts, deadline=self.deadline,
-            score_columns=score_columns or self.score_columns, token=self.token)
+            score_columns=score_columns or self.score_columns, token=self.token,
+            truncate=self.truncate)
 
     def __repr__(self) -> str:
         return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "

@@ -46,8 +46,13 @@ pub fn runtime() -> Runtime {
 
 /// The real score-server with a fixture model.
 pub fn real_server(model: &str, extra: &[&str]) -> Running {
-    let path = score_server::model::fixture_path(&format!("{model}.onnx"));
-    let mut argv = vec!["score-server".to_string(), "--model".into(), path.display().to_string()];
+    // NAME=DIR (an embedding model's directory) is passed as it is.
+    let spec = if model.contains('=') {
+        model.to_string()
+    } else {
+        score_server::model::fixture_path(&format!("{model}.onnx")).display().to_string()
+    };
+    let mut argv = vec!["score-server".to_string(), "--model".into(), spec];
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = score_server::Args::parse_from(argv).into_config().expect("flags");
     let state = score_server::AppState::new(config).expect("model loads");

@@ -14,20 +14,24 @@ import org.apache.spark.sql.types.StructType;
 import scala.collection.mutable.ArraySeq;
 
 /**
- * Where a row's features are: several numeric columns, or one array (or ML vector) column; and
- * the one place a row becomes float32 values.
+ * Where a row's features are: several numeric columns, one array (or ML vector) column, or one
+ * string column (the text of an embedding model); and the one place a row becomes float32
+ * values.
  */
 final class Layout {
-    /** Field indices of the numeric feature columns; one index for an array column. */
+    /** Field indices of the numeric feature columns; one index for an array or text column. */
     final int[] fields;
     final String[] names;
     /** Whether the features are one array or vector column. */
     final boolean array;
+    /** Whether the feature is one string column, sent as text (Arrow utf8), not as floats. */
+    final boolean text;
 
-    private Layout(int[] fields, String[] names, boolean array) {
+    private Layout(int[] fields, String[] names, boolean array, boolean text) {
         this.fields = fields;
         this.names = names;
         this.array = array;
+        this.text = text;
     }
 
     /**
@@ -46,21 +50,25 @@ final class Layout {
             fields[i] = Scorer.field(schema, features[i]);
         }
         DataType first = schema.fields()[fields[0]].dataType();
+        if (features.length == 1 && first.equals(DataTypes.StringType)) {
+            return new Layout(fields, features, false, true);
+        }
         if (features.length == 1 && (first instanceof ArrayType || first instanceof VectorUDT)) {
             if (first instanceof ArrayType && !numeric(((ArrayType) first).elementType())) {
                 throw new IllegalArgumentException("feature column " + features[0] + " is "
                         + first.simpleString() + "; an array column must hold numbers");
             }
-            return new Layout(fields, features, true);
+            return new Layout(fields, features, true, false);
         }
         for (int i = 0; i < fields.length; i++) {
             DataType t = schema.fields()[fields[i]].dataType();
             if (!numeric(t)) {
                 throw new IllegalArgumentException("feature column " + features[i] + " is "
-                        + t.simpleString() + "; give numeric columns, or one array column");
+                        + t.simpleString() + "; give numeric columns, one array column, or "
+                        + "one string column for an embedding model");
             }
         }
-        return new Layout(fields, features, false);
+        return new Layout(fields, features, false, false);
     }
 
     private static String[] guess(StructType schema) {
@@ -97,6 +105,9 @@ final class Layout {
      * @return the width, or -1 when the array is null
      */
     int width(Row row) {
+        if (text) {
+            return row.isNullAt(fields[0]) ? -1 : 1;
+        }
         if (!array) {
             return fields.length;
         }

@@ -56,7 +56,7 @@ final class Native {
     static final int FEED = -1;
 
     static native long configure(String[] urls, String model, String output, String token,
-            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts);
+            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts, boolean truncate);
 
     static native int scoreColumns(long config);
 
@@ -67,6 +67,9 @@ final class Native {
     static native String lastError(long session);
 
     static native void feed(long session, ByteBuffer block, int rows, int columns);
+
+    static native void feedTexts(long session, ByteBuffer block, int rows, int bytes,
+            String column);
 
     static native void close(long session);
 

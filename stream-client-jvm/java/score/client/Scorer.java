@@ -49,6 +49,7 @@ public final class Scorer implements Serializable {
     private final int inFlight;
     private final double timeoutSeconds;
     private final int maxAttempts;
+    private final boolean truncate;
     private final String errors;
     private final String errorColumn;
     /** {@link #config()}'s number: per JVM, so not serialized. */
@@ -63,6 +64,7 @@ public final class Scorer implements Serializable {
         this.inFlight = b.inFlight;
         this.timeoutSeconds = b.timeoutSeconds;
         this.maxAttempts = b.maxAttempts;
+        this.truncate = b.truncate;
         this.errors = b.errors;
         this.errorColumn = b.errorColumn;
     }
@@ -90,6 +92,7 @@ public final class Scorer implements Serializable {
         private int inFlight = -1;
         private double timeoutSeconds = Double.NaN;
         private int maxAttempts = -1;
+        private boolean truncate;
         private String errors = "raise";
         private String errorColumn = "score_error";
 
@@ -143,6 +146,16 @@ public final class Scorer implements Serializable {
         /** @param attempts most attempts per batch, the first included */
         public Builder maxAttempts(int attempts) {
             this.maxAttempts = positive("maxAttempts", attempts);
+            return this;
+        }
+
+        /**
+         * @param cut for an embedding model (a string column in, vectors out): cut texts longer
+         *     than the model's token limit there; default false: such a text fails its batch
+         *     with the server's sentence naming it
+         */
+        public Builder truncate(boolean cut) {
+            this.truncate = cut;
             return this;
         }
 
@@ -209,7 +222,8 @@ public final class Scorer implements Serializable {
      * @param input the input's schema
      * @param features the feature columns: numeric columns in the model's order, or one array
      *     (or ML vector) column; {@code null}: the only array column, else every float or double
-     *     column
+     *     column. For an embedding model, one string column: its texts are sent as they are
+     *     (Arrow utf8) and the score is the embedding, {@code array<float>}
      * @param keep columns passed through unchanged
      * @param scoreCol the score column's name
      * @return the output schema
@@ -291,7 +305,8 @@ public final class Scorer implements Serializable {
     @Override
     public String toString() {
         return "Scorer(urls=" + Arrays.toString(urls) + ", model=" + model + ", output=" + output
-                + ", token=" + (token == null ? "none" : "***") + ", errors=" + errors + ")";
+                + ", token=" + (token == null ? "none" : "***") + ", errors=" + errors
+                + (truncate ? ", truncate" : "") + ")";
     }
 
     // For Scoring.
@@ -307,7 +322,7 @@ public final class Scorer implements Serializable {
     private synchronized long config() {
         if (config == 0) {
             config = Native.configure(urls, model, output, token, batchRows, inFlight,
-                    timeoutSeconds, maxAttempts);
+                    timeoutSeconds, maxAttempts, truncate);
         }
         return config;
     }

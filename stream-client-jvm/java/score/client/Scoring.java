@@ -3,6 +3,8 @@ package score.client;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.ArrayDeque;
 import java.util.Iterator;
 import java.util.NoSuchElementException;
@@ -44,6 +46,9 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
     private int width;
     private long session;
     private ByteBuffer block;
+    /** Text layout: the block's texts as UTF-8, end offsets (Arrow utf8's layout), reused. */
+    private byte[] textBytes;
+    private int[] textOffsets;
     private float[] scores;
     /** The first good row, read to learn the width before the session opens. */
     private Row peeked;
@@ -169,14 +174,24 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         }
         width = scorer.scoreColumns();
         int rows = scorer.batchRows();
-        block = ByteBuffer.allocateDirect(Math.multiplyExact(Math.multiplyExact(rows, columns), 4))
-                .order(ByteOrder.nativeOrder());
+        if (layout.text) {
+            textOffsets = new int[rows + 1];
+            textBytes = new byte[Math.multiplyExact(rows, 64)];
+        } else {
+            block = ByteBuffer.allocateDirect(
+                    Math.multiplyExact(Math.multiplyExact(rows, columns), 4))
+                    .order(ByteOrder.nativeOrder());
+        }
         scores = new float[Math.multiplyExact(rows, width)];
         session = scorer.open(columns, width);
     }
 
     /** Fills the block with up to batchRows rows (local failures skip it) and feeds it. */
     private void fill() {
+        if (layout.text) {
+            fillTexts();
+            return;
+        }
         FloatBuffer view = block.clear().asFloatBuffer();
         int capacity = view.capacity() / columns;
         int rows = 0;
@@ -207,6 +222,67 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             if (rows > 0 && inputDone) {
                 Native.feed(session, block, 0, columns);
             }
+        }
+        release();
+    }
+
+    /**
+     * {@link #fill} for a text column: up to batchRows texts, laid out as Arrow's utf8 (rows + 1
+     * int32 offsets in native order, then the UTF-8 bytes) in the direct block; the native side
+     * sends them as one Arrow column named after the feature column.
+     */
+    private void fillTexts() {
+        int capacity = textOffsets.length - 1;
+        int rows = 0;
+        int looked = 0;
+        int end = 0;
+        while (rows < capacity && looked < capacity) {
+            Row row;
+            if (peeked != null) {
+                row = peeked;
+                peeked = null;
+            } else if (input.hasNext()) {
+                row = input.next();
+                rowsRead++;
+            } else {
+                inputDone = true;
+                break;
+            }
+            looked++;
+            if (row.isNullAt(layout.fields[0])) {
+                fail(row, "feature column " + layout.names[0] + " is null");
+                continue;
+            }
+            byte[] utf8 = row.getString(layout.fields[0]).getBytes(StandardCharsets.UTF_8);
+            if (utf8.length > Integer.MAX_VALUE - 8 - end) {
+                fail(row, "the texts of one batch pass 2 GiB; lower batchRows");
+                continue;
+            }
+            if (end + utf8.length > textBytes.length) {
+                textBytes = Arrays.copyOf(textBytes,
+                        (int) Math.min(Integer.MAX_VALUE - 8,
+                                Math.max(2L * textBytes.length, (long) end + utf8.length)));
+            }
+            System.arraycopy(utf8, 0, textBytes, end, utf8.length);
+            end += utf8.length;
+            textOffsets[++rows] = end;
+            sent.add(new Pending(keepValues(row), null));
+        }
+        if (rows > 0) {
+            int need = Math.addExact(Math.multiplyExact(rows + 1, 4), end);
+            if (block == null || block.capacity() < need) {
+                block = ByteBuffer.allocateDirect(Math.max(need, block == null ? 0
+                        : (int) Math.min(Integer.MAX_VALUE, 2L * block.capacity())))
+                        .order(ByteOrder.nativeOrder());
+            }
+            block.clear();
+            block.asIntBuffer().put(textOffsets, 0, rows + 1);
+            block.position((rows + 1) * 4);
+            block.put(textBytes, 0, end);
+            Native.feedTexts(session, block, rows, end, layout.names[0]);
+        }
+        if (inputDone) {
+            Native.feed(session, null, 0, 1);
         }
         release();
     }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# PySpark embedding jobs (load-tests/embed_spark.py): 100,000 texts through
+# two servers with one SIGKILLed mid-job (output equal to a clean run and to
+# the Python tokenizers + onnxruntime reference), and stream_client against
+# a pandas UDF with the model broadcast, side by side on the same cores:
+#   load-tests/embed-spark.sh [--rows N] [--bench-rows N] [--rounds N] [--skip-kill] [--skip-bench]
+# Release builds of the server and the wheel; local[2].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/python-env.sh
+ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
+export ORT_DYLIB_PATH
+dir=$(scripts/minilm.sh)
+cargo build --release -q -p score-server
+target=$(cargo metadata --format-version 1 --no-deps |
+  "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+rm -f "$target"/wheels/stream_client-*.whl
+"$VENV/bin/maturin" build --quiet --release -m stream-client-py/Cargo.toml \
+  -i "$VENV/bin/python" --out "$target/wheels"
+"$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
+"$VENV/bin/python" load-tests/embed_spark.py --server-bin "$target/release/score-server" \
+  --model-dir "$dir" --data "$target/embed-spark" "$@" | tee load-tests/results/embed-spark.jsonl
