@@ -9,9 +9,11 @@
 # threads, 1,024 rows a call, for 5 s (load-tests/seed/inprocess_ort.py).
 # Everything shares the machine's cores, taken in turn, ROUNDS times;
 # medians (table on stdout, runs in load-tests/results/engines.jsonl).
-# PIN=1 gives the load generator a core of its own: the server (1 worker)
-# and onnxruntime in-process (1 thread) on core 0, loadgen on core 1, so
-# both sides compute on one and the same core (results/engines-pinned.jsonl).
+# PIN=1 computes on one and the same core on both sides: the server's one
+# worker thread (score-worker-0) and onnxruntime in-process (1 thread) on
+# core 0; the server's I/O threads and loadgen on core 1, so neither HTTP
+# nor the load generator takes from the compute core
+# (results/engines-pinned.jsonl).
 # ONLY=mlp,wide-mlp limits the models. Models: the MLP fixture, a 3-layer
 # wide MLP (load-tests/engine_models.py), and tree ensembles (the forest
 # fixture, zoo exports of LightGBM, gradient boosting and random forest).
@@ -21,9 +23,10 @@ source load-tests/lib.sh
 source models/venv.sh
 rounds=${1:-2}
 pin=${PIN:-0}
-workers=2 threads=2 on_server=() on_loadgen=() out=load-tests/results/engines.jsonl
+workers=2 threads=2 on_server=() on_loadgen=() on_compute=() out=load-tests/results/engines.jsonl
 if [ "$pin" = 1 ]; then
-  workers=1 threads=1 on_server=(taskset -c 0) on_loadgen=(taskset -c 1)
+  workers=1 threads=1 on_server=(taskset -c 1) on_loadgen=(taskset -c 1)
+  on_compute=(taskset -c 0)
   out=load-tests/results/engines-pinned.jsonl
 fi
 venv=${MODELS_VENV:-target/models-venv}
@@ -61,6 +64,11 @@ serve() { # NAME PATH ENGINE ROUND
   for _ in $(seq 600); do grep -q "listening" "$log" && break; sleep 0.1; done
   url=http://$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$log" | head -1)
   if [ "$url" = http:// ]; then cat "$log" >&2; kill "$pid" 2>/dev/null || true; return 1; fi
+  if [ "$pin" = 1 ]; then # the worker thread alone onto the compute core
+    for task in /proc/"$pid"/task/*; do
+      grep -q '^score-worker' "$task/comm" && taskset -p -c 0 "${task##*/}" >/dev/null
+    done
+  fi
   local doc
   doc=$(curl -fsS "$url/models/$1")
   columns=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["input"]["columns"])' "$doc")
@@ -84,7 +92,7 @@ for round in $(seq "$rounds"); do
     name=${spec%%=*} path=${spec#*=}
     serve "$name" "$path" auto "$round"
     serve "$name" "$path" tract "$round"
-    "${on_server[@]}" "$venv/bin/python" load-tests/seed/inprocess_ort.py "$path" 1024 "$threads" 5 |
+    "${on_compute[@]}" "$venv/bin/python" load-tests/seed/inprocess_ort.py "$path" 1024 "$threads" 5 |
       python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
