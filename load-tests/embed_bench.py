@@ -51,18 +51,25 @@ def in_process(model_dir, batches, seconds, sort=False):
 
     def embed(batch):
         if sort:
-            # As the server does: longest first, sub-batches of at most
-            # 8,192 padded tokens, answers back in input order.
+            # As the server does (engine/embed.rs, call_rows): longest
+            # first; a call ends at 8,192 padded tokens or, once it holds
+            # 16 texts, at a text shorter than 0.9x its longest; answers
+            # back in input order.
             enc = tok.encode_batch(batch)
             order = sorted(range(len(enc)), key=lambda i: -len(enc[i].ids))
             out = [None] * len(enc)
             start = 0
             while start < len(order):
-                rows = max(1, 8192 // max(1, len(enc[order[start]].ids)))
-                part = order[start:start + rows]
+                longest = max(1, len(enc[order[start]].ids))
+                cap, rows = max(1, 8192 // longest), 0
+                for i in order[start:]:
+                    if rows == cap or (rows >= 16 and len(enc[i].ids) * 10 < longest * 9):
+                        break
+                    rows += 1
+                part = order[start:start + max(rows, 1)]
                 for i, v in zip(part, run([enc[i] for i in part])):
                     out[i] = v
-                start += rows
+                start += len(part)
             return out
         return run(tok.encode_batch(batch))
 

@@ -38,6 +38,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd  # at module level: the pandas UDF's type hints name it
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -114,10 +115,11 @@ def write_texts(path: Path, n: int, seed: int) -> list[str]:
     return corpus
 
 
-def through_servers(spark, path: Path, urls: list[str], out: Path, partitions: int):
+def through_servers(spark, path: Path, urls: list[str], out: Path, partitions: int,
+                    batch_rows: int):
     from stream_client import Scorer
 
-    scorer = Scorer(urls, model=MODEL, batch_rows=256, in_flight=2, timeout=30.0,
+    scorer = Scorer(urls, model=MODEL, batch_rows=batch_rows, in_flight=2, timeout=30.0,
                     truncate=True)
     df = spark.read.parquet(str(path)).repartition(partitions, "id")
     schema = scorer.output_schema(df.schema, "text", ["id"])
@@ -184,7 +186,6 @@ def pandas_udf_job(spark, path: Path, model_dir: str, out: Path, partitions: int
                    batch_size: int):
     """The articles' job: the model broadcast, a pandas UDF encoding each
     Arrow batch (maxRecordsPerBatch, 10,000 rows by default)."""
-    import pandas as pd
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
@@ -216,7 +217,8 @@ def kill_test(args, spark) -> None:
 
         def job():
             try:
-                through_servers(spark, path, [a.url, b.url], out, partitions=4)
+                through_servers(spark, path, [a.url, b.url], out, partitions=4,
+                                batch_rows=args.batch_rows)
             except BaseException as e:  # reported below
                 failure.append(e)
 
@@ -235,7 +237,7 @@ def kill_test(args, spark) -> None:
 
         clean = Path(args.data) / "clean"
         started = time.perf_counter()
-        through_servers(spark, path, [b.url], clean, partitions=4)
+        through_servers(spark, path, [b.url], clean, partitions=4, batch_rows=args.batch_rows)
         clean_seconds = time.perf_counter() - started
     finally:
         a.stop()
@@ -274,7 +276,8 @@ def bench(args, spark) -> None:
                 out = Path(args.data) / f"bench-{variant}"
                 started = time.perf_counter()
                 if variant == "stream_client":
-                    through_servers(spark, path, [server.url], out, partitions=4)
+                    through_servers(spark, path, [server.url], out, partitions=4,
+                                    batch_rows=args.batch_rows)
                 else:
                     pandas_udf_job(spark, path, args.model_dir, out, partitions=4,
                                    batch_size=args.batch_size)
@@ -297,6 +300,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32,
                    help="the UDF's encode batch_size (sentence-transformers' default: 32)")
+    p.add_argument("--batch-rows", type=int, default=256, help="stream_client's texts a request")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--skip-kill", action="store_true")
     p.add_argument("--skip-bench", action="store_true")

@@ -21,6 +21,26 @@ use super::{Plan, State};
 /// An embedding model's outputs, in order (see [`EmbedState::run`]).
 pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
 
+/// An encoder call holds at least this many texts before padding waste
+/// may end it (fewer would spend more on the call than padding costs).
+pub const MIN_CALL_ROWS: usize = 16;
+
+/// How many of the texts of `lengths` (token counts, longest first, the
+/// first `longest`) go in one encoder call: at most `max_tokens` padded
+/// tokens, and, once the call has [`MIN_CALL_ROWS`] texts, none padded by
+/// more than a tenth of its length (a shorter text starts the next call).
+fn call_rows(lengths: impl Iterator<Item = usize>, longest: usize, max_tokens: usize) -> usize {
+    let cap = (max_tokens / longest).max(1);
+    let mut rows = 0;
+    for len in lengths {
+        if rows == cap || (rows >= MIN_CALL_ROWS && len * 10 < longest * 9) {
+            break;
+        }
+        rows += 1;
+    }
+    rows.max(1)
+}
+
 /// Most padded tokens in one encoder call (rows × longest row) unless
 /// `--max-batch-tokens` says otherwise.
 pub const MAX_BATCH_TOKENS: usize = 8192;
@@ -205,7 +225,8 @@ impl EmbedState {
         let mut start = 0;
         while start < order.len() {
             let longest = encodings[order[start]].len().max(1);
-            let rows = (plan.max_batch_tokens / longest).max(1).min(order.len() - start);
+            let lengths = order[start..].iter().map(|&i| encodings[i].len());
+            let rows = call_rows(lengths, longest, plan.max_batch_tokens);
             let batch = &order[start..start + rows];
             let hidden = self.encode(batch, &encodings, longest)?;
             let hidden = hidden.try_as_plain_ram()?;
@@ -299,5 +320,27 @@ fn pool(pooling: Pooling, row: &[f32], tokens: usize, dim: usize, out: &mut [f32
             let n = tokens.max(1) as f32;
             out.iter_mut().for_each(|o| *o /= n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_end_at_the_token_budget_or_at_padding_waste() {
+        // Equal lengths: the token budget alone ends a call.
+        assert_eq!(call_rows(std::iter::repeat_n(64, 500), 64, 8192), 128);
+        // A text far longer than the budget still goes, alone.
+        assert_eq!(call_rows([10_000, 5].into_iter(), 10_000, 8192), 1);
+        // 20 texts of 20 tokens, then shorter ones: the call ends at the
+        // first text padded by more than a tenth, once it has 16 texts.
+        let lengths: Vec<usize> = [vec![20; 20], vec![17; 30]].concat();
+        assert_eq!(call_rows(lengths.iter().copied(), 20, 8192), 20);
+        // Fewer than MIN_CALL_ROWS so far: shorter texts still join.
+        let lengths: Vec<usize> = [vec![20; 4], vec![10; 30]].concat();
+        assert_eq!(call_rows(lengths.iter().copied(), 20, 8192), 16);
+        // The end of the input ends the call.
+        assert_eq!(call_rows([20, 19, 18].into_iter(), 20, 8192), 3);
     }
 }
