@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::engine::EngineChoice;
+use crate::engine::embed::Pooling;
 use crate::model::{EngineOptions, ModelSpec};
 
 /// Serve ONNX models over HTTP: PUT float32 rows to /score, get scores back.
@@ -28,6 +29,13 @@ pub struct Args {
     /// faster; tract alone where onnxruntime is not found).
     #[arg(long = "engine", env = "SCORE_ENGINE", value_delimiter = ',')]
     pub engines: Vec<String>,
+
+    /// Pooling of an embedding model whose directory has no
+    /// 1_Pooling/config.json: POOLING for all, or NAME=POOLING for one;
+    /// `mean` (the default), `cls` or `last-token`. A directory whose
+    /// config says otherwise refuses to load rather than pick one.
+    #[arg(long = "pooling", env = "SCORE_POOLING", value_delimiter = ',')]
+    pub poolings: Vec<String>,
 
     /// onnxruntime's shared library (libonnxruntime.so, e.g. from the
     /// onnxruntime PyPI wheel). Default: ORT_DYLIB_PATH, else the active
@@ -197,6 +205,34 @@ impl Default for Config {
     }
 }
 
+/// Applies `[NAME=]VALUE` flags (`--engine`, `--pooling`) in order: a bare
+/// value to every model, `NAME=VALUE` to the model of that name.
+fn per_model<T: std::str::FromStr<Err = String>>(
+    flag: &str,
+    values: &[String],
+    models: &mut [ModelSpec],
+    set: impl Fn(&mut ModelSpec, T),
+) -> Result<(), String> {
+    for given in values {
+        let wrong = |e: String| format!("{flag} {given}: {e}");
+        match given.split_once('=') {
+            None => {
+                for m in models.iter_mut() {
+                    set(m, given.parse().map_err(wrong)?);
+                }
+            }
+            Some((name, value)) => {
+                let model = models
+                    .iter_mut()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| wrong(format!("no model is named {name:?}")))?;
+                set(model, value.parse().map_err(wrong)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Args {
     /// Validates the flags.
     pub fn into_config(self) -> Result<Config, String> {
@@ -210,25 +246,8 @@ impl Args {
                 return Err(format!("two models are named {:?}; use NAME=PATH", m.name));
             }
         }
-        for engine in &self.engines {
-            let wrong = |e: String| format!("--engine {engine}: {e}");
-            match engine.split_once('=') {
-                None => {
-                    let choice: EngineChoice = engine.parse().map_err(wrong)?;
-                    for m in &mut models {
-                        m.engine = choice;
-                    }
-                }
-                Some((name, value)) => {
-                    let choice: EngineChoice = value.parse().map_err(wrong)?;
-                    let model = models
-                        .iter_mut()
-                        .find(|m| m.name == name)
-                        .ok_or_else(|| wrong(format!("no model is named {name:?}")))?;
-                    model.engine = choice;
-                }
-            }
-        }
+        per_model("--engine", &self.engines, &mut models, |m, c: EngineChoice| m.engine = c)?;
+        per_model("--pooling", &self.poolings, &mut models, |m, p: Pooling| m.pooling = Some(p))?;
         let workers = match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -340,6 +359,35 @@ mod tests {
             .status()
             .expect("run the test binary");
         assert!(status.success());
+    }
+
+    #[test]
+    fn pooling_flags_go_to_every_model_or_the_named_one() {
+        use crate::engine::embed::Pooling;
+        let args = Args::parse_from([
+            "s",
+            "--model",
+            "a=x/a",
+            "--model",
+            "b=x/b",
+            "--pooling",
+            "cls",
+            "--pooling",
+            "b=last-token",
+        ]);
+        let config = args.into_config().expect("valid");
+        assert_eq!(config.models[0].pooling, Some(Pooling::Cls));
+        assert_eq!(config.models[1].pooling, Some(Pooling::LastToken));
+        let unknown = Args::parse_from(["s", "--model", "a=x/a", "--pooling", "max"]);
+        assert_eq!(
+            unknown.into_config().expect_err("unknown pooling"),
+            "--pooling max: unknown pooling \"max\": use mean, cls or last-token"
+        );
+        let nobody = Args::parse_from(["s", "--model", "a=x/a", "--pooling", "c=cls"]);
+        assert_eq!(
+            nobody.into_config().expect_err("no such model"),
+            "--pooling c=cls: no model is named \"c\""
+        );
     }
 
     #[test]

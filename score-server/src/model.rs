@@ -127,6 +127,9 @@ pub struct ModelSpec {
     pub source: ModelSource,
     /// Which engine runs it (`--engine`).
     pub engine: EngineChoice,
+    /// An embedding model's pooling when its directory does not say
+    /// (`--pooling`).
+    pub pooling: Option<crate::engine::embed::Pooling>,
 }
 
 /// What loading needs to know for engines other than tract.
@@ -187,7 +190,12 @@ impl ModelSpec {
         if path.as_os_str().is_empty() {
             return Err(format!("model {name}: empty path"));
         }
-        Ok(ModelSpec { name, source: ModelSource::Path(path), engine: EngineChoice::Default })
+        Ok(ModelSpec {
+            name,
+            source: ModelSource::Path(path),
+            engine: EngineChoice::Default,
+            pooling: None,
+        })
     }
 
     /// The bundled demo model.
@@ -196,6 +204,7 @@ impl ModelSpec {
             name: DEMO_MODEL_NAME.to_string(),
             source: ModelSource::Bundled,
             engine: EngineChoice::Default,
+            pooling: None,
         }
     }
 }
@@ -477,6 +486,7 @@ impl Model {
             inputs,
             dim,
             options.max_batch_tokens,
+            spec.pooling,
         )
         .map_err(unservable)?;
         let config = plan.config().clone();

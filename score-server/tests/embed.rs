@@ -269,3 +269,48 @@ async fn embed_without_an_embedding_model_says_how_to_load_one() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(String::from_utf8_lossy(&bytes).contains("--model NAME=DIR"));
 }
+
+/// A directory without 1_Pooling/config.json takes --pooling (CLS here:
+/// the vector of the first token, not the mean); one whose config says
+/// otherwise refuses to load, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pooling_flag_serves_directories_without_a_pooling_config() {
+    let Some((_, r)) = setup("--pooling") else { return };
+    let dir = std::path::PathBuf::from(std::env::var_os("SCORE_EMBED_DIR").expect("dir"));
+    let bare = std::env::temp_dir().join(format!("score-bare-encoder-{}", std::process::id()));
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    for file in ["model.onnx", "tokenizer.json", "modules.json", "sentence_bert_config.json"] {
+        if dir.join(file).exists() {
+            std::fs::copy(dir.join(file), bare.join(file)).expect("copy");
+        }
+    }
+    let spec = format!("bare={}", bare.display());
+    let state = state(&["logreg"], &["--model", &spec, "--pooling", "bare=cls"]);
+    let (status, _, bytes) =
+        send(&state, post("/v1/embeddings", json!({"input": [r.texts[0]], "model": "bare"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let cls: Vec<Vec<f32>> =
+        vec![serde_json::from_value(body["data"][0]["embedding"].clone()).expect("vector")];
+    let doc: Value = serde_json::from_slice(
+        &send(&state, Request::get("/models/bare").body(Body::empty()).expect("request")).await.2,
+    )
+    .expect("JSON");
+    assert!(doc["engine_reason"].as_str().expect("reason").contains("Cls pooling"), "{doc}");
+    // The first token's vector is not the mean of all of them.
+    assert!(cosine(&cls[0], &r.embeddings[0]) < 0.999, "CLS pooling gave the mean");
+
+    use clap::Parser;
+    let conflicting = score_server::Args::parse_from([
+        "score-server",
+        "--model",
+        &format!("mini={}", dir.display()),
+        "--pooling",
+        "cls",
+    ])
+    .into_config()
+    .expect("flags");
+    let e = score_server::AppState::new(conflicting).err().expect("refused").to_string();
+    assert!(e.contains("--pooling says Cls but 1_Pooling/config.json says Mean"), "{e}");
+    std::fs::remove_dir_all(bare).expect("clean");
+}

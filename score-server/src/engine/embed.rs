@@ -45,7 +45,8 @@ fn call_rows(lengths: impl Iterator<Item = usize>, longest: usize, max_tokens: u
 /// `--max-batch-tokens` says otherwise.
 pub const MAX_BATCH_TOKENS: usize = 8192;
 
-/// How token vectors become one vector per text.
+/// How token vectors become one vector per text (`--pooling`: `mean`,
+/// `cls`, `last-token`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pooling {
     /// The mean of the text's token vectors (attention mask applied).
@@ -54,6 +55,19 @@ pub enum Pooling {
     Cls,
     /// The last real token's vector.
     LastToken,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            "last-token" | "last" => Ok(Pooling::LastToken),
+            other => Err(format!("unknown pooling {other:?}: use mean, cls or last-token")),
+        }
+    }
 }
 
 /// What an export directory says about the encoder around the ONNX file.
@@ -92,6 +106,7 @@ impl EmbeddingPlan {
         inputs: Vec<String>,
         dim: usize,
         max_batch_tokens: usize,
+        pooling: Option<Pooling>,
     ) -> Result<EmbeddingPlan, String> {
         for name in &inputs {
             if !matches!(name.as_str(), "input_ids" | "attention_mask" | "token_type_ids") {
@@ -104,7 +119,7 @@ impl EmbeddingPlan {
         let path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let config = read_config(dir, &tokenizer)?;
+        let config = read_config(dir, &tokenizer, pooling)?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -138,7 +153,11 @@ impl EmbeddingPlan {
     }
 }
 
-fn read_config(dir: &Path, tokenizer: &Tokenizer) -> Result<EmbeddingConfig, String> {
+fn read_config(
+    dir: &Path,
+    tokenizer: &Tokenizer,
+    flag: Option<Pooling>,
+) -> Result<EmbeddingConfig, String> {
     let json = |name: &str| -> Result<Option<serde_json::Value>, String> {
         let path = dir.join(name);
         match std::fs::read(&path) {
@@ -149,10 +168,10 @@ fn read_config(dir: &Path, tokenizer: &Tokenizer) -> Result<EmbeddingConfig, Str
         }
     };
     let pooling = match json("1_Pooling/config.json")? {
-        None => Pooling::Mean,
+        None => flag.unwrap_or(Pooling::Mean),
         Some(p) => {
             let on = |key: &str| p.get(key).and_then(serde_json::Value::as_bool) == Some(true);
-            if on("pooling_mode_mean_tokens") {
+            let read = if on("pooling_mode_mean_tokens") {
                 Pooling::Mean
             } else if on("pooling_mode_cls_token") {
                 Pooling::Cls
@@ -163,7 +182,14 @@ fn read_config(dir: &Path, tokenizer: &Tokenizer) -> Result<EmbeddingConfig, Str
                     "1_Pooling/config.json asks for a pooling the server does not do ({p}); \
                      mean, CLS and last token are supported"
                 ));
+            };
+            if let Some(flag) = flag.filter(|&f| f != read) {
+                return Err(format!(
+                    "--pooling says {flag:?} but 1_Pooling/config.json says {read:?}; drop \
+                     the flag (it is for directories without that file)"
+                ));
             }
+            read
         }
     };
     let normalize = json("modules.json")?.is_some_and(|m| {
