@@ -12,11 +12,8 @@ ORT_DYLIB_PATH=$(scripts/onnxruntime.sh)
 export ORT_DYLIB_PATH
 dir=$(scripts/minilm.sh)
 cargo build --release -q -p score-server
-target=$(cargo metadata --format-version 1 --no-deps |
-  "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-rm -f "$target"/wheels/stream_client-*.whl
-"$VENV/bin/maturin" build --quiet --release -m stream-client-py/Cargo.toml \
-  -i "$VENV/bin/python" --out "$target/wheels"
-"$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
+source load-tests/lib.sh
+install_release_wheel
+target=$TARGET
 "$VENV/bin/python" load-tests/embed_spark.py --server-bin "$target/release/score-server" \
   --model-dir "$dir" --data "$target/embed-spark" "$@" | tee load-tests/results/embed-spark.jsonl

@@ -27,14 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -48,47 +43,18 @@ from embed_bench import texts  # noqa: E402  one text generator for both benchma
 MODEL = "minilm"
 
 
-class Server:
-    """A score-server process on an ephemeral port."""
+def start_server(binary: str, model_dir: str, workers: int):
+    """A score-server process serving the encoder as MODEL: the Python
+    tests' `Server` (stream-client-py/tests/conftest.py), one definition."""
+    import importlib.util
 
-    def __init__(self, binary: str, model_dir: str, workers: int) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="embed-spark-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--workers", str(workers),
-             "--model", f"{MODEL}={model_dir}", "--drain-delay", "0s"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            text = Path(self.log.name).read_text(errors="replace")
-            found = re.search(r"listening address=(127\.0\.0\.1:\d+)", text)
-            if found:
-                self.url = f"http://{found.group(1)}"
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"score-server did not start:\n{text}")
-            time.sleep(0.1)
-
-    def rows_scored(self) -> int:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
-            text = r.read().decode()
-        return sum(int(float(m)) for m in
-                   re.findall(r"^score_rows_total\{[^}]*\} (\S+)", text, re.M))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-        os.unlink(self.log.name)
+    os.environ["SCORE_SERVER_BIN"] = binary
+    spec = importlib.util.spec_from_file_location(
+        "stream_client_py_fixtures",
+        Path(__file__).resolve().parents[1] / "stream-client-py/tests/conftest.py")
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    return fixtures.Server(f"{MODEL}={model_dir}", "--workers", str(workers))
 
 
 def spark_session(master: str):
@@ -209,8 +175,8 @@ def pandas_udf_job(spark, path: Path, model_dir: str, out: Path, partitions: int
 def kill_test(args, spark) -> None:
     path = Path(args.data) / f"texts-{args.rows}.parquet"
     corpus = write_texts(path, args.rows, seed=19)
-    a = Server(args.server_bin, args.model_dir, workers=1)
-    b = Server(args.server_bin, args.model_dir, workers=1)
+    a = start_server(args.server_bin, args.model_dir, workers=1)
+    b = start_server(args.server_bin, args.model_dir, workers=1)
     try:
         out = Path(args.data) / "with-kill"
         failure: list[BaseException] = []
@@ -269,7 +235,7 @@ def kill_test(args, spark) -> None:
 def bench(args, spark) -> None:
     path = Path(args.data) / f"texts-{args.bench_rows}.parquet"
     write_texts(path, args.bench_rows, seed=20)
-    server = Server(args.server_bin, args.model_dir, workers=2)
+    server = start_server(args.server_bin, args.model_dir, workers=2)
     try:
         for round_ in range(args.rounds):
             for variant in ("stream_client", "pandas_udf"):

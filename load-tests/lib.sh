@@ -1,4 +1,4 @@
-# Shell helpers shared by the load-test scripts (run.sh, ab.sh,
+# Shell helpers shared by the load-test scripts (run.sh, ab.sh, embed-spark.sh,
 # wrk-crosscheck.sh, spark-throughput.sh, jvm-throughput.sh): `source "$(dirname "$0")/lib.sh"`.
 
 # A free TCP port on 127.0.0.1.
@@ -25,4 +25,15 @@ start_bench_server() {
   for _ in $(seq 300); do grep -q "listening" "$SERVER_LOG" && break; sleep 0.1; done
   SERVER_URL=http://$(sed -n 's/.*listening address=\([0-9.:]*\).*/\1/p' "$SERVER_LOG" | head -1)
   [ "$SERVER_URL" != http:// ] || { cat "$SERVER_LOG" >&2; return 1; }
+}
+# Builds the stream_client wheel with the release profile and installs it
+# into $VENV (scripts/python-env.sh, sourced first); sets TARGET to cargo's
+# target directory.
+install_release_wheel() {
+  TARGET=$(cargo metadata --format-version 1 --no-deps |
+    "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  rm -f "$TARGET"/wheels/stream_client-*.whl
+  "$VENV/bin/maturin" build --quiet --release -m stream-client-py/Cargo.toml \
+    -i "$VENV/bin/python" --out "$TARGET/wheels"
+  "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$TARGET"/wheels/stream_client-*.whl
 }

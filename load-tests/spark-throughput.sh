@@ -17,14 +17,10 @@ rounds=${2:-3}
 model=models/${MODEL:-logreg}.onnx
 source scripts/python-env.sh
 cargo build --release -q -p score-server
-target=$(cargo metadata --format-version 1 --no-deps |
-  "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-rm -f "$target"/wheels/stream_client-*.whl
-"$VENV/bin/maturin" build --quiet --release -m stream-client-py/Cargo.toml \
-  -i "$VENV/bin/python" --out "$target/wheels"
-"$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$target"/wheels/stream_client-*.whl
-
 source load-tests/lib.sh
+install_release_wheel
+target=$TARGET
+
 start_bench_server "$target/release/score-server" --workers "${WORKERS:-2}" --model "$model"
 "$VENV/bin/python" load-tests/spark_bench.py --url "$SERVER_URL" \
   --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data" \

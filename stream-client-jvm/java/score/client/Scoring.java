@@ -197,15 +197,8 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         int rows = 0;
         int looked = 0;
         while (rows < capacity && looked < capacity) {
-            Row row;
-            if (peeked != null) {
-                row = peeked;
-                peeked = null;
-            } else if (input.hasNext()) {
-                row = input.next();
-                rowsRead++;
-            } else {
-                inputDone = true;
+            Row row = nextRow();
+            if (row == null) {
                 break;
             }
             looked++;
@@ -237,15 +230,8 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         int looked = 0;
         int end = 0;
         while (rows < capacity && looked < capacity) {
-            Row row;
-            if (peeked != null) {
-                row = peeked;
-                peeked = null;
-            } else if (input.hasNext()) {
-                row = input.next();
-                rowsRead++;
-            } else {
-                inputDone = true;
+            Row row = nextRow();
+            if (row == null) {
                 break;
             }
             looked++;
@@ -285,6 +271,22 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             Native.feed(session, null, 0, 1);
         }
         release();
+    }
+
+    /** The next input row (the one peeked at start first), or null once the input has ended. */
+    private Row nextRow() {
+        if (peeked != null) {
+            Row row = peeked;
+            peeked = null;
+            return row;
+        }
+        if (input.hasNext()) {
+            Row row = input.next();
+            rowsRead++;
+            return row;
+        }
+        inputDone = true;
+        return null;
     }
 
     /** A row that cannot be sent: the task fails, or the row gets a null score and the reason. */
