@@ -6,6 +6,15 @@
 use jni::Env;
 use jni::objects::JByteBuffer;
 
+/// A direct buffer's start address and capacity in bytes; `what` names
+/// the block in the error.
+fn region(env: &Env<'_>, buffer: &JByteBuffer<'_>, what: &str) -> Result<(*mut u8, usize), String> {
+    let not_direct = |e| format!("the {what} block is not a direct ByteBuffer: {e}");
+    let address = env.get_direct_buffer_address(buffer).map_err(not_direct)?;
+    let capacity = env.get_direct_buffer_capacity(buffer).map_err(not_direct)?;
+    Ok((address, capacity))
+}
+
 /// The first `floats` float32 values of a direct buffer, in the platform's
 /// byte order (the Java side writes them with `ByteOrder.nativeOrder()`),
 /// borrowed for as long as the local reference `buffer` lives.
@@ -14,12 +23,7 @@ pub fn floats<'b>(
     buffer: &'b JByteBuffer<'_>,
     floats: usize,
 ) -> Result<&'b [f32], String> {
-    let address = env
-        .get_direct_buffer_address(buffer)
-        .map_err(|e| format!("the row block is not a direct ByteBuffer: {e}"))?;
-    let capacity = env
-        .get_direct_buffer_capacity(buffer)
-        .map_err(|e| format!("the row block is not a direct ByteBuffer: {e}"))?;
+    let (address, capacity) = region(env, buffer, "row")?;
     let bytes = floats
         .checked_mul(size_of::<f32>())
         .ok_or_else(|| format!("{floats} floats do not fit in memory"))?;
@@ -52,12 +56,7 @@ pub fn texts<'b>(
     rows: usize,
     bytes: usize,
 ) -> Result<(&'b [i32], &'b [u8]), String> {
-    let address = env
-        .get_direct_buffer_address(buffer)
-        .map_err(|e| format!("the text block is not a direct ByteBuffer: {e}"))?;
-    let capacity = env
-        .get_direct_buffer_capacity(buffer)
-        .map_err(|e| format!("the text block is not a direct ByteBuffer: {e}"))?;
+    let (address, capacity) = region(env, buffer, "text")?;
     let head = rows
         .checked_add(1)
         .and_then(|n| n.checked_mul(size_of::<i32>()))
