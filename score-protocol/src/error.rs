@@ -31,6 +31,9 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// 408: the body did not arrive in time.
     BodyTimeout,
+    /// 409: the request asks for a model version (`X-Model-Version`) other
+    /// than the one the server serves.
+    VersionMismatch,
     /// 413: the body is over the limit.
     PayloadTooLarge,
     /// 415: neither binary nor JSON.
@@ -52,7 +55,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind a server sends (all but [`ErrorKind::Other`]).
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::BadShape,
         ErrorKind::MalformedJson,
         ErrorKind::ColumnMismatch,
@@ -64,6 +67,7 @@ impl ErrorKind {
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::BodyTimeout,
+        ErrorKind::VersionMismatch,
         ErrorKind::PayloadTooLarge,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::Overloaded,
@@ -85,6 +89,7 @@ impl ErrorKind {
             ErrorKind::UnknownModel | ErrorKind::UnknownOutput | ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::BodyTimeout => 408,
+            ErrorKind::VersionMismatch => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Overloaded => 429,
@@ -108,6 +113,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::BodyTimeout => "body_timeout",
+            ErrorKind::VersionMismatch => "version_mismatch",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::Overloaded => "overloaded",

@@ -8,7 +8,9 @@ pub const COLUMNS: &str = "x-score-columns";
 pub const DEADLINE_MS: &str = "x-score-deadline-ms";
 /// Response: rows in the answer.
 pub const ROWS: &str = "x-score-rows";
-/// Response: the model's content hash.
+/// Response: the content hash of the model version that scored the request.
+/// Request (optional): the version the client is pinned to; a server
+/// serving another version answers 409 `version_mismatch` without scoring.
 pub const MODEL_VERSION: &str = "x-model-version";
 /// Response: the output served.
 pub const OUTPUT: &str = "x-score-output";

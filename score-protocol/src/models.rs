@@ -183,6 +183,10 @@ pub struct ModelDoc {
     /// `--engine auto` measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_reason: Option<String>,
+    /// When this version was loaded, RFC 3339 UTC (absent from servers
+    /// older than hot reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
 }
 
 impl ModelDoc {

@@ -139,6 +139,15 @@ pub struct Args {
     #[arg(long, env = "SCORE_METRICS_AUTH")]
     pub metrics_auth: bool,
 
+    /// Check the model files this often (e.g. 2s) and reload a model whose
+    /// file changed, as SIGHUP does. Off by default: SIGHUP reloads
+    /// anyway. A reloaded model is loaded and checked beside the old
+    /// version, which serves until the swap; requests already started
+    /// finish on it. Replace a file by renaming a complete one over it: a
+    /// file caught half-written fails to load and the old version serves on.
+    #[arg(long, env = "SCORE_WATCH", value_parser = humantime::parse_duration)]
+    pub watch: Option<Duration>,
+
     /// After SIGTERM, keep accepting (answering 503 and failing /readyz) for
     /// this long so load balancers notice, before closing the listener.
     #[arg(long, env = "SCORE_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
@@ -185,6 +194,8 @@ pub struct Config {
     pub auth_token_file: Option<PathBuf>,
     /// Whether /metrics needs a token too.
     pub metrics_auth: bool,
+    /// How often to poll the model files for a reload (`None`: SIGHUP only).
+    pub watch: Option<Duration>,
     /// Delay between SIGTERM and closing the listener.
     pub drain_delay: Duration,
     /// Longest wait for in-flight requests at exit.
@@ -255,6 +266,9 @@ impl Args {
         if self.metrics_auth && self.auth_token_file.is_none() {
             return Err("--metrics-auth needs --auth-token-file".into());
         }
+        if self.watch.is_some_and(|w| w.is_zero()) {
+            return Err("--watch must be a positive interval, e.g. 2s".into());
+        }
         if self.max_batch_rows == 0 || self.max_batch_tokens == 0 {
             return Err("--max-batch-rows and --max-batch-tokens must be at least 1".into());
         }
@@ -290,6 +304,7 @@ impl Args {
             header_timeout: self.header_timeout,
             auth_token_file: self.auth_token_file,
             metrics_auth: self.metrics_auth,
+            watch: self.watch,
             drain_delay: self.drain_delay,
             drain_timeout: self.drain_timeout,
         })

@@ -101,6 +101,20 @@ pub enum ApiError {
         /// The model's limit.
         limit: usize,
     },
+    /// The request is pinned to a model version this server does not serve.
+    #[error(
+        "model {model} is at version {serving} here, not {asked} as the request asks \
+         (X-Model-Version): this replica was reloaded or runs another build; send the request \
+         to a replica serving {asked}, or start a new job to score with {serving}"
+    )]
+    VersionMismatch {
+        /// Model name.
+        model: String,
+        /// The version served.
+        serving: String,
+        /// The version asked for.
+        asked: String,
+    },
     /// Neither binary, JSON nor Arrow.
     #[error(
         "unsupported Content-Type {0:?}: send application/octet-stream (float32 little-endian rows), application/json or application/vnd.apache.arrow.stream"
@@ -146,6 +160,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::TextTooLong { .. } => {
                 ErrorKind::PayloadTooLarge
             }
+            ApiError::VersionMismatch { .. } => ErrorKind::VersionMismatch,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
                 ErrorKind::UnsupportedMediaType
             }

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod ml;
 pub mod model;
 pub mod pool;
+pub mod reload;
 pub mod server;
 pub mod state;
 

@@ -46,7 +46,7 @@ fn serve() -> anyhow::Result<()> {
     runtime.block_on(async {
         let listen = config.listen;
         let state = load(config).await.context("cannot start")?;
-        for model in state.models.iter() {
+        for model in state.models.list().iter() {
             tracing::info!(
                 model = %model.name, version = %model.version, source = %model.source,
                 inputs = %model.input_list(),

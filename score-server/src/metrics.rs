@@ -55,6 +55,27 @@ pub struct ModelInfoLabels {
     pub engine: String,
 }
 
+/// What a reload did to a model.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the variants are the label values
+pub enum ReloadOutcome {
+    /// A new version is served.
+    loaded,
+    /// The files had not changed.
+    unchanged,
+    /// The new files did not load; the old version serves on.
+    failed,
+}
+
+/// Labels of a model reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// Model name.
+    pub model: String,
+    /// What happened.
+    pub outcome: ReloadOutcome,
+}
+
 /// Why a request was refused before it was scored.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // the variants are the label values
@@ -109,6 +130,8 @@ pub struct Metrics {
     pub draining: Gauge,
     /// 1 for every loaded model, labelled with its version.
     pub model_info: Family<ModelInfoLabels, Gauge>,
+    /// Model reloads by model and outcome.
+    pub reloads: Family<ReloadLabels, Counter>,
     /// Worker threads.
     pub workers: Gauge,
 }
@@ -144,6 +167,7 @@ impl Metrics {
             queued_jobs: Gauge::default(),
             draining: Gauge::default(),
             model_info: Family::default(),
+            reloads: Family::default(),
             workers: Gauge::default(),
             registry: Registry::default(),
         };
@@ -197,6 +221,11 @@ impl Metrics {
             m.model_info.clone(),
         );
         r.register("workers", "Compute worker threads", m.workers.clone());
+        r.register(
+            "model_reloads",
+            "Model reloads (SIGHUP, --watch) by model and outcome",
+            m.reloads.clone(),
+        );
         Metrics { registry, ..m }
     }
 

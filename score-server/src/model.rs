@@ -230,6 +230,8 @@ pub struct Model {
     pub plan: Plan,
     /// Why this engine runs the model, in a sentence (`/models`, the log).
     pub engine_reason: String,
+    /// When this version was loaded.
+    pub loaded_at: std::time::SystemTime,
 }
 
 impl fmt::Debug for Model {
@@ -424,7 +426,7 @@ impl Model {
 
         let model = Model {
             name: name.to_string(),
-            version: hex_prefix(&Sha256::digest(bytes), 8),
+            version: content_version(&[bytes]),
             source,
             inputs: input_docs(&feeds, &batch_name, feature_names),
             feeds,
@@ -432,6 +434,7 @@ impl Model {
             default_output,
             plan,
             engine_reason,
+            loaded_at: std::time::SystemTime::now(),
         };
         model.smoke_test()?;
         Ok(model)
@@ -498,12 +501,9 @@ impl Model {
             columns,
             classes: None,
         };
-        let mut digest = Sha256::new();
-        digest.update(&bytes);
-        digest.update(&tokenizer);
         let model = Model {
             name: name.to_string(),
-            version: hex_prefix(&digest.finalize(), 8),
+            version: content_version(&[&bytes, &tokenizer]),
             source: spec.source.clone(),
             inputs: input_docs(&feeds, "N", None),
             feeds,
@@ -524,6 +524,7 @@ impl Model {
                 config.max_tokens,
                 options.max_batch_tokens,
             ),
+            loaded_at: std::time::SystemTime::now(),
         };
         model.smoke_test()?;
         Ok(model)
@@ -974,8 +975,81 @@ fn hex_prefix(digest: &[u8], bytes: usize) -> String {
     digest.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
+/// A model's version: the first 16 hex digits of the SHA-256 of its files'
+/// bytes, in order (the ONNX file; for an embedding model, then its
+/// tokenizer).
+fn content_version(parts: &[&[u8]]) -> String {
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part);
+    }
+    hex_prefix(&digest.finalize(), 8)
+}
+
+/// The files a spec's version is hashed from, in order.
+fn version_files(spec: &ModelSpec) -> Vec<PathBuf> {
+    match &spec.source {
+        ModelSource::Bundled => Vec::new(),
+        ModelSource::Path(dir) if dir.is_dir() => {
+            vec![dir.join("model.onnx"), dir.join("tokenizer.json")]
+        }
+        ModelSource::Path(path) => vec![path.clone()],
+    }
+}
+
+impl ModelSpec {
+    /// The version the files on disk would load as (what
+    /// [`Model::version`] would be), without loading them: a reload skips a
+    /// model whose files did not change.
+    pub fn version_on_disk(&self) -> Result<String, LoadError> {
+        if matches!(self.source, ModelSource::Bundled) {
+            return Ok(content_version(&[DEMO_MODEL]));
+        }
+        let mut parts = Vec::new();
+        for path in version_files(self) {
+            let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+                name: self.name.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            parts.push(bytes);
+        }
+        Ok(content_version(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>()))
+    }
+
+    /// Size and modification time of each file the version is hashed
+    /// from (`None` for one that cannot be read): cheap to poll, and it
+    /// changes whenever a file is replaced or rewritten.
+    pub fn fingerprint(&self) -> Vec<Option<(u64, std::time::SystemTime)>> {
+        version_files(self)
+            .iter()
+            .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.len(), m.modified().ok()?))))
+            .collect()
+    }
+}
+
 /// The path of a fixture model in the repository's `models/` folder; used by
 /// tests and benches.
 pub fn fixture_path(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file)
+}
+
+/// `linreg.onnx` (a fixture) with its intercept moved by `shift`: the same
+/// inputs and outputs, other scores and so another version. For tests of
+/// model reloads and version pinning.
+pub fn linreg_shifted(shift: f32) -> Vec<u8> {
+    use prost::Message;
+    let bytes = std::fs::read(fixture_path("linreg.onnx")).expect("the linreg fixture");
+    let mut proto = pb::ModelProto::decode(&bytes[..]).expect("the linreg fixture parses");
+    let graph = proto.graph.as_mut().expect("a graph");
+    let intercepts = graph
+        .node
+        .iter_mut()
+        .flat_map(|n| n.attribute.iter_mut())
+        .find(|a| a.name == "intercepts")
+        .expect("linreg's LinearRegressor has intercepts");
+    for v in &mut intercepts.floats {
+        *v += shift;
+    }
+    proto.encode_to_vec()
 }

@@ -128,8 +128,9 @@ impl ChunkInput {
 /// One request to score.
 #[derive(Debug)]
 pub struct ScoreJob {
-    /// Index of the model in the pool's model list.
-    pub model: usize,
+    /// The model version to score with: the one the request started with,
+    /// whatever a reload swaps in meanwhile.
+    pub model: Arc<Model>,
     /// Indices of the outputs to return, in the answer's order (at least
     /// one).
     pub outputs: Vec<usize>,
@@ -162,7 +163,7 @@ pub struct Scored {
 }
 
 struct Job {
-    model: usize,
+    model: Arc<Model>,
     outputs: Arc<[usize]>,
     rows: usize,
     input: ChunkInput,
@@ -182,7 +183,6 @@ struct ChunkOut {
 pub struct Pool {
     sender: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
-    models: Arc<[Arc<Model>]>,
     config: PoolConfig,
     /// Exponentially weighted compute cost in nanoseconds per input byte
     /// (f64 bits), for Retry-After estimates.
@@ -190,9 +190,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `config.workers` threads, each with a state for every model.
+    /// Starts `config.workers` threads, each with a state for every model
+    /// of `models` (a model version loaded later gets its state on a
+    /// worker's first job for it).
     pub fn start(
-        models: Arc<[Arc<Model>]>,
+        models: &[Arc<Model>],
         config: PoolConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Pool> {
@@ -205,7 +207,7 @@ impl Pool {
         for ix in 0..config.workers {
             let worker = Worker {
                 receiver: receiver.clone(),
-                models: models.clone(),
+                initial: models.to_vec(),
                 max_batch_rows: config.max_batch_rows,
                 metrics: metrics.clone(),
                 ns_per_byte: ns_per_byte.clone(),
@@ -216,14 +218,14 @@ impl Pool {
                     .spawn(move || worker.run())?,
             );
         }
-        Ok(Pool { sender: Some(sender), threads, models, config, ns_per_byte })
+        Ok(Pool { sender: Some(sender), threads, config, ns_per_byte })
     }
 
     /// Scores a request: splits it into chunks, lets idle workers take them,
     /// and reassembles the outputs in order. Dropping the future abandons the
     /// chunks not yet started (workers skip them).
     pub async fn score(&self, job: ScoreJob) -> Result<Scored, ComputeError> {
-        let model = &self.models[job.model];
+        let model = &job.model;
         let chunk = chunk_rows(job.rows, &self.config);
         let span = tracing::Span::current();
         let mut pending = VecDeque::new();
@@ -258,7 +260,7 @@ impl Pool {
                     },
                 };
                 self.submit(Job {
-                    model: job.model,
+                    model: job.model.clone(),
                     outputs: outputs.clone(),
                     rows,
                     input,
@@ -334,21 +336,19 @@ fn chunk_rows(rows: usize, config: &PoolConfig) -> usize {
 
 struct Worker {
     receiver: Receiver<Job>,
-    models: Arc<[Arc<Model>]>,
+    /// The models served at start: their states are made before the first
+    /// request.
+    initial: Vec<Arc<Model>>,
     max_batch_rows: usize,
     metrics: Arc<Metrics>,
     ns_per_byte: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn run(self) {
-        let mut states: Vec<Result<State, String>> = Vec::new();
-        for model in self.models.iter() {
-            let state = model.plan.spawn().map_err(|e| format!("{e:#}"));
-            if let Err(e) = &state {
-                tracing::error!(model = %model.name, error = %e, "cannot create model state");
-            }
-            states.push(state);
+    fn run(mut self) {
+        let mut states = States::default();
+        for model in std::mem::take(&mut self.initial) {
+            states.get(&model);
         }
         // A job popped while gathering a batch that belongs to another model.
         let mut carry: Option<Job> = None;
@@ -361,12 +361,12 @@ impl Worker {
                 },
             };
             let Some(first) = self.admit(first) else { continue };
-            let model = first.model;
+            let model = first.model.clone();
             let mut rows = first.rows;
             let mut batch = vec![first];
             while rows < MIN_CHUNK_ROWS && rows < self.max_batch_rows {
                 let Ok(job) = self.receiver.try_recv() else { break };
-                if job.model != model
+                if !Arc::ptr_eq(&job.model, &model)
                     || job.rows >= MIN_CHUNK_ROWS
                     || rows + job.rows > self.max_batch_rows
                 {
@@ -378,7 +378,7 @@ impl Worker {
                     batch.push(job);
                 }
             }
-            self.score_batch(&mut states[model], batch, rows);
+            self.score_batch(states.get(&model), batch, rows);
         }
     }
 
@@ -397,7 +397,7 @@ impl Worker {
     }
 
     fn score_batch(&self, state: &mut Result<State, String>, batch: Vec<Job>, rows: usize) {
-        let model = &self.models[batch[0].model];
+        let model = &batch[0].model.clone();
         let started = Instant::now();
         let result = match state.as_mut() {
             Ok(state) => {
@@ -489,6 +489,34 @@ impl Worker {
         let old = f64::from_bits(self.ns_per_byte.load(Ordering::Relaxed));
         // Racy read-modify-write between workers is fine for an estimate.
         self.ns_per_byte.store((0.8 * old + 0.2 * sample).to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// A worker's model states, one per model version in use. A version is
+/// held by reference only from here: its state is dropped once the
+/// registry has swapped it out and no job of it is left.
+#[derive(Default)]
+struct States {
+    states: Vec<(std::sync::Weak<Model>, Result<State, String>)>,
+}
+
+impl States {
+    /// The state for `model`, made on first use.
+    fn get(&mut self, model: &Arc<Model>) -> &mut Result<State, String> {
+        self.states.retain(|(m, _)| m.strong_count() > 0);
+        let ix = match self.states.iter().position(|(m, _)| std::ptr::eq(m.as_ptr(), &**model)) {
+            Some(ix) => ix,
+            None => {
+                let state = model.plan.spawn().map_err(|e| format!("{e:#}"));
+                if let Err(e) = &state {
+                    tracing::error!(model = %model.name, version = %model.version, error = %e,
+                        "cannot create model state");
+                }
+                self.states.push((Arc::downgrade(model), state));
+                self.states.len() - 1
+            }
+        };
+        &mut self.states[ix].1
     }
 }
 

@@ -34,6 +34,9 @@ pub async fn serve(
     // Registered before "listening" is logged, so a signal sent as soon as
     // the server says it is up finds the handler in place.
     tokio::spawn(reload_on_sighup(state.clone(), hangup_signal()));
+    if let Some(every) = state.config.watch {
+        tokio::spawn(crate::reload::watch(state.clone(), every));
+    }
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, workers = state.pool.workers(), "listening");
     }
@@ -103,18 +106,24 @@ fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
         .ok()
 }
 
-/// Re-reads the token file on every SIGHUP; a file that cannot be used
-/// leaves the tokens in use. Without one, SIGHUP is logged and ignored.
+/// On every SIGHUP re-reads the token file and every model's files
+/// ([`crate::reload`]); a file that cannot be used leaves what was in use.
 async fn reload_on_sighup(state: Arc<AppState>, hup: Option<tokio::signal::unix::Signal>) {
     let Some(mut hup) = hup else { return };
     while hup.recv().await.is_some() {
-        let Some(auth) = &state.auth else {
-            tracing::info!("SIGHUP: nothing to reload (no --auth-token-file)");
-            continue;
-        };
-        match auth.reload() {
-            Ok(tokens) => tracing::info!(tokens, "auth tokens reloaded"),
-            Err(e) => tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay"),
+        tracing::info!("SIGHUP: reloading");
+        if let Some(auth) = &state.auth {
+            match auth.reload() {
+                Ok(tokens) => tracing::info!(tokens, "auth tokens reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay")
+                }
+            }
+        }
+        let state = state.clone();
+        let reloaded = tokio::task::spawn_blocking(move || state.models.reload(&state.metrics));
+        if let Err(e) = reloaded.await {
+            tracing::error!(error = %e, "model reload failed");
         }
     }
 }

@@ -9,9 +9,10 @@ use crate::admission::Admission;
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::metrics::{Metrics, ModelInfoLabels};
-use crate::model::{LoadError, Model};
+use crate::metrics::Metrics;
+use crate::model::LoadError;
 use crate::pool::{Pool, PoolConfig};
+use crate::reload::Models;
 
 /// Longest Retry-After we suggest: past it the estimate is too unreliable to
 /// be worth making the client wait for.
@@ -19,8 +20,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Shared server state.
 pub struct AppState {
-    /// Loaded models; index 0 is the default.
-    pub models: Arc<[Arc<Model>]>,
+    /// The served models (index 0 is the default), reloadable.
+    pub models: Models,
     /// The compute pool.
     pub pool: Pool,
     /// The admission budget.
@@ -56,26 +57,14 @@ impl AppState {
         if let Some(auth) = &auth {
             tracing::info!(tokens = auth.len(), "authentication on");
         }
-        let models: Vec<Arc<Model>> = config
-            .models
-            .iter()
-            .map(|spec| Model::load_with(spec, &config.engine_options).map(Arc::new))
-            .collect::<Result<_, _>>()?;
-        let models: Arc<[Arc<Model>]> = models.into();
+        let models = Models::load(config.models.clone(), config.engine_options.clone())?;
         let metrics = Arc::new(Metrics::new());
-        for model in models.iter() {
-            metrics
-                .model_info
-                .get_or_create(&ModelInfoLabels {
-                    model: model.name.clone(),
-                    version: model.version.clone(),
-                    engine: model.engine().to_string(),
-                })
-                .set(1);
+        for model in models.list().iter() {
+            metrics.model_info.get_or_create(&crate::reload::info_labels(model)).set(1);
         }
         metrics.workers.set(config.workers as i64);
         let pool = Pool::start(
-            models.clone(),
+            &models.list(),
             PoolConfig {
                 workers: config.workers,
                 max_batch_rows: config.max_batch_rows,
@@ -95,12 +84,9 @@ impl AppState {
         }))
     }
 
-    /// The model called `name`.
+    /// The index of the model called `name`.
     pub fn model_index(&self, name: &str) -> Result<usize, ApiError> {
-        self.models.iter().position(|m| m.name == name).ok_or_else(|| ApiError::UnknownModel {
-            name: name.to_string(),
-            available: self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.models.index(name)
     }
 
     /// Whether the server is shutting down.

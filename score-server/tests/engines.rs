@@ -28,8 +28,8 @@ async fn each_model_runs_on_the_engine_it_is_given_and_says_so() {
         return;
     }
     let state = state(&["logreg", "mlp"], &["--engine", "tract", "--engine", "mlp=onnxruntime"]);
-    assert_eq!(state.models[0].engine(), EngineKind::Tract);
-    assert_eq!(state.models[1].engine(), EngineKind::OnnxRuntime);
+    assert_eq!(state.models.get(0).engine(), EngineKind::Tract);
+    assert_eq!(state.models.get(1).engine(), EngineKind::OnnxRuntime);
     let mlp = doc(&state, "mlp").await;
     assert_eq!(mlp["engine"], "onnxruntime", "{mlp}");
     assert_eq!(mlp["engine_reason"], "--engine onnxruntime", "{mlp}");
@@ -152,7 +152,7 @@ async fn a_model_tract_cannot_load_goes_to_onnxruntime_under_auto() {
     let spec = format!("tree={}", path.display());
     let state = state(&[], &["--model", &spec, "--engine", "auto"]);
     std::fs::remove_file(&path).expect("remove");
-    assert_eq!(state.models[0].engine(), EngineKind::OnnxRuntime);
+    assert_eq!(state.models.get(0).engine(), EngineKind::OnnxRuntime);
     let d = doc(&state, "tree").await;
     let reason = d["engine_reason"].as_str().expect("reason");
     assert!(reason.contains("tract cannot load it") && reason.contains("TreeEnsemble"), "{reason}");
@@ -202,8 +202,8 @@ fn a_missing_library_or_a_bad_engine_name_stops_startup_with_a_sentence() {
 #[test]
 fn auto_without_a_library_serves_on_tract_and_says_why() {
     let state = state(&["logreg"], &["--engine", "auto", "--onnxruntime", "/nonexistent/x.so"]);
-    assert_eq!(state.models[0].engine(), EngineKind::Tract);
-    assert_eq!(state.models[0].engine_reason, "auto: onnxruntime is not available");
+    assert_eq!(state.models.get(0).engine(), EngineKind::Tract);
+    assert_eq!(state.models.get(0).engine_reason, "auto: onnxruntime is not available");
 }
 
 fn tensor(values: &[f32], rows: usize) -> TValue {

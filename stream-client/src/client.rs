@@ -1,14 +1,15 @@
 //! The client, and sending one batch with retries and failover.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use score_protocol::media::BodyFormat;
 use score_protocol::models::{ModelDoc, ModelList};
-use score_protocol::{ErrorBody, codec, headers, retry_after};
+use score_protocol::{ErrorBody, ErrorKind, codec, headers, retry_after};
 
+use crate::adaptive::Signal;
 use crate::batch::Batch;
 use crate::config::{ClientConfig, Token};
 use crate::endpoints::Endpoints;
@@ -52,6 +53,9 @@ pub(crate) struct Inner {
     /// Scores per row every answer must have: given, or the first answer's
     /// (0 until known).
     width: AtomicUsize,
+    /// The model version every answer must come from: given, or the first
+    /// answer's.
+    pinned: OnceLock<String>,
 }
 
 impl Client {
@@ -62,9 +66,14 @@ impl Client {
             return Err(ScoreError::Config("columns must be at least 1".into()));
         }
         let urls = config.urls.iter().map(|u| config.score_url(u)).collect();
-        let endpoints = Endpoints::new(urls, config.eject_after, config.eject_for);
+        let adaptive = config.adaptive.then_some(config.in_flight);
+        let endpoints = Endpoints::new(urls, config.eject_after, config.eject_for, adaptive);
         let budget = RetryBudget::new(config.retry_ratio, config.retry_min_per_sec);
         let width = AtomicUsize::new(config.score_columns.unwrap_or(0));
+        let pinned = OnceLock::new();
+        if let Some(version) = &config.model_version {
+            let _ = pinned.set(version.clone());
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -72,6 +81,7 @@ impl Client {
                 budget,
                 counters: Counters::default(),
                 width,
+                pinned,
             }),
         })
     }
@@ -81,16 +91,26 @@ impl Client {
         &self.inner.config
     }
 
-    /// The counters so far.
+    /// The counters so far, the pinned model version and each endpoint's
+    /// concurrency limit now.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        self.inner.stats()
+    }
+
+    /// The model version this client's answers all come from: the one
+    /// given up front, else the first answer's (`None` before it).
+    pub fn model_version(&self) -> Option<String> {
+        self.inner.pinned.get().cloned()
     }
 }
 
 /// How one attempt went.
 enum Attempt {
-    /// Scored, shape checked.
-    Scored(Scored),
+    /// Scored, shape and version checked; the server's queue time if it
+    /// said.
+    Scored(Scored, Option<Duration>),
+    /// Served by another model version than the job's.
+    WrongVersion { served: Option<String>, message: String },
     /// Worth another attempt.
     Transient { reason: Retryable, retry_after: Option<Duration>, message: String },
     /// Refused for good by the server.
@@ -100,6 +120,28 @@ enum Attempt {
 }
 
 impl Inner {
+    /// See [`Client::stats`].
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        stats.model_version = self.pinned.get().cloned();
+        stats.limits = self
+            .endpoints
+            .limits()
+            .into_iter()
+            .filter_map(|(url, limit)| Some((url, limit?)))
+            .collect();
+        stats
+    }
+
+    /// Requests one stream keeps in flight now: `in_flight`, or with
+    /// adaptive concurrency the endpoints' limits added up when that is
+    /// less (so a stream holds no more request bodies than the servers
+    /// take).
+    pub(crate) fn window(&self) -> usize {
+        let ceiling = self.config.in_flight;
+        self.endpoints.total_limit().map_or(ceiling, |total| total.clamp(1, ceiling))
+    }
+
     /// Sends one batch until it is scored, fails for good, or runs out of
     /// attempts, budget or time.
     pub(crate) async fn score(
@@ -114,7 +156,21 @@ impl Inner {
         let mut avoid = None;
         loop {
             attempt += 1;
-            let ix = self.endpoints.pick(avoid);
+            let in_flight = match deadline {
+                None => self.endpoints.start(avoid).await,
+                Some(d) => tokio::time::timeout_at(d.into(), self.endpoints.start(avoid))
+                    .await
+                    .map_err(|_| {
+                        self.counters.failed();
+                        ScoreError::GaveUp {
+                            first_row: batch.first_row,
+                            rows: batch.rows,
+                            attempts: attempt - 1,
+                            last: "the deadline passed while every server was at its limit".into(),
+                        }
+                    })?,
+            };
+            let ix = in_flight.index();
             let url = &self.endpoints.get(ix).url;
             let started = Instant::now();
             let mut timeout = self.config.timeout;
@@ -122,15 +178,51 @@ impl Inner {
                 timeout = timeout.min(d.saturating_duration_since(started));
             }
             let outcome = {
-                let _in_flight = self.endpoints.start(ix);
+                let _in_flight = in_flight;
                 self.counters.request(batch.body.len());
                 self.attempt(&http, url, &batch, timeout).await
             };
+            let signal = match &outcome {
+                Attempt::Scored(_, queued) => {
+                    Signal::Answer { rtt: started.elapsed(), queued: *queued }
+                }
+                Attempt::Transient { reason, .. } if reason.is_back_pressure() => {
+                    Signal::BackPressure
+                }
+                _ => Signal::Other,
+            };
+            self.endpoints.observe(ix, signal);
             let (reason, retry_after, last) = match outcome {
-                Attempt::Scored(scored) => {
+                Attempt::Scored(scored, _) => {
                     self.endpoints.record(ix, true);
                     self.counters.success(scored.values.len() * 4, started.elapsed());
                     return Ok(scored);
+                }
+                Attempt::WrongVersion { served, message } => {
+                    // Not broken, but of no use to this job while it
+                    // serves that version: the next attempts go elsewhere.
+                    self.endpoints.put_aside(ix);
+                    let pinned = self.pinned.get().map_or("?", String::as_str);
+                    if attempt >= self.config.max_attempts || !self.budget.withdraw() {
+                        self.counters.failed();
+                        return Err(ScoreError::WrongVersion {
+                            pinned: pinned.to_string(),
+                            url: url.clone(),
+                            served: served.unwrap_or_else(|| "another version".into()),
+                            first_row: batch.first_row,
+                            rows: batch.rows,
+                            attempts: attempt,
+                        });
+                    }
+                    self.counters.retry(Retryable::WrongVersion);
+                    tracing::debug!(%url, %message, attempt, "answer from another model version");
+                    avoid = (self.endpoints.len() > 1).then_some(ix);
+                    if self.endpoints.len() == 1 {
+                        // Behind one proxy address: the next attempt may
+                        // reach another replica; give the fleet a moment.
+                        tokio::time::sleep(self.config.backoff.delay(attempt - 1, None)).await;
+                    }
+                    continue;
                 }
                 Attempt::Refused { status, message } => {
                     self.counters.failed();
@@ -203,6 +295,10 @@ impl Inner {
         };
         let mut request = authorized(http.put(url), self.config.token.as_ref())
             .header(reqwest::header::CONTENT_TYPE, batch.format.media_type());
+        if let Some(version) = self.pinned.get() {
+            // The server refuses (409) rather than score with another.
+            request = request.header(headers::MODEL_VERSION, version.as_str());
+        }
         if batch.format == BodyFormat::Binary {
             request = request.header(headers::COLUMNS, self.config.columns);
         }
@@ -237,9 +333,33 @@ impl Inner {
                 batch.rows
             ));
         }
+        let served = response
+            .headers()
+            .get(headers::MODEL_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(served) = served {
+            let pinned = self.pinned.get_or_init(|| {
+                tracing::info!(version = %served, "model version pinned for this job");
+                served.clone()
+            });
+            if *pinned != served {
+                return Attempt::WrongVersion {
+                    message: format!("answered by model version {served}, not {pinned}"),
+                    served: Some(served),
+                };
+            }
+        }
         if let Err(detail) = self.check_width(columns) {
             return Attempt::Bad(detail);
         }
+        let queued = response
+            .headers()
+            .get(headers::QUEUE_MS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1e3));
         let Some(expected) = codec::body_len(batch.rows, columns) else {
             return Attempt::Bad(format!(
                 "X-Score-Columns {columns} cannot be the width of {} rows",
@@ -289,7 +409,10 @@ impl Inner {
         if let Err(e) = codec::decode_into(&body, &mut values) {
             return Attempt::Bad(e.to_string());
         }
-        Attempt::Scored(Scored { first_row: batch.first_row, rows: batch.rows, columns, values })
+        Attempt::Scored(
+            Scored { first_row: batch.first_row, rows: batch.rows, columns, values },
+            queued,
+        )
     }
 
     /// A non-200 answer: transient or a refusal, with the server's sentence.
@@ -306,6 +429,12 @@ impl Inner {
             .map(str::to_string);
         // An error body is a sentence; read at most a little of anything else.
         let text = read_capped(response, 64 << 10).await;
+        if let Some(body) = ErrorBody::parse(&text)
+            && body.kind == ErrorKind::VersionMismatch
+        {
+            let served = self.pinned.get().and_then(|pinned| served_version(&body.error, pinned));
+            return Attempt::WrongVersion { served, message: body.error };
+        }
         let mut message = ErrorBody::message_of(&text, 500)
             .unwrap_or_else(|| format!("HTTP {status} with no message"));
         if (300..400).contains(&status) {
@@ -340,6 +469,15 @@ impl Inner {
             )),
         }
     }
+}
+
+/// The version a 409 `version_mismatch` sentence says the server serves:
+/// the first 16-hex-digit word in it other than `pinned`.
+fn served_version(message: &str, pinned: &str) -> Option<String> {
+    message
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 16 && *w != pinned)
+        .map(str::to_string)
 }
 
 /// `request` with the bearer token, if there is one.

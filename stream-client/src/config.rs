@@ -63,7 +63,18 @@ pub struct ClientConfig {
     /// Most body bytes per request (keep under the server's body limit).
     pub batch_bytes: usize,
     /// Most requests in flight for one stream: the backpressure window.
+    /// With `adaptive` it is the ceiling: each endpoint's limit is found
+    /// from its answers and a stream keeps at most their sum in flight.
     pub in_flight: usize,
+    /// Adapt each endpoint's concurrency to what it answers
+    /// ([`crate::adaptive`]); off, every stream keeps `in_flight` requests
+    /// in flight whatever the servers.
+    pub adaptive: bool,
+    /// The model version to score with (`X-Model-Version`, as `/models`
+    /// lists it); a server serving another answers 409 and the batch goes
+    /// to another. `None`: the first answer's version, pinned for the
+    /// rest of the job either way.
+    pub model_version: Option<String>,
     /// Per-attempt timeout; the request is cancelled when it passes, and the
     /// server is told (`X-Score-Deadline-Ms`) not to start it later.
     pub timeout: Duration,
@@ -90,7 +101,8 @@ pub struct ClientConfig {
 }
 
 impl Default for ClientConfig {
-    /// 4,096-row batches (at most 16 MiB), 4 in flight, 60 s per attempt,
+    /// 4,096-row batches (at most 16 MiB), adaptive concurrency up to 32
+    /// requests in flight, the first answer's model version, 60 s per attempt,
     /// 8 attempts, backoff from 50 ms to 10 s, retries capped at 20 % of
     /// requests plus 10 per second, an endpoint put aside for 10 s after 3
     /// failures in a row. No URLs and no width: set them.
@@ -105,7 +117,9 @@ impl Default for ClientConfig {
             truncate: false,
             batch_rows: 4096,
             batch_bytes: 16 << 20,
-            in_flight: 4,
+            in_flight: 32,
+            adaptive: true,
+            model_version: None,
             timeout: Duration::from_secs(60),
             deadline: None,
             max_attempts: 8,
@@ -164,6 +178,14 @@ impl ClientConfig {
         if !(self.retry_ratio >= 0.0 && self.retry_min_per_sec >= 0.0) {
             return fail("retry_ratio and retry_min_per_sec must be zero or more".into());
         }
+        if self.model_version.as_deref().is_some_and(|v| {
+            v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic())
+        }) {
+            return fail(format!(
+                "model_version {:?} is not a version as /models lists it",
+                self.model_version.as_deref().unwrap_or_default()
+            ));
+        }
         for (what, name) in [("model", &self.model), ("output", &self.output)] {
             if name.as_deref().is_some_and(|n| n.is_empty() || n.contains(['/', '?', '&', '#'])) {
                 return fail(format!("{what} {name:?} is not a valid name"));
@@ -201,6 +223,7 @@ impl ClientConfig {
         (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
         (Duration, Duration, u64, u64, u32, Duration, bool, bool),
+        (bool, &Option<String>),
     ) {
         (
             (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
@@ -222,6 +245,7 @@ impl ClientConfig {
                 self.keep_going,
                 self.truncate,
             ),
+            (self.adaptive, &self.model_version),
         )
     }
 }

@@ -5,6 +5,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
+use crate::adaptive::{Limiter, Signal};
+
 /// One server's scoring URL and its health as this client sees it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -13,6 +17,8 @@ pub struct Endpoint {
     outstanding: AtomicUsize,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
+    /// Its adaptive concurrency limit (`None`: only the window bounds it).
+    limiter: Option<Limiter>,
 }
 
 /// The endpoint set.
@@ -22,24 +28,42 @@ pub struct Endpoints {
     eject_after: u32,
     eject_for: Duration,
     next: AtomicUsize,
+    /// Woken when a request ends or a limit grows: a request waiting for
+    /// room looks again.
+    room: Notify,
 }
 
 /// Marks a request as outstanding on an endpoint until dropped.
 #[derive(Debug)]
 pub struct InFlight<'a> {
-    endpoint: &'a Endpoint,
+    endpoints: &'a Endpoints,
+    ix: usize,
+}
+
+impl InFlight<'_> {
+    /// The endpoint's index.
+    pub fn index(&self) -> usize {
+        self.ix
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.endpoint.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.endpoints.list[self.ix].outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.endpoints.room.notify_waiters();
     }
 }
 
 impl Endpoints {
     /// Endpoints from full scoring URLs. An endpoint that fails
-    /// `eject_after` times in a row is avoided for `eject_for`.
-    pub fn new(urls: Vec<String>, eject_after: u32, eject_for: Duration) -> Self {
+    /// `eject_after` times in a row is avoided for `eject_for`. With
+    /// `adaptive`, each endpoint's concurrency adapts up to that ceiling.
+    pub fn new(
+        urls: Vec<String>,
+        eject_after: u32,
+        eject_for: Duration,
+        adaptive: Option<usize>,
+    ) -> Self {
         let list = urls
             .into_iter()
             .map(|url| Endpoint {
@@ -47,9 +71,16 @@ impl Endpoints {
                 outstanding: AtomicUsize::new(0),
                 failures: AtomicU32::new(0),
                 ejected_until: Mutex::new(None),
+                limiter: adaptive.map(Limiter::new),
             })
             .collect();
-        Endpoints { list, eject_after: eject_after.max(1), eject_for, next: AtomicUsize::new(0) }
+        Endpoints {
+            list,
+            eject_after: eject_after.max(1),
+            eject_for,
+            next: AtomicUsize::new(0),
+            room: Notify::new(),
+        }
     }
 
     /// Number of endpoints.
@@ -62,11 +93,12 @@ impl Endpoints {
         &self.list[ix]
     }
 
-    /// Picks an endpoint: among those not put aside (and other than `avoid`,
-    /// the one that just failed, when there is a choice), the fewest
-    /// outstanding requests, ties broken round-robin. When all are put aside,
-    /// the one that comes back first.
-    pub fn pick(&self, avoid: Option<usize>) -> usize {
+    /// The endpoints to try, best first: among those not put aside (and
+    /// other than `avoid`, the one that just failed, when there is a
+    /// choice), the most room under their limit (else the fewest
+    /// outstanding requests), ties broken round-robin. When all are put
+    /// aside, the one that comes back first.
+    fn ranked(&self, avoid: Option<usize>) -> Vec<usize> {
         let now = Instant::now();
         let n = self.list.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -75,20 +107,87 @@ impl Endpoints {
             (0..n).map(|i| (start + i) % n).filter(|&ix| healthy(ix)).collect();
         let preferred: Vec<usize> =
             candidates.iter().copied().filter(|&ix| Some(ix) != avoid).collect();
-        let pool = if preferred.is_empty() { candidates } else { preferred };
-        if let Some(best) =
-            pool.iter().copied().min_by_key(|&ix| self.list[ix].outstanding.load(Ordering::Relaxed))
-        {
-            return best;
+        let mut pool = if preferred.is_empty() { candidates } else { preferred };
+        if pool.is_empty() {
+            pool.extend((0..n).min_by_key(|&ix| self.list[ix].ejected_until().unwrap_or(now)));
         }
-        (0..n).min_by_key(|&ix| self.list[ix].ejected_until().unwrap_or(now)).unwrap_or(0)
+        // Stable: equal room keeps the round-robin order.
+        pool.sort_by_key(|&ix| {
+            let e = &self.list[ix];
+            e.outstanding.load(Ordering::Relaxed) as i64 - e.limit().unwrap_or(0) as i64
+        });
+        pool
     }
 
-    /// Counts a request as outstanding on `ix` until the guard drops.
-    pub fn start(&self, ix: usize) -> InFlight<'_> {
-        let endpoint = &self.list[ix];
-        endpoint.outstanding.fetch_add(1, Ordering::Relaxed);
-        InFlight { endpoint }
+    /// Picks an endpoint as [`Endpoints::ranked`] orders them, whatever
+    /// their limits.
+    #[cfg(test)]
+    pub fn pick(&self, avoid: Option<usize>) -> usize {
+        self.ranked(avoid)[0]
+    }
+
+    /// Starts a request on the best endpoint with room under its limit, if
+    /// one has room.
+    pub fn try_start(&self, avoid: Option<usize>) -> Option<InFlight<'_>> {
+        self.ranked(avoid).into_iter().find_map(|ix| {
+            let e = &self.list[ix];
+            let limit = e.limit().unwrap_or(usize::MAX);
+            let took = e.outstanding.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                (o < limit).then_some(o + 1)
+            });
+            let outstanding = took.ok()? + 1;
+            if let Some(limiter) = &e.limiter {
+                limiter.sent(outstanding);
+            }
+            Some(InFlight { endpoints: self, ix })
+        })
+    }
+
+    /// Starts a request on the best endpoint with room, waiting for room.
+    pub async fn start(&self, avoid: Option<usize>) -> InFlight<'_> {
+        loop {
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            if let Some(started) = self.try_start(avoid) {
+                return started;
+            }
+            room.await;
+        }
+    }
+
+    /// Feeds an answer's signal to the endpoint's limit.
+    pub fn observe(&self, ix: usize, signal: Signal) {
+        if let Some(limiter) = &self.list[ix].limiter {
+            let before = limiter.limit();
+            limiter.observe(signal);
+            if limiter.limit() > before {
+                self.room.notify_waiters();
+            }
+        }
+    }
+
+    /// Each endpoint's URL and limit now (`None` when not adaptive).
+    pub fn limits(&self) -> Vec<(String, Option<usize>)> {
+        self.list.iter().map(|e| (e.url.clone(), e.limit())).collect()
+    }
+
+    /// The sum of the limits of the endpoints not put aside (of all, when
+    /// every one is), or `None` when not adaptive: how many requests the
+    /// endpoints take at once now.
+    pub fn total_limit(&self) -> Option<usize> {
+        let now = Instant::now();
+        let limits = |healthy_only: bool| -> Option<usize> {
+            self.list
+                .iter()
+                .filter(|e| !healthy_only || e.ejected_until().is_none_or(|t| t <= now))
+                .map(Endpoint::limit)
+                .sum()
+        };
+        match limits(true) {
+            Some(0) => limits(false),
+            total => total,
+        }
     }
 
     /// Records the outcome of a request to `ix`. Returns true when this
@@ -101,18 +200,32 @@ impl Endpoints {
         }
         let failures = endpoint.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.eject_after && self.list.len() > 1 {
-            *endpoint.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(Instant::now() + self.eject_for);
-            endpoint.failures.store(0, Ordering::Relaxed);
+            self.put_aside(ix);
             return true;
         }
         false
+    }
+
+    /// Puts `ix` aside at once (it serves another model version than the
+    /// job's), when there are others.
+    pub fn put_aside(&self, ix: usize) {
+        if self.list.len() > 1 {
+            let endpoint = &self.list[ix];
+            *endpoint.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + self.eject_for);
+            endpoint.failures.store(0, Ordering::Relaxed);
+        }
     }
 }
 
 impl Endpoint {
     fn ejected_until(&self) -> Option<Instant> {
         *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The adaptive limit now (`None` when not adaptive).
+    pub fn limit(&self) -> Option<usize> {
+        self.limiter.as_ref().map(Limiter::limit)
     }
 }
 
@@ -121,15 +234,14 @@ mod tests {
     use super::*;
 
     fn three() -> Endpoints {
-        Endpoints::new(vec!["a".into(), "b".into(), "c".into()], 2, Duration::from_secs(60))
+        Endpoints::new(vec!["a".into(), "b".into(), "c".into()], 2, Duration::from_secs(60), None)
     }
 
     #[test]
     fn fewest_outstanding_wins() {
         let e = three();
-        let _a = e.start(0);
-        let _b1 = e.start(1);
-        let _b2 = e.start(1);
+        e.list[0].outstanding.store(1, Ordering::Relaxed);
+        e.list[1].outstanding.store(2, Ordering::Relaxed);
         for _ in 0..10 {
             assert_eq!(e.pick(None), 2);
         }
@@ -147,8 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_limits_bound_each_endpoint() {
+        let e = Endpoints::new(vec!["a".into(), "b".into()], 3, Duration::from_secs(60), Some(8));
+        assert_eq!(e.total_limit(), Some(2), "each starts at 1");
+        let first = e.try_start(None).expect("room on one");
+        let second = e.try_start(None).expect("room on the other");
+        assert_ne!(first.index(), second.index());
+        assert!(e.try_start(None).is_none(), "both at their limit");
+        drop(first);
+        assert!(e.try_start(None).is_some(), "room again");
+    }
+
+    #[test]
     fn all_ejected_still_picks_one() {
-        let e = Endpoints::new(vec!["a".into(), "b".into()], 1, Duration::from_secs(60));
+        let e = Endpoints::new(vec!["a".into(), "b".into()], 1, Duration::from_secs(60), None);
         e.record(0, false);
         e.record(1, false);
         assert!(e.pick(None) < 2);

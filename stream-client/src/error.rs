@@ -58,6 +58,27 @@ pub enum ScoreError {
         /// What does not match.
         detail: String,
     },
+    /// No server answered with the model version the job is pinned to.
+    #[error(
+        "rows {first_row}..{}: no server answered with model version {pinned}, the one this job \
+         is pinned to, in {attempts} attempts ({url} serves {served}); the model was replaced \
+         under the job: rerun it to score every row with one version",
+        first_row + *rows as u64
+    )]
+    WrongVersion {
+        /// The job's version.
+        pinned: String,
+        /// The last endpoint tried.
+        url: String,
+        /// The version it serves.
+        served: String,
+        /// First row of the batch.
+        first_row: u64,
+        /// Rows in the batch.
+        rows: usize,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The overall deadline passed.
     #[error("the overall deadline of {0:?} passed")]
     Deadline(Duration),
@@ -82,7 +103,8 @@ impl ScoreError {
         match self {
             ScoreError::Rejected { first_row, rows, .. }
             | ScoreError::GaveUp { first_row, rows, .. }
-            | ScoreError::BadResponse { first_row, rows, .. } => Some((*first_row, *rows)),
+            | ScoreError::BadResponse { first_row, rows, .. }
+            | ScoreError::WrongVersion { first_row, rows, .. } => Some((*first_row, *rows)),
             _ => None,
         }
     }

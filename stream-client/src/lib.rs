@@ -35,6 +35,7 @@
 //! bindings use), `log` ([`log_to_stderr`]) and `files` (the default: `.f32`/`.npy`/Parquet files and
 //! the `score-client` CLI). The wire protocol itself is `score-protocol`.
 
+pub mod adaptive;
 #[cfg(feature = "arrow")]
 pub mod arrow;
 mod batch;

@@ -22,11 +22,14 @@ pub enum Retryable {
     Unavailable,
     /// HTTP 504: a deadline passed in a queue or a proxy.
     GatewayTimeout,
+    /// Answered (or refused with 409) by another model version than the
+    /// one the job is pinned to.
+    WrongVersion,
 }
 
 impl Retryable {
     /// Every reason, for counters.
-    pub const ALL: [Retryable; 7] = [
+    pub const ALL: [Retryable; 8] = [
         Retryable::Connect,
         Retryable::Timeout,
         Retryable::Io,
@@ -34,6 +37,7 @@ impl Retryable {
         Retryable::BadGateway,
         Retryable::Unavailable,
         Retryable::GatewayTimeout,
+        Retryable::WrongVersion,
     ];
 
     /// Counter label.
@@ -46,7 +50,20 @@ impl Retryable {
             Retryable::BadGateway => "502",
             Retryable::Unavailable => "503",
             Retryable::GatewayTimeout => "504",
+            Retryable::WrongVersion => "version",
         }
+    }
+
+    /// Whether the failure says the server is saturated (the adaptive
+    /// limit backs off): 429, 503, 504 or a timeout.
+    pub fn is_back_pressure(self) -> bool {
+        matches!(
+            self,
+            Retryable::TooManyRequests
+                | Retryable::Unavailable
+                | Retryable::GatewayTimeout
+                | Retryable::Timeout
+        )
     }
 }
 

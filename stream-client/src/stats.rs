@@ -49,6 +49,12 @@ pub struct Stats {
     pub latency_p99: Duration,
     /// Successful request latency: mean.
     pub latency_mean: Duration,
+    /// The model version every answer came from (`None` before the first
+    /// answer, unless given up front).
+    pub model_version: Option<String>,
+    /// Each endpoint's adaptive concurrency limit now, by scoring URL
+    /// (empty when adaptive concurrency is off).
+    pub limits: Vec<(String, usize)>,
 }
 
 impl Stats {
@@ -81,6 +87,21 @@ impl Stats {
         self.latency_p50 = self.latency_p50.max(other.latency_p50);
         self.latency_p99 = self.latency_p99.max(other.latency_p99);
         self.latency_mean = self.latency_mean.max(other.latency_mean);
+        if self.model_version.is_none() {
+            self.model_version.clone_from(&other.model_version);
+        }
+        self.limits.extend(other.limits.iter().cloned());
+    }
+
+    /// The limits in a few words for a progress line: `limit 6` for one
+    /// endpoint, `limits 3/4/6` for several (empty when not adaptive).
+    pub fn limits_line(&self) -> String {
+        let limits: Vec<String> = self.limits.iter().map(|(_, l)| l.to_string()).collect();
+        match limits.len() {
+            0 => String::new(),
+            1 => format!("limit {}", limits[0]),
+            _ => format!("limits {}", limits.join("/")),
+        }
     }
 }
 
@@ -154,6 +175,8 @@ impl Counters {
             latency_mean: Duration::from_micros(
                 load(&self.latency_total_us).checked_div(count).unwrap_or(0),
             ),
+            model_version: None,
+            limits: Vec::new(),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Window {
         if self.finished {
             return Step::Done;
         }
-        let window = self.client.inner.config.in_flight;
+        let window = self.client.inner.window();
         while self.pending.len() < window
             && let Some(batch) = self.ready.pop_front()
         {

@@ -43,6 +43,30 @@ pub fn deadline(headers: &HeaderMap, arrival: Instant) -> Result<Option<Instant>
         .map(|ms| arrival + Duration::from_millis(ms.min(headers::MAX_DEADLINE_MS))))
 }
 
+/// The model version a request is pinned to (`X-Model-Version`), if any.
+pub fn pinned_version(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(headers::MODEL_VERSION) else { return Ok(None) };
+    match value.to_str().map(str::trim) {
+        Ok(v) if !v.is_empty() && v.len() <= 128 => Ok(Some(v.to_string())),
+        _ => Err(ApiError::BadParameter(format!(
+            "header {} must be a model version as /models lists it (e.g. 0123456789abcdef)",
+            headers::MODEL_VERSION
+        ))),
+    }
+}
+
+/// Refuses (409) a request pinned to another version than `model`'s.
+pub fn check_version(pinned: Option<&str>, model: &crate::model::Model) -> Result<(), ApiError> {
+    match pinned {
+        Some(asked) if asked != model.version => Err(ApiError::VersionMismatch {
+            model: model.name.clone(),
+            serving: model.version.clone(),
+            asked: asked.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The declared Content-Length, if any.
 pub fn content_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
     parse_header::<usize>(headers, header::CONTENT_LENGTH.as_str())

@@ -26,12 +26,13 @@ fn doc(model: &Model, default: bool) -> ModelDoc {
         score_url: format!("/models/{}/score", model.name),
         engine: Some(model.engine().to_string()),
         engine_reason: Some(model.engine_reason.clone()),
+        loaded_at: Some(humantime::format_rfc3339_seconds(model.loaded_at).to_string()),
     }
 }
 
 /// `GET /models`.
 pub async fn list_models(State(state): State<Arc<AppState>>) -> Response {
-    let models = state.models.iter().enumerate().map(|(i, m)| doc(m, i == 0)).collect();
+    let models = state.models.list().iter().enumerate().map(|(i, m)| doc(m, i == 0)).collect();
     Json(ModelList { models }).into_response()
 }
 
@@ -41,7 +42,7 @@ pub async fn model_info(
     ModelName(name): ModelName,
 ) -> Result<Response, ApiError> {
     let ix = state.model_index(&name)?;
-    Ok(Json(doc(&state.models[ix], ix == 0)).into_response())
+    Ok(Json(doc(&state.models.get(ix), ix == 0)).into_response())
 }
 
 /// `GET /healthz`: the process is alive. Constant time, touches no queue.

@@ -177,7 +177,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 /// else the first one loaded.
 fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, ApiError> {
     if let Some(name) = name {
-        let model = state.models[state.model_index(name)?].clone();
+        let model = state.models.get(state.model_index(name)?);
         if !model.is_embedding() {
             return Err(ApiError::BadParameter(format!(
                 "model {name} is not an embedding model (it takes {})",
@@ -186,7 +186,7 @@ fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, A
         }
         return Ok(model);
     }
-    state.models.iter().find(|m| m.is_embedding()).cloned().ok_or_else(|| {
+    state.models.list().iter().find(|m| m.is_embedding()).cloned().ok_or_else(|| {
         ApiError::NotFound(
             "an embedding model: this server serves none (load a sentence-transformers export \
              directory with --model NAME=DIR)"
@@ -225,11 +225,11 @@ async fn run(
     let rows = texts.len();
     let bytes: usize = texts.iter().map(String::len).sum();
     let array: ArrayRef = Arc::new(StringArray::from(texts));
-    let model_ix = state.model_index(&model.name)?;
+    super::body::check_version(head.pinned.as_deref(), &model)?;
     let scored = dispatch(
         state,
         ScoreJob {
-            model: model_ix,
+            model: model.clone(),
             outputs,
             rows,
             input: Input::Typed { rows: Arc::new(TypedRows::new(vec![vec![array]])), bytes },

@@ -105,7 +105,7 @@ async fn score(
         state.metrics.reject(Rejection::draining);
         return Err(ApiError::Draining);
     }
-    let model = state.models[model_ix].clone();
+    let model = state.models.get(model_ix);
     let params = ScoreParams::parse(query.as_deref())?;
     let outputs = output_indices(&model, &params.outputs)?;
     // An embedding model also reports which texts it cut, unless asked to.
@@ -145,7 +145,13 @@ async fn score(
     let (input, rows) = decode(head.format, bytes, &model)?;
     let mut scored = dispatch(
         &state,
-        ScoreJob { model: model_ix, outputs: job_outputs, rows, input, deadline: head.deadline },
+        ScoreJob {
+            model: model.clone(),
+            outputs: job_outputs,
+            rows,
+            input,
+            deadline: head.deadline,
+        },
     )
     .await?;
     if let Some(t) = truncated {
@@ -164,6 +170,8 @@ pub(super) struct Head {
     arrow_answer: bool,
     deadline: Option<Instant>,
     declared: Option<usize>,
+    /// The model version the request is pinned to (`X-Model-Version`).
+    pub(super) pinned: Option<String>,
 }
 
 impl Head {
@@ -179,10 +187,15 @@ impl Head {
             arrow_answer: false,
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
+            pinned: body::pinned_version(headers)?,
         })
     }
 
     fn parse(headers: &HeaderMap, model: &Model, arrival: Instant) -> Result<Head, ApiError> {
+        let pinned = body::pinned_version(headers)?;
+        // Before the body is read: a replica serving another version does
+        // no work for the request.
+        body::check_version(pinned.as_deref(), model)?;
         let format = body::format(headers)?;
         match model.matrix() {
             Some(columns) => body::check_columns(headers, &model.name, columns)?,
@@ -204,6 +217,7 @@ impl Head {
             arrow_answer: media::accepts(accept, media::ARROW_STREAM),
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
+            pinned,
         })
     }
 }
@@ -350,7 +364,7 @@ fn decode(format: BodyFormat, bytes: Bytes, model: &Model) -> Result<(Input, usi
 /// Scores the rows on the worker pool (nothing for no rows).
 pub(super) async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
     if job.rows == 0 {
-        let model = &state.models[job.model];
+        let model = &job.model;
         return Ok(Scored {
             outputs: job
                 .outputs
