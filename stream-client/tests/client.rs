@@ -403,6 +403,9 @@ fn dropping_the_output_cancels_requests_in_flight() {
     let mut config = ClientConfig::new([url], 1);
     config.batch_rows = 10;
     config.in_flight = 4;
+    // A fixed window: the stub never answers, so an adaptive limit would
+    // stay at its first value of 1.
+    config.adaptive = false;
     let client = Client::new(config).expect("config");
     let input = (0..1_000).map(|i| vec![i as f32]);
     let mut iter = client.score_rows(input);
@@ -562,4 +565,108 @@ fn a_token_is_sent_to_servers_that_require_one() {
     let doc = stream_client::fetch_model(&server.url(), None, client.config().token.as_ref())
         .expect("/models with the token");
     assert_eq!(doc.input.columns, 100);
+}
+
+/// A folder of model files for one test, removed at the end.
+struct ModelFolder(std::path::PathBuf);
+
+impl ModelFolder {
+    fn new(test: &str) -> ModelFolder {
+        let dir = std::env::temp_dir().join(format!("pin-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        ModelFolder(dir)
+    }
+
+    /// Writes linreg with its intercept moved by `shift` as `name`, as an
+    /// operator replaces a model: a complete file renamed over the old.
+    fn linreg(&self, name: &str, shift: f32) -> String {
+        let path = self.0.join(name);
+        let partial = self.0.join(format!(".{name}"));
+        std::fs::write(&partial, score_server::model::linreg_shifted(shift)).expect("write");
+        std::fs::rename(&partial, &path).expect("rename");
+        format!("m={}", path.display())
+    }
+}
+
+impl Drop for ModelFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A replica reloaded to a new model mid-job: with another replica still on
+/// the job's version the job finishes entirely on it (the reloaded one
+/// answers 409 and is put aside); with none, the job fails loudly naming
+/// both versions, and every row delivered before is of the old version.
+#[test]
+fn a_model_reloaded_mid_job_is_never_mixed_into_the_job() {
+    use common::real_server_state;
+    let folder = ModelFolder::new("mid-job");
+    let (a, a_state) = real_server_state(&folder.linreg("a.onnx", 0.0), &["--workers", "1"]);
+    let (b, _b_state) = real_server_state(&folder.linreg("b.onnx", 0.0), &["--workers", "1"]);
+    let input = rows(60_000, 20);
+    let config = |urls: Vec<String>| {
+        let mut c = ClientConfig::new(urls, 20);
+        c.batch_rows = 300;
+        c.backoff = stream_client::retry::Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+        };
+        c
+    };
+    let reference: Vec<f32> = collect(
+        Client::new(config(vec![a.url(), b.url()])).expect("config").score_rows(input.iter()),
+    )
+    .expect("clean run");
+    let v1 = a_state.models.get(0).version.clone();
+
+    // Two replicas; a is reloaded after 50 of the 200 batches.
+    let client = Client::new(config(vec![a.url(), b.url()])).expect("config");
+    let mut results = Vec::new();
+    for (i, batch) in client.score_rows(input.iter()).enumerate() {
+        results.extend(batch.expect("the job finishes on b").values);
+        if i == 50 {
+            folder.linreg("a.onnx", 10.0);
+            let report = a_state.models.reload(&a_state.metrics);
+            assert!(matches!(report[0], score_server::reload::Reloaded::Loaded { .. }));
+        }
+    }
+    assert_eq!(results, reference, "every row scored by the job's version");
+    let stats = client.stats();
+    assert_eq!(stats.model_version.as_deref(), Some(v1.as_str()));
+    assert!(stats.retries_for(Retryable::WrongVersion) > 0, "a answered 409: {stats:?}");
+
+    // Only the reloaded replica: the job fails, naming both versions.
+    let (c, c_state) = real_server_state(&folder.linreg("c.onnx", 0.0), &["--workers", "1"]);
+    let client = Client::new(config(vec![c.url()])).expect("config");
+    let mut delivered = Vec::new();
+    let mut failure = None;
+    for (i, batch) in client.score_rows(input.iter()).enumerate() {
+        match batch {
+            Ok(scored) => delivered.extend(scored.values),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+        if i == 20 {
+            folder.linreg("c.onnx", 10.0);
+            c_state.models.reload(&c_state.metrics);
+        }
+    }
+    let v2 = c_state.models.get(0).version.clone();
+    let failure = failure.expect("the job fails once no server serves its version");
+    assert!(matches!(failure, ScoreError::WrongVersion { .. }), "{failure:?}");
+    let sentence = failure.to_string();
+    assert!(sentence.contains(&v1) && sentence.contains(&v2), "{sentence}");
+    assert!(delivered.len() > 20 * 300, "the rows before the reload were delivered");
+    assert_eq!(delivered[..], reference[..delivered.len()], "all of the old version");
+
+    // Pinned up front to a version nobody serves: the first batch fails.
+    let mut pinned = config(vec![c.url()]);
+    pinned.model_version = Some(v1.clone());
+    let first = Client::new(pinned).expect("config").score_rows(input.iter()).next();
+    let error = first.expect("an item").expect_err("refused");
+    assert!(error.to_string().contains("pinned"), "{error}");
 }

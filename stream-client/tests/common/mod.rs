@@ -46,6 +46,12 @@ pub fn runtime() -> Runtime {
 
 /// The real score-server with a fixture model.
 pub fn real_server(model: &str, extra: &[&str]) -> Running {
+    real_server_state(model, extra).0
+}
+
+/// The real score-server with a fixture model, and its state (to reload
+/// its models as SIGHUP does).
+pub fn real_server_state(model: &str, extra: &[&str]) -> (Running, Arc<score_server::AppState>) {
     // NAME=DIR (an embedding model's directory) is passed as it is.
     let spec = if model.contains('=') {
         model.to_string()
@@ -59,8 +65,8 @@ pub fn real_server(model: &str, extra: &[&str]) -> Running {
     let rt = runtime();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    rt.spawn(score_server::server::serve(state, listener, std::future::pending()));
-    Running { addr, runtime: Some(rt) }
+    rt.spawn(score_server::server::serve(state.clone(), listener, std::future::pending()));
+    (Running { addr, runtime: Some(rt) }, state)
 }
 
 /// A stub serving `router` at `/score`.
