@@ -70,10 +70,19 @@ struct Args {
     /// columns × 4 under the server's body limit.
     #[arg(long, env = "SCORE_BATCH_ROWS", default_value_t = defaults().batch_rows)]
     batch_rows: usize,
-    /// Requests in flight. Memory is about in-flight × batch; more than the
-    /// servers' total workers only adds queueing.
+    /// Most requests in flight. Each server's share adapts to its answers
+    /// (a few more than it has workers, found as the job runs); this is the
+    /// ceiling. Memory is about in-flight × batch.
     #[arg(long, env = "SCORE_IN_FLIGHT", default_value_t = defaults().in_flight)]
     in_flight: usize,
+    /// Keep exactly --in-flight requests in flight instead of adapting.
+    #[arg(long, env = "SCORE_FIXED_CONCURRENCY")]
+    fixed_concurrency: bool,
+    /// The model version to score with (as /models lists it). Without it,
+    /// the first answer's version; either way every row is scored by that
+    /// one version, and the job fails if no server serves it any more.
+    #[arg(long, env = "SCORE_MODEL_VERSION")]
+    model_version: Option<String>,
     /// Per-request timeout (e.g. 30s, 500ms; default 60s); a timed-out
     /// request is cancelled and retried.
     #[arg(long, env = "SCORE_TIMEOUT", value_parser = humantime_secs)]
@@ -121,6 +130,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.token = token;
     config.batch_rows = args.batch_rows;
     config.in_flight = args.in_flight;
+    config.adaptive = !args.fixed_concurrency;
+    config.model_version = args.model_version.clone();
     config.timeout = args.timeout.unwrap_or(config.timeout);
     // A model fed by name (several inputs, string categories) gets the
     // Parquet columns named after its inputs, sent as Arrow as they are.
@@ -153,7 +164,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let batch = batch?;
             writer.write(&batch.values, batch.columns)?;
             done += batch.rows as u64;
-            progress.update(done, started);
+            progress.update(done, started, || client.stats());
         }
         if let Some(e) = read_error.borrow_mut().take() {
             return Err(e.into());
@@ -202,7 +213,7 @@ fn score_by_name(args: &Args, doc: &ModelDoc, config: ClientConfig) -> anyhow::R
             let (values, columns) = score_values(batch.column(0))?;
             writer.write(values, columns)?;
             done += batch.num_rows() as u64;
-            progress.update(done, started);
+            progress.update(done, started, Client::shared_stats);
         }
         if done != total {
             bail!("scored {done} rows of {total}");
@@ -246,10 +257,12 @@ fn finish(
     let rows = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "score-client: {rows} rows scored in {secs:.2} s ({:.0} rows/s), {} requests, {} retries -> {}",
+        "score-client: {rows} rows scored in {secs:.2} s ({:.0} rows/s), {} requests, {} retries, \
+         model version {} -> {}",
         rows as f64 / secs.max(1e-9),
         stats.requests,
         stats.total_retries(),
+        stats.model_version.as_deref().unwrap_or("(none answered)"),
         args.output.display()
     );
     Ok(())
@@ -298,14 +311,16 @@ impl Progress {
         }
     }
 
-    fn update(&self, done: u64, started: Instant) {
+    /// Prints the line: rows, rate and each server's concurrency limit.
+    fn update(&self, done: u64, started: Instant, stats: impl FnOnce() -> stream_client::Stats) {
         if !self.tty || self.last.get().elapsed() < Duration::from_millis(200) {
             return;
         }
         self.last.set(Instant::now());
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let pct = 100.0 * done as f64 / self.total.max(1) as f64;
-        eprint!("\r{done}/{} rows ({pct:.1}%), {rate:.0} rows/s   ", self.total);
+        let limits = stats().limits_line();
+        eprint!("\r{done}/{} rows ({pct:.1}%), {rate:.0} rows/s, {limits}   ", self.total);
     }
 
     fn clear(&self) {

@@ -485,3 +485,46 @@ fn an_interrupted_run_leaves_no_partial_output() {
     assert!(!output.exists());
     assert!(stderr.contains("interrupted"), "{stderr}");
 }
+
+/// The job's model version: printed when the job ends, and given up front
+/// with --model-version, a server serving another fails the job with a
+/// sentence naming both and leaves no output.
+#[test]
+fn the_model_version_is_reported_and_can_be_pinned() {
+    let server = real_server("logreg", &[]);
+    let dir = tmpdir("version");
+    let input = dir.join("in.f32");
+    write_f32(&input, &values(500, 100));
+    let out = dir.join("out.f32");
+    let served = reqwest::blocking::get(format!("{}/models", server.url()))
+        .expect("models")
+        .json::<serde_json::Value>()
+        .expect("JSON")["models"][0]["version"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    let run = client(
+        &server.url(),
+        &["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("model version {served}")), "{stderr}");
+
+    let _ = std::fs::remove_file(&out);
+    let pinned = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--model-version",
+        "0123456789abcdef",
+    ];
+    let run = client(&server.url(), &pinned);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(stderr.contains("0123456789abcdef") && stderr.contains(&served), "{stderr}");
+    assert!(stderr.contains("pinned"), "{stderr}");
+    assert!(!out.exists(), "no output after a failed job");
+    let _ = std::fs::remove_dir_all(&dir);
+}
