@@ -37,6 +37,8 @@ pub extern "system" fn Java_score_client_Native_configure<'l>(
     timeout_seconds: jdouble,
     max_attempts: jint,
     truncate: jboolean,
+    adaptive: jboolean,
+    model_version: JString<'l>,
 ) -> jlong {
     env.with_env(|env| -> Result<jlong, Failure> {
         let mut c = config(
@@ -51,6 +53,9 @@ pub extern "system" fn Java_score_client_Native_configure<'l>(
             max_attempts,
         )?;
         c.truncate = truncate;
+        c.adaptive = adaptive;
+        c.model_version = crate::optional(env, &model_version)?;
+        c.validate().map_err(|e| Failure::Invalid(e.to_string()))?;
         Ok(register(c))
     })
     .resolve::<Throw>()
@@ -278,6 +283,40 @@ pub extern "system" fn Java_score_client_Native_stats<'l>(
         let array = env.new_long_array(values.len())?;
         array.set_region(env, 0, &values)?;
         Ok(array)
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.servedVersion(config)`: the version of the configured model
+/// served now, from the first server whose `/models` answers.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_servedVersion<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    config: jlong,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>, Failure> {
+        let c = configured(config)?;
+        let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
+            .map_err(|e| Failure::Score(e.to_string()))?;
+        Ok(env.new_string(doc.version)?)
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.pinned()`: the model version this JVM's clients' answers came
+/// from, and each endpoint's adaptive limit, as lines: the version (empty
+/// before the first answer), then `LIMIT URL` per endpoint.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_pinned<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>, Failure> {
+        let s = Client::shared_stats();
+        let mut lines = vec![s.model_version.unwrap_or_default()];
+        lines.extend(s.limits.iter().map(|(url, limit)| format!("{limit} {url}")));
+        Ok(env.new_string(lines.join("\n"))?)
     })
     .resolve::<Throw>()
 }

@@ -59,6 +59,12 @@ public final class ScoreJob {
         if (a.containsKey("batch_rows")) {
             builder.batchRows(Integer.parseInt(a.get("batch_rows")));
         }
+        if (a.containsKey("model_version")) {
+            String version = a.get("model_version");
+            // "served": pinned on the driver to the version served now.
+            builder.modelVersion(
+                    version.equals("served") ? builder.build().servedVersion() : version);
+        }
         Scorer scorer = builder.build();
         System.out.println("scorer=" + scorer);
         long start = System.nanoTime();
@@ -114,6 +120,9 @@ public final class ScoreJob {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         System.out.println("rows=" + rows);
+        // local[2]: the executors are this JVM, so these are the job's.
+        System.out.println("pinned_version=" + Scorer.pinnedVersion());
+        System.out.println("limits=" + Scorer.limits().values());
         System.out.printf("seconds=%.3f%n", seconds);
         System.out.println("stats=" + Scorer.stats());
         System.out.flush();

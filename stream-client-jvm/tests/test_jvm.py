@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import numpy as np
+import requests
 import pyarrow.parquet as pq
 import pytest
 from conftest import (MODELS, Job, Server, as_matrix, command, embedding_reference, spark_submit,
@@ -109,6 +110,23 @@ def test_a_wrong_feature_count_fails_the_job_with_the_servers_message(dataset, s
     assert job.returncode != 0
     assert "score.client.ScoreException" in job.stderr
     assert "X-Score-Columns is 99 but model logreg takes 100 columns" in job.stderr, \
+        job.stderr[-4000:]
+
+
+def test_the_job_is_pinned_to_one_model_version(dataset, start_server, tmp_path):
+    """modelVersion pinned on the driver to the served version: the job runs
+    and reports it; pinned to one no server serves: the job fails naming
+    both versions."""
+    server = start_server()
+    served = requests.get(f"{server.url}/models", timeout=10).json()["models"][0]["version"]
+    job = submit(job="parquet", input=dataset.path, output=tmp_path / "scored", urls=server.url,
+                 model_version="served").check()
+    assert job.values["pinned_version"] == served
+    assert job.values["limits"].startswith("[") and job.values["limits"] != "[]"
+    job = submit(job="parquet", input=dataset.path, output=tmp_path / "other", urls=server.url,
+                 model_version="0123456789abcdef")
+    assert job.returncode != 0
+    assert "pinned" in job.stderr and served in job.stderr and "0123456789abcdef" in job.stderr, \
         job.stderr[-4000:]
 
 

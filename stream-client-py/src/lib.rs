@@ -51,7 +51,7 @@ impl PyConfig {
     #[pyo3(signature = (
         urls, *, model=None, output=None, batch_rows=None, batch_bytes=None, in_flight=None,
         timeout=None, max_attempts=None, deadline=None, score_columns=None, token=None,
-        truncate=false,
+        truncate=false, adaptive=true, model_version=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -67,6 +67,8 @@ impl PyConfig {
         score_columns: Option<usize>,
         token: Option<String>,
         truncate: bool,
+        adaptive: bool,
+        model_version: Option<String>,
     ) -> PyResult<Self> {
         let seconds = |what: &str, s: f64| {
             Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -82,6 +84,8 @@ impl PyConfig {
             score_columns,
             token: token.map(Token::new),
             truncate,
+            adaptive,
+            model_version,
             batch_rows: batch_rows.unwrap_or(d.batch_rows),
             batch_bytes: batch_bytes.unwrap_or(d.batch_bytes),
             in_flight: in_flight.unwrap_or(d.in_flight),
@@ -209,10 +213,17 @@ fn score_columns(
 }
 
 /// Counters summed over this process's clients: rows, requests, retries...
+/// and the model version the answers came from, each endpoint's limit.
 #[pyfunction]
 fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let s = Client::shared_stats();
     let d = PyDict::new(py);
+    d.set_item("model_version", s.model_version.clone())?;
+    let limits = PyDict::new(py);
+    for (url, limit) in &s.limits {
+        limits.set_item(url, limit)?;
+    }
+    d.set_item("limits", limits)?;
     d.set_item("rows_sent", s.rows_sent)?;
     d.set_item("rows_scored", s.rows_scored)?;
     d.set_item("requests", s.requests)?;

@@ -161,3 +161,22 @@ def test_a_token_is_sent_and_never_shown(start_server, tmp_path, monkeypatch):
     out = list(scorer.score_batches(batches(2, 10), "features", keep=["id"]))
     assert sum(len(b) for b in out) == 20
     assert scorer.fetch_score_columns() == 2
+
+
+def test_the_job_is_pinned_to_one_model_version(start_server):
+    import stream_client
+
+    server = start_server()
+    served = Scorer(server.url).model_info()["version"]
+    pinned = Scorer(server.url, batch_rows=500).pinned()
+    assert pinned.model_version == served
+    outputs = list(pinned.score_batches(batches(2, 1000), "features"))
+    assert sum(b.num_rows for b in outputs) == 2000
+    stats = stream_client.stats()
+    assert stats["model_version"] == served
+    assert stats["limits"] and all(limit >= 1 for limit in stats["limits"].values())
+
+    other = Scorer(server.url, model_version="0123456789abcdef", max_attempts=2)
+    with pytest.raises(ScoreError, match="pinned") as failure:
+        list(other.score_batches(batches(1, 100), "features"))
+    assert served in str(failure.value) and "0123456789abcdef" in str(failure.value)

@@ -26,6 +26,7 @@ Typical use::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,9 +43,12 @@ _ERRORS = ("raise", "column")
 _DEFAULTS = _native.defaults()
 
 
-def stats() -> dict[str, int]:
+def stats() -> dict[str, Any]:
     """Counters of this process's clients: rows sent and scored, requests,
-    retries, failed batches, bytes sent, endpoint ejections."""
+    retries, failed batches, bytes sent, endpoint ejections; the model
+    version their answers came from (``model_version``, ``None`` before the
+    first), and each endpoint's adaptive concurrency limit now (``limits``,
+    by scoring URL)."""
     return dict(_native.stats())
 
 
@@ -61,7 +65,11 @@ class Scorer:
             default one (a classifier's probabilities).
         batch_rows: most rows per request.
         in_flight: most requests in flight per task: the backpressure window.
-            Memory per task stays near ``in_flight × batch_rows`` rows.
+            Memory per task stays near ``in_flight × batch_rows`` rows. Each
+            server's share adapts to its answers (a few more requests than
+            it has workers) unless ``adaptive=False``; this is the ceiling.
+        adaptive: adapt each server's concurrency to its answers (default);
+            ``False`` keeps ``in_flight`` requests in flight per task.
         timeout: seconds per request attempt before it is cancelled and
             retried.
         batch_bytes: most request body bytes (keep under the server's
@@ -79,6 +87,13 @@ class Scorer:
             out): cut a text longer than the model's token limit there.
             Without it such a text fails its request with the server's
             sentence naming it (a :class:`ScoreError`, or the error column).
+        model_version: the model version to score with (as
+            :meth:`model_info` gives it). A server serving another answers
+            409 and the batch goes to another; when none serves it the task
+            fails with a :class:`ScoreError` naming both. ``None``: each
+            executor process pins the version of its first answer. For one
+            version across a whole Spark job, pin it on the driver:
+            ``scorer = scorer.pinned()``.
     """
 
     def __init__(
@@ -96,6 +111,8 @@ class Scorer:
         score_columns: int | None = None,
         token: str | None = None,
         truncate: bool = False,
+        adaptive: bool = True,
+        model_version: str | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.model = model
@@ -109,6 +126,8 @@ class Scorer:
         self.score_columns = None if score_columns is None else int(score_columns)
         self.token = token if token is not None else os.environ.get("SCORE_TOKEN")
         self.truncate = bool(truncate)
+        self.adaptive = bool(adaptive)
+        self.model_version = model_version
         self._config()  # checks every setting now (ValueError), in one place: Rust
 
     def _config(self, score_columns: int | None = None) -> Any:
@@ -118,12 +137,12 @@ class Scorer:
             batch_bytes=self.batch_bytes, in_flight=self.in_flight, timeout=self.timeout,
             max_attempts=self.max_attempts, deadline=self.deadline,
             score_columns=score_columns or self.score_columns, token=self.token,
-            truncate=self.truncate)
+            truncate=self.truncate, adaptive=self.adaptive, model_version=self.model_version)
 
     def __repr__(self) -> str:
         return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "
                 f"batch_rows={self.batch_rows}, in_flight={self.in_flight}, "
-                f"timeout={self.timeout})")
+                f"timeout={self.timeout}, model_version={self.model_version!r})")
 
     # -- scoring ---------------------------------------------------------
 
@@ -245,6 +264,16 @@ class Scorer:
         default model of ``GET /models``), from the first server that
         answers."""
         return json.loads(_native.model_info(self.urls, self.model, self.token))
+
+    def pinned(self) -> "Scorer":
+        """This scorer pinned to the model version served now (asked of
+        the first server that answers): every executor then scores with
+        that one version, and a task that finds none serving it fails
+        instead of mixing versions."""
+        scorer = copy.copy(self)
+        scorer.model_version = self.model_info()["version"]
+        scorer._config()
+        return scorer
 
     def fetch_score_columns(self) -> int:
         """Scores per row of the configured output, asked of the server."""

@@ -56,7 +56,12 @@ final class Native {
     static final int FEED = -1;
 
     static native long configure(String[] urls, String model, String output, String token,
-            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts, boolean truncate);
+            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts, boolean truncate,
+            boolean adaptive, String modelVersion);
+
+    static native String servedVersion(long config);
+
+    static native String pinned();
 
     static native int scoreColumns(long config);
 

@@ -50,6 +50,8 @@ public final class Scorer implements Serializable {
     private final double timeoutSeconds;
     private final int maxAttempts;
     private final boolean truncate;
+    private final boolean adaptive;
+    private final String modelVersion;
     private final String errors;
     private final String errorColumn;
     /** {@link #config()}'s number: per JVM, so not serialized. */
@@ -65,6 +67,8 @@ public final class Scorer implements Serializable {
         this.timeoutSeconds = b.timeoutSeconds;
         this.maxAttempts = b.maxAttempts;
         this.truncate = b.truncate;
+        this.adaptive = b.adaptive;
+        this.modelVersion = b.modelVersion;
         this.errors = b.errors;
         this.errorColumn = b.errorColumn;
     }
@@ -93,6 +97,8 @@ public final class Scorer implements Serializable {
         private double timeoutSeconds = Double.NaN;
         private int maxAttempts = -1;
         private boolean truncate;
+        private boolean adaptive = true;
+        private String modelVersion;
         private String errors = "raise";
         private String errorColumn = "score_error";
 
@@ -127,7 +133,11 @@ public final class Scorer implements Serializable {
             return this;
         }
 
-        /** @param requests most requests in flight per task: the backpressure window */
+        /**
+         * @param requests most requests in flight per task: the backpressure window. Each
+         *     server's share adapts to its answers (a few more than it has workers) unless
+         *     {@link #adaptive(boolean)} turns that off; this is the ceiling.
+         */
         public Builder inFlight(int requests) {
             this.inFlight = positive("inFlight", requests);
             return this;
@@ -146,6 +156,27 @@ public final class Scorer implements Serializable {
         /** @param attempts most attempts per batch, the first included */
         public Builder maxAttempts(int attempts) {
             this.maxAttempts = positive("maxAttempts", attempts);
+            return this;
+        }
+
+        /**
+         * @param on adapt each server's concurrency to its answers (default true); false keeps
+         *     {@link #inFlight(int)} requests in flight per task
+         */
+        public Builder adaptive(boolean on) {
+            this.adaptive = on;
+            return this;
+        }
+
+        /**
+         * @param version the model version to score with ({@code /models} lists it; {@link
+         *     Scorer#servedVersion()} gives the one served now). A server serving another answers
+         *     409 and the batch goes to another; when none serves it the task fails naming both.
+         *     Default: each executor JVM pins the version of its first answer. For one version
+         *     across a whole Spark job, pin it on the driver.
+         */
+        public Builder modelVersion(String version) {
+            this.modelVersion = version;
             return this;
         }
 
@@ -302,6 +333,41 @@ public final class Scorer implements Serializable {
         return out;
     }
 
+    /**
+     * The model version this JVM's clients' answers came from: the one a {@link Builder#modelVersion}
+     * asked for, else the first answer's; null before any answer.
+     *
+     * @return the version, or null
+     */
+    public static String pinnedVersion() {
+        String version = Native.pinned().split("\n", -1)[0];
+        return version.isEmpty() ? null : version;
+    }
+
+    /**
+     * Each server's adaptive concurrency limit now (requests in flight it gets), by scoring URL.
+     *
+     * @return the limits
+     */
+    public static Map<String, Integer> limits() {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        String[] lines = Native.pinned().split("\n", -1);
+        for (int i = 1; i < lines.length; i++) {
+            int space = lines[i].indexOf(' ');
+            out.put(lines[i].substring(space + 1), Integer.parseInt(lines[i].substring(0, space)));
+        }
+        return out;
+    }
+
+    /**
+     * The version of the configured model the servers serve now (from the first that answers).
+     *
+     * @return the version, as {@link Builder#modelVersion} takes it
+     */
+    public String servedVersion() {
+        return Native.servedVersion(config());
+    }
+
     @Override
     public String toString() {
         return "Scorer(urls=" + Arrays.toString(urls) + ", model=" + model + ", output=" + output
@@ -322,7 +388,7 @@ public final class Scorer implements Serializable {
     private synchronized long config() {
         if (config == 0) {
             config = Native.configure(urls, model, output, token, batchRows, inFlight,
-                    timeoutSeconds, maxAttempts, truncate);
+                    timeoutSeconds, maxAttempts, truncate, adaptive, modelVersion);
         }
         return config;
     }
