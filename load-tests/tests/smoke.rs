@@ -166,3 +166,36 @@ fn arrow_formats_carry_the_binary_rows() {
         assert_eq!(report.transport_errors + report.wrong_answers, 0, "{format}: {report}");
     }
 }
+
+/// latency-proxy adds its round-trip time to each request and passes
+/// requests and answers through unchanged (loadgen over it and straight).
+#[test]
+fn the_latency_proxy_adds_its_round_trip_and_changes_nothing_else() {
+    use std::io::{BufRead, BufReader};
+    let server = server(&[]);
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_latency-proxy"))
+        .args(["--upstream", &server.addr.to_string(), "--rtt", "20ms"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start latency-proxy");
+    let mut line = String::new();
+    BufReader::new(proxy.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
+    let flags = ["--concurrency", "1", "--requests", "20", "--rows", "100"];
+    let direct = load(&server, &flags);
+    let url = format!("http://{addr}/score");
+    let mut argv = vec!["loadgen", "--url", &url, "--warmup", "0s"];
+    argv.extend(flags);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let proxied = rt.block_on(run(&Args::parse_from(argv))).expect("run");
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert_eq!((proxied.ok(), proxied.wrong_answers), (20, 0), "{proxied:?}");
+    assert_eq!((direct.ok(), direct.wrong_answers), (20, 0), "{direct:?}");
+    let (p50_direct, p50_proxied) = (direct.quantile(0.5), proxied.quantile(0.5));
+    assert!(p50_proxied >= Duration::from_millis(20), "median {p50_proxied:?} through the proxy");
+    assert!(
+        p50_proxied < p50_direct + Duration::from_millis(40),
+        "median {p50_proxied:?} through the proxy, {p50_direct:?} straight"
+    );
+}
