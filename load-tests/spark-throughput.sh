@@ -10,6 +10,10 @@
 # MASTER='local[1]' WORKERS=1 gives Spark and the server a core each.
 # Release builds of the server and the wheel; the server gets 2 workers and
 # shares the 2 cores with Spark (as a co-located sidecar would).
+# ARROW_BATCH: rows per Spark Arrow batch (default 10,000), so per request
+# of the plain `requests` client.
+# RTT (e.g. 2ms): Spark reaches the server through load-tests'
+# latency-proxy, which adds that round-trip time to every request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
@@ -22,6 +26,18 @@ install_release_wheel
 target=$TARGET
 
 start_bench_server "$target/release/score-server" --workers "${WORKERS:-2}" --model "$model"
-"$VENV/bin/python" load-tests/spark_bench.py --url "$SERVER_URL" \
+url=$SERVER_URL
+if [ -n "${RTT:-}" ]; then
+  cargo build --release -q -p loadgen --bin latency-proxy
+  proxy_out=$(mktemp /tmp/spark-proxy.XXXXXX)
+  "$target/release/latency-proxy" --upstream "${SERVER_URL#http://}" --rtt "$RTT" >"$proxy_out" &
+  proxy_pid=$!
+  trap 'kill $SERVER_PID $proxy_pid 2>/dev/null || true; rm -f "$SERVER_LOG" "$proxy_out"' EXIT
+  for _ in $(seq 100); do grep -q listening "$proxy_out" && break; sleep 0.05; done
+  url=http://$(sed -n 's/listening on //p' "$proxy_out")
+  echo "through latency-proxy ($RTT round trip): $url"
+fi
+"$VENV/bin/python" load-tests/spark_bench.py --url "$url" \
   --model "$model" --rows "$rows" --rounds "$rounds" --data "$target/bench-data" \
-  --master "${MASTER:-local[2]}" --only "${ONLY:-trivial,a,b,b2,c}"
+  --master "${MASTER:-local[2]}" --only "${ONLY:-trivial,a,b,b2,c}" \
+  --arrow-batch "${ARROW_BATCH:-10000}"

@@ -5,7 +5,8 @@ load-tests/spark-throughput.sh, which builds and starts what it needs):
   b) the seeds' way: a pandas UDF with the ONNX model broadcast to the
      executors and run in-process by onnxruntime;
   c) a plain Python client: mapInArrow calling the server with `requests`,
-     one Arrow batch (10,000 rows) at a time, synchronously.
+     one Arrow batch (--arrow-batch rows, default 10,000) at a time,
+     synchronously.
 
 With --only a,cols,cols-arrow: (a) on the array column against the same
 features as 100 separate float columns, interleaved into rows by the
@@ -40,6 +41,9 @@ def main() -> None:
     p.add_argument("--data", default="target/bench-data")
     p.add_argument("--only", default="trivial,a,b,b2,c")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--arrow-batch", type=int, default=10_000,
+                   help="spark.sql.execution.arrow.maxRecordsPerBatch: rows per Arrow batch, "
+                        "so per request of (c)")
     args = p.parse_args()
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -60,6 +64,7 @@ def main() -> None:
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", "4g")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -95,7 +100,9 @@ def main() -> None:
         for b in batches:
             yield pa.record_batch([b.column("id"), zeros(len(b))], names=["id", "score"])
 
-    scorer = Scorer(url, batch_rows=4096, in_flight=4)
+    # The library's defaults but the batch size: adaptive concurrency up
+    # to 32 requests in flight a task.
+    scorer = Scorer(url, batch_rows=4096)
 
     def variant_a():
         return df.mapInArrow(lambda it: scorer.score_batches(it, "features", ["id"]), out_schema)
