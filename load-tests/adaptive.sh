@@ -12,6 +12,8 @@
 # Writes load-tests/results/adaptive.jsonl (one line a run) and
 # adaptive-limits.jsonl (each adaptive run's limits every 25 ms); plot and
 # table: python3 load-tests/adaptive_report.py.
+# ROUNDS (default 3) repeats each scenario's sweep, modes interleaved; the
+# report takes medians.
 #   load-tests/adaptive.sh [ROWS]          (default 1,000,000)
 #   ONLY=rtt2,rtt10 load-tests/adaptive.sh
 set -euo pipefail
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 source load-tests/lib.sh
 rows=${1:-1000000}
 halve_after=${HALVE_AFTER:-2}
+rounds=${ROUNDS:-3}
 only=${ONLY:-one,three,halves,rtt2,rtt10}
 cargo build --release -q -p score-server -p loadgen --bins
 cargo build --release -q -p stream-client --example concurrency
@@ -72,13 +75,13 @@ job() {
   fi
   echo "$line" | python3 -c "
 import json, sys
-run = json.loads(sys.stdin.read()); run['scenario'] = '$scenario'
+run = json.loads(sys.stdin.read()); run['scenario'] = '$scenario'; run['round'] = $ROUND
 print(json.dumps(run))" >>"$runs"
   if [ "${mode%%:*}" = adaptive ]; then
     python3 -c "
 import json, sys
 for line in open('$samples'):
-    s = json.loads(line); s['scenario'] = '$scenario'; print(json.dumps(s))" >>"$limits"
+    s = json.loads(line); s['scenario'] = '$scenario'; s['round'] = $ROUND; print(json.dumps(s))" >>"$limits"
   fi
   rm -f "$samples"
   tail -n 1 "$runs" | python3 -c "
@@ -92,8 +95,10 @@ sweep() {
   local scenario=$1 urls=$2
   # Warm-up: connections, allocator, caches.
   $bin/examples/concurrency "$urls" 200000 1000 100 fixed:4 >/dev/null
-  for k in 1 2 4 8 16 32; do job "$scenario" "$urls" "fixed:$k"; done
-  job "$scenario" "$urls" adaptive:32
+  for ROUND in $(seq "$rounds"); do
+    for k in 1 2 4 8 16 32; do job "$scenario" "$urls" "fixed:$k"; done
+    job "$scenario" "$urls" adaptive:32
+  done
 }
 
 echo "$(nproc) cores, $rows rows a run, MLP fixture, 1,000 rows a request"

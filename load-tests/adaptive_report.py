@@ -9,39 +9,48 @@ the adaptive runs (the plot needs matplotlib; the table does not).
 
 import json
 import pathlib
+import statistics
 
 results = pathlib.Path(__file__).resolve().parent / "results"
 runs = [json.loads(line) for line in (results / "adaptive.jsonl").open()]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 
+
+def median(scenario, mode, in_flight=None):
+    """Median rows/s over the rounds, and the runs."""
+    match = [r for r in runs if r["scenario"] == scenario and r["mode"] == mode
+             and (in_flight is None or r["in_flight"] == in_flight)]
+    if not match:
+        return None, []
+    return statistics.median(r["rows_per_s"] for r in match), match
+
+
+rounds = max(r.get("round", 1) for r in runs)
+print(f"Medians of {rounds} round(s), rows/s.")
+print()
+
+ks = sorted({r["in_flight"] for r in runs if r["mode"] == "fixed"})
 print("| scenario | best fixed in_flight | its rows/s | adaptive rows/s | adaptive / best "
-      "| 429s (adaptive) | final limits |")
+      "| 429s (adaptive, all rounds) | final limits (last round) |")
 print("|---|---:|---:|---:|---:|---:|---|")
 for s in scenarios:
-    fixed = [r for r in runs if r["scenario"] == s and r["mode"] == "fixed"]
-    adaptive = [r for r in runs if r["scenario"] == s and r["mode"] == "adaptive"]
-    if not fixed or not adaptive:
+    fixed = [(median(s, "fixed", k)[0], k) for k in ks if median(s, "fixed", k)[0]]
+    adaptive, a_runs = median(s, "adaptive")
+    if not fixed or adaptive is None:
         continue
-    best = max(fixed, key=lambda r: r["rows_per_s"])
-    a = adaptive[-1]
-    print(f"| {s} | {best['in_flight']} | {best['rows_per_s']:,.0f} | {a['rows_per_s']:,.0f} "
-          f"| **{a['rows_per_s'] / best['rows_per_s']:.2f}x** | {a['retries'].get('429', 0)} "
-          f"| {'/'.join(map(str, a['limits']))} |")
+    best, best_k = max(fixed)
+    storms = sum(r["retries"].get("429", 0) for r in a_runs)
+    print(f"| {s} | {best_k} | {best:,.0f} | {adaptive:,.0f} | **{adaptive / best:.2f}x** "
+          f"| {storms} | {'/'.join(map(str, a_runs[-1]['limits']))} |")
 print()
-print("Every fixed setting (rows/s):")
+print("Every setting (median rows/s):")
 print()
-ks = sorted({r["in_flight"] for r in runs if r["mode"] == "fixed"})
 print("| scenario | " + " | ".join(f"fixed {k}" for k in ks) + " | adaptive |")
 print("|---|" + "---:|" * (len(ks) + 1))
 for s in scenarios:
-    row = []
-    for k in ks:
-        match = [r for r in runs if r["scenario"] == s and r["mode"] == "fixed"
-                 and r["in_flight"] == k]
-        row.append(f"{match[-1]['rows_per_s']:,.0f}" if match else "")
-    adaptive = [r for r in runs if r["scenario"] == s and r["mode"] == "adaptive"]
-    row.append(f"{adaptive[-1]['rows_per_s']:,.0f}" if adaptive else "")
-    print(f"| {s} | " + " | ".join(row) + " |")
+    row = [median(s, "fixed", k)[0] for k in ks] + [median(s, "adaptive")[0]]
+    print(f"| {s} | " + " | ".join(f"{v:,.0f}" if v else "" for v in row) + " |")
+print()
 
 try:
     import matplotlib
@@ -55,7 +64,7 @@ except ImportError:
 samples = [json.loads(line) for line in (results / "adaptive-limits.jsonl").open()]
 fig, axes = plt.subplots(len(scenarios), 1, figsize=(8, 2.2 * len(scenarios)), sharex=True)
 for ax, s in zip(axes if len(scenarios) > 1 else [axes], scenarios):
-    points = [p for p in samples if p["scenario"] == s]
+    points = [p for p in samples if p["scenario"] == s and p.get("round", 1) == rounds]
     if not points:
         continue
     for i in range(len(points[0]["limits"])):

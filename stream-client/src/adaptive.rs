@@ -7,10 +7,10 @@
 //! [`MIN_WINDOW`]) ends in one decision:
 //!
 //! - **back-pressure** (429, 503, 504, a timeout) in the window: ×0.9;
-//! - **a latency jump**: more than `β = max(3, limit / 8)` requests were
+//! - **a latency jump**: more than `β = max(4, limit / 8)` requests were
 //!   waiting at the server on average: ×0.9;
 //! - **room**: the limit was reached in the window and fewer than
-//!   `α = 1` request waited on average: +1 (×2 during the fast start, which
+//!   `α = 2` requests waited on average: +1 (×2 during the fast start, which
 //!   ends at the first window with requests waiting or a decrease);
 //! - otherwise the limit holds.
 //!
@@ -26,7 +26,7 @@
 //! already there. Any queue raises the round trip, so that rule keeps
 //! backing off to the point where workers wait for the network (one
 //! request at a time to a one-worker server, about 20 % below its
-//! throughput). Counting what waits keeps one to three requests queued per
+//! throughput). Counting what waits keeps two to four requests queued per
 //! server, whatever its workers, the round-trip time or its changes.
 
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ pub const MIN_WINDOW: u32 = 4;
 /// Factor of a decrease.
 pub const DECREASE: f64 = 0.9;
 /// Average requests waiting at the server below which the limit grows.
-const ALPHA: f64 = 1.0;
+const ALPHA: f64 = 2.0;
 
 /// How one answer went, for the limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -168,7 +168,7 @@ impl State {
                 _ if rtt > 0.0 => in_flight * (1.0 - self.lowest / rtt),
                 _ => 0.0,
             };
-            let beta = (self.limit / 8.0).max(3.0);
+            let beta = (self.limit / 8.0).max(4.0);
             if waiting > beta {
                 decrease(self);
             } else if self.reached && waiting < ALPHA {
