@@ -71,8 +71,7 @@ pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
 ) -> jint {
     env.with_env(|_env| -> Result<jint, Failure> {
         let c = configured(config)?;
-        let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
-            .map_err(|e| Failure::Score(e.to_string()))?;
+        let doc = served_doc(&c)?;
         let k = doc.score_columns(c.output.as_deref()).map_err(Failure::Score)?;
         jint::try_from(k).map_err(|_| Failure::Score(format!("{k} scores per row is too many")))
     })
@@ -296,12 +295,16 @@ pub extern "system" fn Java_score_client_Native_servedVersion<'l>(
     config: jlong,
 ) -> JString<'l> {
     env.with_env(|env| -> Result<JString<'l>, Failure> {
-        let c = configured(config)?;
-        let doc = stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
-            .map_err(|e| Failure::Score(e.to_string()))?;
-        Ok(env.new_string(doc.version)?)
+        Ok(env.new_string(served_doc(&configured(config)?)?.version)?)
     })
     .resolve::<Throw>()
+}
+
+/// The configured model's description, from the first server whose
+/// `/models` answers.
+fn served_doc(c: &ClientConfig) -> Result<score_protocol::ModelDoc, Failure> {
+    stream_client::fetch_model_any(&c.urls, c.model.as_deref(), c.token.as_ref())
+        .map_err(|e| Failure::Score(e.to_string()))
 }
 
 /// `Native.pinned()`: the model version this JVM's clients' answers came
