@@ -212,6 +212,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ApiError::VersionMismatch { serving, .. } = &self
+            && let Ok(value) = HeaderValue::from_str(serving)
+        {
+            // The version served, as on a 200: the client need not parse
+            // the sentence.
+            response.headers_mut().insert(score_protocol::headers::MODEL_VERSION, value);
+        }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

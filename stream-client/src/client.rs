@@ -333,11 +333,7 @@ impl Inner {
                 batch.rows
             ));
         }
-        let served = response
-            .headers()
-            .get(headers::MODEL_VERSION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let served = model_version(&response);
         if let Some(served) = served {
             let pinned = self.pinned.get_or_init(|| {
                 tracing::info!(version = %served, "model version pinned for this job");
@@ -427,12 +423,12 @@ impl Inner {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let served = model_version(&response);
         // An error body is a sentence; read at most a little of anything else.
         let text = read_capped(response, 64 << 10).await;
         if let Some(body) = ErrorBody::parse(&text)
             && body.kind == ErrorKind::VersionMismatch
         {
-            let served = self.pinned.get().and_then(|pinned| served_version(&body.error, pinned));
             return Attempt::WrongVersion { served, message: body.error };
         }
         let mut message = ErrorBody::message_of(&text, 500)
@@ -471,13 +467,10 @@ impl Inner {
     }
 }
 
-/// The version a 409 `version_mismatch` sentence says the server serves:
-/// the first 16-hex-digit word in it other than `pinned`.
-fn served_version(message: &str, pinned: &str) -> Option<String> {
-    message
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .find(|w| w.len() == 16 && *w != pinned)
-        .map(str::to_string)
+/// The model version an answer names (`X-Model-Version`: on a 200 the
+/// version that scored it, on a 409 the one the server serves).
+fn model_version(response: &reqwest::Response) -> Option<String> {
+    response.headers().get(headers::MODEL_VERSION)?.to_str().ok().map(str::to_string)
 }
 
 /// `request` with the bearer token, if there is one.
