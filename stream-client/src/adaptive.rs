@@ -7,12 +7,22 @@
 //! [`MIN_WINDOW`]) ends in one decision:
 //!
 //! - **back-pressure** (429, 503, 504, a timeout) in the window: ×0.9;
-//! - **a latency jump**: more than `β = max(4, limit / 8)` requests were
-//!   waiting at the server on average: ×0.9;
+//! - **a latency jump**: more than `β = α + max(2, limit / 8)` requests
+//!   were waiting at the server on average: ×0.9;
 //! - **room**: the limit was reached in the window and fewer than
-//!   `α = 2` requests waited on average: +1 (×2 during the fast start, which
-//!   ends at the first window with requests waiting or a decrease);
+//!   `α = max(2, limit / 4)` requests waited on average: +1 (×2 during the
+//!   fast start, from [`INITIAL`], which ends at the first window with α
+//!   or more waiting, stepping back to what was not waiting plus α, or at
+//!   a decrease);
 //! - otherwise the limit holds.
+//!
+//! So the limit settles about a third above what keeps the server's
+//! workers busy, and never fewer than two requests wait there. α grows with
+//! the limit because the round trip it covers is noisy: a long round trip
+//! (a far server, a proxy, a client sharing its cores) needs more
+//! requests in flight, and fewer of them waiting than the noise in that
+//! round trip leaves the workers idle now and then. Measured in
+//! `load-tests/adaptive.sh` (RESULTS.md "Adaptive concurrency").
 //!
 //! Requests waiting at the server are counted by Little's law from the
 //! server's own `X-Score-Queue-Ms` (time a request waited for a worker):
@@ -37,8 +47,21 @@ use std::time::Duration;
 pub const MIN_WINDOW: u32 = 4;
 /// Factor of a decrease.
 pub const DECREASE: f64 = 0.9;
-/// Average requests waiting at the server below which the limit grows.
-const ALPHA: f64 = 2.0;
+/// The limit a new endpoint starts at (the ceiling if lower): one
+/// request at a time leaves even a one-worker server idle during every
+/// round trip, and a decrease comes within a window if four is too many.
+pub const INITIAL: usize = 4;
+
+/// Average requests waiting at the server below which the limit grows (α).
+fn alpha(limit: f64) -> f64 {
+    (limit / 4.0).max(2.0)
+}
+
+/// Average requests waiting at the server above which the limit shrinks (β):
+/// α and a band of `max(2, limit / 8)` in which the limit holds.
+fn beta(limit: f64) -> f64 {
+    alpha(limit) + (limit / 8.0).max(2.0)
+}
 
 /// How one answer went, for the limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,14 +107,15 @@ struct State {
 }
 
 impl Limiter {
-    /// A limit starting at 1 (fast start), never above `ceiling`.
+    /// A limit starting at [`INITIAL`] (fast start), never above `ceiling`.
     pub fn new(ceiling: usize) -> Limiter {
         let ceiling = ceiling.max(1);
+        let initial = INITIAL.min(ceiling);
         Limiter {
-            current: AtomicUsize::new(1),
+            current: AtomicUsize::new(initial),
             ceiling,
             state: Mutex::new(State {
-                limit: 1.0,
+                limit: initial as f64,
                 fast_start: true,
                 lowest: f64::INFINITY,
                 answers: 0,
@@ -168,12 +192,18 @@ impl State {
                 _ if rtt > 0.0 => in_flight * (1.0 - self.lowest / rtt),
                 _ => 0.0,
             };
-            let beta = (self.limit / 8.0).max(4.0);
-            if waiting > beta {
+            if self.fast_start && waiting >= alpha(self.limit) {
+                // The last doubling overshot. By Little's law the requests
+                // not waiting are the ones in service or on the wire: keep
+                // those and α more.
+                let busy = (in_flight - waiting).max(0.0);
+                self.limit = (busy + alpha(busy)).ceil().clamp(1.0, self.limit);
+                self.fast_start = false;
+            } else if waiting > beta(self.limit) {
                 decrease(self);
-            } else if self.reached && waiting < ALPHA {
+            } else if self.reached && waiting < alpha(self.limit) {
                 self.limit = if self.fast_start { self.limit * 2.0 } else { self.limit + 1.0 };
-            } else if waiting >= ALPHA {
+            } else if waiting >= alpha(self.limit) {
                 self.fast_start = false;
             }
         }
@@ -212,6 +242,12 @@ mod tests {
         (workers as f64 * (network + service) / service).ceil() as usize
     }
 
+    /// The most the limit should settle at: α waiting above what keeps the
+    /// workers busy, and one step of growth past it.
+    fn settles(needed: usize) -> usize {
+        needed + (needed / 3).max(2) + 2
+    }
+
     fn settle(limiter: &Limiter, workers: usize, service: f64, network: f64, rounds: usize) {
         for _ in 0..rounds {
             let limit = limiter.limit();
@@ -231,7 +267,7 @@ mod tests {
                 let limit = limiter.limit();
                 let needed = needed(workers, 0.001, network);
                 assert!(
-                    limit > needed && limit <= needed + (needed / 4).max(4),
+                    limit > needed && limit <= settles(needed),
                     "{workers} workers, {network}s network: limit {limit}, {needed} needed"
                 );
             }
@@ -262,7 +298,11 @@ mod tests {
         settle(&limiter, 8, 0.002, 0.002, 300);
         let limit = limiter.limit();
         let needed = needed(8, 0.002, 0.002);
-        assert!(limit > needed && limit <= needed + 4, "limit {limit} after the capacity halved");
+        // It comes down until what waits is back within the band.
+        assert!(
+            limit > needed && (limit - needed) as f64 <= beta(limit as f64),
+            "limit {limit} after the capacity halved, {needed} needed"
+        );
     }
 
     #[test]
@@ -280,6 +320,6 @@ mod tests {
         }
         let limit = limiter.limit();
         let needed = needed(2, 0.001, 0.001);
-        assert!(limit > needed && limit <= needed + 4, "limit {limit}, {needed} needed");
+        assert!(limit > needed && limit <= settles(needed), "limit {limit}, {needed} needed");
     }
 }
