@@ -17,11 +17,9 @@
 //! by the connection cap, and how slowly by the minimum body rate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Bytes are counted in KiB so that budgets beyond 4 GiB fit tokio's u32
-/// permit counts.
+/// Bytes are counted in KiB.
 const UNIT: usize = 1024;
 
 /// The part of the byte budget that bodies still arriving may hold
@@ -33,14 +31,49 @@ pub const RECEIVING_SHARE: (usize, usize) = (3, 4);
 pub const FIRST_STEP: usize = 16 * UNIT;
 
 /// The admission budget.
+///
+/// Only ever taken with "try" and given back, never waited on, so each
+/// budget is one atomic counter: no lock on the request path (issue 21; a
+/// tokio semaphore takes its waiters' mutex on every release).
 #[derive(Debug)]
 pub struct Admission {
-    bytes: Arc<Semaphore>,
-    receiving: Arc<Semaphore>,
-    requests: Arc<Semaphore>,
+    budgets: Arc<Budgets>,
     max_units: usize,
     max_receiving_units: usize,
     max_requests: usize,
+}
+
+/// What is left of each budget.
+#[derive(Debug)]
+struct Budgets {
+    bytes: Budget,
+    receiving: Budget,
+    requests: Budget,
+}
+
+/// Units left of one budget.
+#[derive(Debug)]
+struct Budget(AtomicUsize);
+
+impl Budget {
+    /// Takes `units` if that many are left.
+    fn take(&self, units: usize) -> bool {
+        units == 0
+            || self
+                .0
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(units))
+                .is_ok()
+    }
+
+    fn give(&self, units: usize) {
+        if units > 0 {
+            self.0.fetch_add(units, Ordering::AcqRel);
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// Why a request was not admitted.
@@ -53,31 +86,33 @@ pub enum Refused {
 }
 
 /// The bytes a body arriving holds: the whole budget's and the receiving
-/// share's.
+/// share's (the same number of units of each), returned on drop.
 #[derive(Debug)]
 pub struct BodyCharge {
-    bytes: OwnedSemaphorePermit,
-    receiving: OwnedSemaphorePermit,
+    budgets: Arc<Budgets>,
+    units: usize,
 }
 
 /// A request with a complete body: its bytes and its request slot, returned
 /// on drop.
 #[derive(Debug)]
 pub struct Permit {
-    _bytes: OwnedSemaphorePermit,
-    _request: OwnedSemaphorePermit,
+    budgets: Arc<Budgets>,
+    units: usize,
 }
 
 impl Admission {
     /// A budget of `max_bytes` bytes and `max_requests` requests.
     pub fn new(max_bytes: usize, max_requests: usize) -> Self {
-        let max_units = max_bytes.div_ceil(UNIT).clamp(1, u32::MAX as usize);
+        let max_units = max_bytes.div_ceil(UNIT).max(1);
         let max_receiving_units = (max_units * RECEIVING_SHARE.0 / RECEIVING_SHARE.1).max(1);
-        let max_requests = max_requests.clamp(1, u32::MAX as usize);
+        let max_requests = max_requests.max(1);
         Admission {
-            bytes: Arc::new(Semaphore::new(max_units)),
-            receiving: Arc::new(Semaphore::new(max_receiving_units)),
-            requests: Arc::new(Semaphore::new(max_requests)),
+            budgets: Arc::new(Budgets {
+                bytes: Budget(AtomicUsize::new(max_units)),
+                receiving: Budget(AtomicUsize::new(max_receiving_units)),
+                requests: Budget(AtomicUsize::new(max_requests)),
+            }),
             max_units,
             max_receiving_units,
             max_requests,
@@ -86,10 +121,7 @@ impl Admission {
 
     /// A body about to arrive: holds nothing yet.
     pub fn start_body(&self) -> BodyCharge {
-        let none = |s: &Arc<Semaphore>| {
-            s.clone().try_acquire_many_owned(0).expect("zero permits are always available")
-        };
-        BodyCharge { bytes: none(&self.bytes), receiving: none(&self.receiving) }
+        BodyCharge { budgets: self.budgets.clone(), units: 0 }
     }
 
     /// Whether a body of `bytes` could be received now (without reserving
@@ -97,63 +129,64 @@ impl Admission {
     /// its headers, before any of it is read. A body larger than the whole
     /// receiving share only needs it all free (see [`BodyCharge::grow`]).
     pub fn has_room_for(&self, bytes: usize) -> bool {
-        let units = (Admission::units(bytes) as usize).min(self.max_receiving_units);
-        self.receiving.available_permits() >= units && self.bytes.available_permits() >= units
+        let units = Admission::units(bytes).min(self.max_receiving_units);
+        self.budgets.receiving.left() >= units && self.budgets.bytes.left() >= units
     }
 
     /// Request bytes currently admitted (in whole KiB).
     pub fn inflight_bytes(&self) -> usize {
-        (self.max_units - self.bytes.available_permits()) * UNIT
+        (self.max_units - self.budgets.bytes.left()) * UNIT
     }
 
     /// Requests with complete bodies currently admitted.
     pub fn inflight_requests(&self) -> usize {
-        self.max_requests - self.requests.available_permits()
+        self.max_requests - self.budgets.requests.left()
     }
 
     /// Bytes that bodies still arriving hold (in whole KiB).
     pub fn receiving_bytes(&self) -> usize {
-        (self.max_receiving_units - self.receiving.available_permits()) * UNIT
+        (self.max_receiving_units - self.budgets.receiving.left()) * UNIT
     }
 
-    fn units(bytes: usize) -> u32 {
-        bytes.div_ceil(UNIT).min(u32::MAX as usize) as u32
+    fn units(bytes: usize) -> usize {
+        bytes.div_ceil(UNIT)
     }
 }
 
 impl BodyCharge {
     /// Bytes held so far.
     pub fn held(&self) -> usize {
-        self.bytes.num_permits() * UNIT
+        self.units * UNIT
     }
 
     /// Makes the charge cover `bytes` of a body. Refused
     /// when either budget is spent. A body larger than the whole receiving
     /// share is charged the whole share: it arrives alone rather than never.
     pub fn grow(&mut self, admission: &Admission, bytes: usize) -> Result<(), Refused> {
-        let held = self.receiving.num_permits();
-        let target = (Admission::units(bytes) as usize).min(admission.max_receiving_units);
-        if target <= held {
+        let target = Admission::units(bytes).min(admission.max_receiving_units);
+        if target <= self.units {
             return Ok(());
         }
-        let more = (target - held) as u32;
-        let receiving =
-            admission.receiving.clone().try_acquire_many_owned(more).map_err(|_| Refused::Bytes)?;
-        let bytes =
-            admission.bytes.clone().try_acquire_many_owned(more).map_err(|_| Refused::Bytes)?;
-        self.receiving.merge(receiving);
-        self.bytes.merge(bytes);
+        let more = target - self.units;
+        if !self.budgets.receiving.take(more) {
+            return Err(Refused::Bytes);
+        }
+        if !self.budgets.bytes.take(more) {
+            self.budgets.receiving.give(more);
+            return Err(Refused::Bytes);
+        }
+        self.units = target;
         Ok(())
     }
 
     /// Gives back what is held beyond `bytes` (after a buffer's old
     /// allocation is freed).
     pub fn shrink_to(&mut self, bytes: usize) {
-        let keep = Admission::units(bytes) as usize;
-        let held = self.receiving.num_permits();
-        if keep < held {
-            drop(self.receiving.split(held - keep));
-            drop(self.bytes.split(held - keep));
+        let keep = Admission::units(bytes);
+        if keep < self.units {
+            self.budgets.receiving.give(self.units - keep);
+            self.budgets.bytes.give(self.units - keep);
+            self.units = keep;
         }
     }
 
@@ -166,22 +199,36 @@ impl BodyCharge {
         len: usize,
         extra: usize,
     ) -> Result<Permit, Refused> {
-        let request =
-            admission.requests.clone().try_acquire_owned().map_err(|_| Refused::Requests)?;
-        let want =
-            (Admission::units(len.saturating_add(extra)).max(1) as usize).min(admission.max_units);
-        let held = self.bytes.num_permits();
-        if want < held {
-            drop(self.bytes.split(held - want));
-        } else if want > held {
-            let more = admission
-                .bytes
-                .clone()
-                .try_acquire_many_owned((want - held) as u32)
-                .map_err(|_| Refused::Bytes)?;
-            self.bytes.merge(more);
+        if !self.budgets.requests.take(1) {
+            return Err(Refused::Requests);
         }
-        Ok(Permit { _bytes: self.bytes, _request: request })
+        let want = Admission::units(len.saturating_add(extra)).max(1).min(admission.max_units);
+        let held = self.units;
+        if want > held && !self.budgets.bytes.take(want - held) {
+            self.budgets.requests.give(1);
+            return Err(Refused::Bytes);
+        }
+        if want < held {
+            self.budgets.bytes.give(held - want);
+        }
+        // The bytes move to the permit; the receiving share is given back.
+        self.budgets.receiving.give(held);
+        self.units = 0;
+        Ok(Permit { budgets: self.budgets.clone(), units: want })
+    }
+}
+
+impl Drop for BodyCharge {
+    fn drop(&mut self) {
+        self.budgets.receiving.give(self.units);
+        self.budgets.bytes.give(self.units);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.budgets.bytes.give(self.units);
+        self.budgets.requests.give(1);
     }
 }
 

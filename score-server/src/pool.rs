@@ -470,7 +470,7 @@ impl Worker {
                 Some(e) => Err(e),
                 None => {
                     let queue_time = started.saturating_duration_since(job.enqueued);
-                    self.metrics.queue_wait.observe(queue_time.as_secs_f64());
+                    self.metrics.observe_queue_wait(queue_time);
                     // A merged call's time is shared in proportion to rows.
                     let share = compute_time.mul_f64(job.rows as f64 / rows as f64);
                     Ok(ChunkOut { outputs: parts, queue_time, compute_time: share })
