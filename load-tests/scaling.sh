@@ -14,7 +14,9 @@
 # machine; table and plot: python3 load-tests/scaling_report.py.
 #   load-tests/scaling.sh            MACHINE="16-core Xeon" to label the rows
 # SERVER=path/to/score-server runs another build (built here by default),
-# BUILD=label names it in the results (default: the commit).
+# BUILD=label names it in the results (default: the commit). On a lent
+# many-core machine (the device), carry target/release/score-server and
+# target/release/loadgen and run NO_BUILD=1 MACHINE=... load-tests/scaling.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source load-tests/lib.sh
@@ -22,10 +24,13 @@ secs=${SECONDS_PER_POINT:-3}
 cores=$(nproc)
 half=$((cores / 2 > 0 ? cores / 2 : 1))
 machine=${MACHINE:-"$cores cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"}
-cargo build --release -q -p score-server -p loadgen --bins
+# NO_BUILD=1: use target/release's score-server and loadgen as they are (a
+# machine without a Rust toolchain, given the binaries; models/*.onnx are
+# committed).
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p score-server -p loadgen --bins
 bin=target/release
 server=${SERVER:-$bin/score-server}
-build=${BUILD:-$(git rev-parse --short HEAD)}
+build=${BUILD:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 out=load-tests/results/scaling.jsonl
 gen_cores="$half-$((cores - 1))"
 [ "$cores" -gt 1 ] || gen_cores=0
