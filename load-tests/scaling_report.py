@@ -17,17 +17,17 @@ for p in points:
     key = (p["machine"], p.get("build", ""), p["load"], int(p["workers"]))
     groups.setdefault(key, []).append(p)
 # The run with the median rows/s of each (machine, build, load, W).
-latest = {k: sorted(v, key=lambda p: p["rows_per_s"])[len(v) // 2] for k, v in groups.items()}
-series = list(dict.fromkeys(k[:3] for k in latest))
+median_run = {k: sorted(v, key=lambda p: p["rows_per_s"])[len(v) // 2] for k, v in groups.items()}
+series = list(dict.fromkeys(k[:3] for k in median_run))
 
 print("| machine | build | load | W | runs | requests/s | rows/s | × W = 1 | p99 ms | non-200 |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 curves = {}
 for m, build, load in series:
-    ws = sorted(k[3] for k in latest if k[:3] == (m, build, load))
-    base = latest[(m, build, load, 1)]["rows_per_s"] if 1 in ws else None
+    ws = sorted(k[3] for k in median_run if k[:3] == (m, build, load))
+    base = median_run[(m, build, load, 1)]["rows_per_s"] if 1 in ws else None
     for w in ws:
-        p = latest[(m, build, load, w)]
+        p = median_run[(m, build, load, w)]
         speedup = f"{p['rows_per_s'] / base:.2f}" if base else ""
         bad = sum(n for s, n in p["statuses"].items() if s != "200") + p["transport_errors"]
         shared = " (shared cores)" if p.get("shared") == "true" else ""

@@ -17,7 +17,7 @@
 //! For each N it prints operations per second and the time one operation
 //! costs a thread (N / rate): flat as N grows means no serialisation up to
 //! the cores the machine has; above the cores it measures what a
-//! preempted lock holder costs the rest. Each point runs for `SECONDS`
+//! preempted lock holder costs the rest. Each point runs for `BENCH_SECONDS`
 //! (default 1) and is the best of `REPEAT` (default 3).
 //!
 //!   cargo bench -p score-server --bench request_path [-- THREADS...]
@@ -49,7 +49,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     let threads = if threads.is_empty() { vec![1, 2, 4, 8] } else { threads };
-    let seconds: f64 = env("SECONDS", 1.0);
+    let seconds: f64 = env("BENCH_SECONDS", 1.0);
     let repeat: usize = env("REPEAT", 3.0) as usize;
     println!(
         "{} cores; {ROWS}-row requests of the linreg fixture; best of {repeat} x {seconds} s",

@@ -252,6 +252,7 @@ impl Metrics {
 
 /// Most buckets of a histogram, `+Inf` included.
 const MAX_BUCKETS: usize = 16;
+const _: () = assert!(LATENCY_BUCKETS.len() < MAX_BUCKETS && BATCH_BUCKETS.len() < MAX_BUCKETS);
 
 /// The per-request metrics, one shard per thread (threads share a shard
 /// only when there are more threads than shards), each behind its own
@@ -266,7 +267,7 @@ pub struct Hot {
 #[repr(align(128))]
 struct Shard(Mutex<Local>);
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Local {
     routes: HashMap<String, RouteStats>,
     models: HashMap<String, ModelStats>,
@@ -276,7 +277,7 @@ struct Local {
     batch_jobs: Buckets,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct RouteStats {
     duration: Buckets,
     /// Requests by method and status: a handful per route.
@@ -341,16 +342,16 @@ impl Hot {
     fn merged(&self) -> Merged {
         let mut m = Merged::default();
         for shard in self.shards.iter() {
-            let local = shard.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            for (route, stats) in local.routes {
-                let into = m.routes.entry(route).or_default();
+            let local = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+            for (route, stats) in &local.routes {
+                let into = m.routes.entry(route.clone()).or_default();
                 into.0.add(&stats.duration);
-                for (method, status, n) in stats.requests {
-                    *into.1.entry((method, status)).or_default() += n;
+                for (method, status, n) in &stats.requests {
+                    *into.1.entry((method.clone(), *status)).or_default() += n;
                 }
             }
-            for (model, stats) in local.models {
-                let into = m.models.entry(model).or_default();
+            for (model, stats) in &local.models {
+                let into = m.models.entry(model.clone()).or_default();
                 into.rows += stats.rows;
                 into.calls += stats.calls;
             }

@@ -203,8 +203,6 @@ impl State {
                 decrease(self);
             } else if self.reached && waiting < alpha(self.limit) {
                 self.limit = if self.fast_start { self.limit * 2.0 } else { self.limit + 1.0 };
-            } else if waiting >= alpha(self.limit) {
-                self.fast_start = false;
             }
         }
         self.limit = self.limit.min(ceiling as f64);
