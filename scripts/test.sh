@@ -52,6 +52,19 @@ else
   FUZZ_CASES=20000 cargo test --workspace --test fuzz
 fi
 
+step "containers: the image, and three of it behind the nginx image (score-server/tests/docker.rs, ~4 min)"
+# Builds the base images (docker/base-images.sh, no registry needed) and the
+# images from the test build's binary, runs them, removes them.
+if docker info >/dev/null 2>&1; then
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace -E 'binary(docker)' --run-ignored only --no-fail-fast --no-capture
+  else
+    cargo test --workspace --test docker -- --ignored --nocapture
+  fi
+else
+  echo "SKIPPED: no Docker engine answers ('docker info' failed): the container tests did not run"
+fi
+
 step "schemathesis: the real server against docs/openapi.yaml (venv cached in ~/.cache/score)"
 scripts/schemathesis.sh
 

@@ -157,6 +157,13 @@ pub struct Args {
     /// requests before exiting anyway.
     #[arg(long, env = "SCORE_DRAIN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Do not serve: ask the server at --listen (on loopback when it
+    /// listens on every interface) for /healthz, and exit 0 if it answers
+    /// 200 within 2 s, else 1 with the reason. The container image's
+    /// HEALTHCHECK, which has no curl.
+    #[arg(long)]
+    pub health_check: bool,
 }
 
 /// The validated configuration.

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod input;
 pub mod metrics;

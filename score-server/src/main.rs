@@ -33,7 +33,12 @@ fn serve() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Args::parse().into_config().map_err(anyhow::Error::msg)?;
+    let args = Args::parse();
+    if args.health_check {
+        return score_server::health::check(args.listen, score_server::health::TIMEOUT)
+            .map_err(anyhow::Error::msg);
+    }
+    let config = args.into_config().map_err(anyhow::Error::msg)?;
     tracing::info!(?config, "starting");
     // As many async threads as workers: they parse, decode, encode and
     // answer every request. Capped at 2 (until issue 21), they did that

@@ -16,28 +16,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use stream_client::{Client, ClientConfig, ScoreError, Scored, Stats};
-
-/// Input width of the fixture models.
-const COLUMNS: usize = 100;
-
-/// Row `i` of the synthetic input: deterministic, so any run can be
-/// compared with any other.
-fn row(i: u64) -> Vec<f32> {
-    (0..COLUMNS as u64).map(|j| ((i * 31 + j * 7) % 1000) as f32 / 500.0 - 1.0).collect()
-}
-
-fn body(first: u64, rows: u64) -> Vec<u8> {
-    (first..first + rows).flat_map(row).flat_map(f32::to_le_bytes).collect()
-}
+use common::jobs::{COLUMNS, NginxLog, assert_same_scores, body, config, get, row, run_job};
+use stream_client::{Client, Stats};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -177,19 +164,6 @@ fn wait_until(
 /// again on a new port when that is why a process exited.
 const BIND_ATTEMPTS: usize = 3;
 
-/// A plain HTTP/1.0 GET, for readiness polls (no client pool involved).
-fn get(url: &str) -> Option<(u16, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_at(rest.find('/')?);
-    let mut stream = TcpStream::connect(host).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text))
-}
-
 fn nginx_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NGINX") {
         return path.into();
@@ -217,10 +191,9 @@ fn nginx_config(dir: &Path, listen: u16, upstreams: &[u16]) -> String {
     let d = dir.display();
     swap("pid /tmp/nginx.pid;", format!("pid {d}/nginx.pid;"));
     swap(
-        "access_log off;",
+        "access_log /dev/stdout score buffer=32k flush=1s;",
         format!(
-            "log_format fleet '$status $upstream_status';\n    \
-             access_log {d}/access.log fleet;\n    \
+            "access_log {d}/access.log score;\n    \
              proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
              uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"
         ),
@@ -320,23 +293,9 @@ impl Fleet {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// nginx's access log so far: final status → count, and how many
-    /// requests nginx sent to more than one replica.
+    /// nginx's access log so far.
     fn access_log(&self) -> NginxLog {
-        let mut log = NginxLog::default();
-        let Ok(file) = fs::File::open(self.dir.join("access.log")) else { return log };
-        for line in BufReader::new(file).lines() {
-            let line = line.expect("access.log");
-            let (status, upstreams) = line.split_once(' ').unwrap_or((&line, "-"));
-            *log.statuses.entry(status.to_string()).or_default() += 1;
-            let attempts = upstreams.split(", ").count() as u64;
-            log.requests += 1;
-            if attempts > 1 {
-                log.retried += 1;
-                log.extra_attempts += attempts - 1;
-            }
-        }
-        log
+        NginxLog::parse(&fs::read_to_string(self.dir.join("access.log")).unwrap_or_default())
     }
 }
 
@@ -365,15 +324,6 @@ impl Drop for Fleet {
     }
 }
 
-#[derive(Debug, Default)]
-struct NginxLog {
-    requests: u64,
-    statuses: BTreeMap<String, u64>,
-    /// Requests nginx sent to a second (or third) replica.
-    retried: u64,
-    extra_attempts: u64,
-}
-
 /// Flags of every replica: one worker each (three replicas share the two
 /// cores of the CI machine), a short drain delay so that rolling restarts
 /// are quick, both fixture models.
@@ -396,33 +346,6 @@ fn replica_args() -> Vec<String> {
     ]
 }
 
-fn config(urls: &[String]) -> ClientConfig {
-    let mut config = ClientConfig::new(urls.iter().cloned(), COLUMNS);
-    config.in_flight = 8;
-    config.timeout = Duration::from_secs(30);
-    config
-}
-
-/// Runs a job over rows `0..` of `input` and returns every score in order,
-/// checking that batches arrive in order and none is missing. `on_batch`
-/// sees each scored batch as it arrives (to inject a fault mid-job).
-fn run_job(
-    client: &Client,
-    input: impl Iterator<Item = Vec<f32>>,
-    mut on_batch: impl FnMut(&Scored),
-) -> Result<Vec<f32>, ScoreError> {
-    let mut out = Vec::new();
-    let mut next_row = 0u64;
-    for batch in client.score_rows(input) {
-        let batch = batch?;
-        assert_eq!(batch.first_row, next_row, "batches out of order or missing");
-        next_row += batch.rows as u64;
-        on_batch(&batch);
-        out.extend_from_slice(&batch.values);
-    }
-    Ok(out)
-}
-
 /// The same rows scored by one replica directly, with no fault: the
 /// reference every faulted run must equal.
 fn clean_run(replica: &Replica, model: Option<&str>, rows: u64) -> Vec<f32> {
@@ -430,13 +353,6 @@ fn clean_run(replica: &Replica, model: Option<&str>, rows: u64) -> Vec<f32> {
     config.model = model.map(str::to_string);
     let client = Client::new(config).expect("client");
     run_job(&client, (0..rows).map(row), |_| {}).expect("clean run")
-}
-
-fn assert_same_scores(got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "different number of scores");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("score {i} differs: {} vs {} in the clean run", got[i], want[i]);
-    }
 }
 
 fn report(what: &str, stats: &Stats, nginx: &NginxLog, replicas: &[Replica]) {

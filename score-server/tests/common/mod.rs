@@ -1,8 +1,10 @@
 //! Helpers shared by the tests that run the `score-server` binary
-//! (`server.rs`, `hostile.rs`, `fleet.rs`), and in [`router`] those of the
-//! tests that drive the router without a socket.
+//! (`server.rs`, `hostile.rs`, `fleet.rs`, `docker.rs`), in [`jobs`] those
+//! of the tests that run scoring jobs, and in [`router`] those of the tests
+//! that drive the router without a socket.
 #![allow(dead_code)]
 
+pub mod jobs;
 pub mod router;
 
 use std::io::{BufRead, BufReader};
