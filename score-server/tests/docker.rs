@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::jobs::{NginxLog, assert_same_scores, config, get, row, run_job};
+use common::jobs::{NginxLog, assert_same_scores, config, get, row, run_job, summary};
 use stream_client::{Client, Stats};
 
 /// The tag of the images the test builds (not `latest`: an operator's
@@ -168,16 +168,7 @@ fn client(url: &str) -> Client {
 }
 
 fn report(what: &str, stats: &Stats, nginx: &NginxLog) {
-    println!(
-        "{what}: client {} requests, {} retries ({:?}); nginx {} requests {:?}, {} resent to another replica ({} extra attempts)",
-        stats.requests,
-        stats.total_retries(),
-        stats.retries,
-        nginx.requests,
-        nginx.statuses,
-        nginx.retried,
-        nginx.extra_attempts,
-    );
+    println!("{what}: {}", summary(stats, nginx));
 }
 
 #[test]

@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::jobs::{COLUMNS, NginxLog, assert_same_scores, body, config, get, row, run_job};
+use common::jobs::{
+    COLUMNS, NginxLog, assert_same_scores, body, config, get, row, run_job, summary,
+};
 use stream_client::{Client, Stats};
 
 fn free_port() -> u16 {
@@ -369,15 +371,9 @@ fn report(what: &str, stats: &Stats, nginx: &NginxLog, replicas: &[Replica]) {
         })
         .collect();
     println!(
-        "{what}: client {} requests, {} retries ({:?}); nginx {} requests {:?}, {} resent to another replica ({} extra attempts); peak RSS per replica (MiB, per process): {}",
-        stats.requests,
-        stats.total_retries(),
-        stats.retries,
-        nginx.requests,
-        nginx.statuses,
-        nginx.retried,
-        nginx.extra_attempts,
-        peaks.join(", "),
+        "{what}: {}; peak RSS per replica (MiB, per process): {}",
+        summary(stats, nginx),
+        peaks.join(", ")
     );
 }
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use stream_client::{Client, ClientConfig, ScoreError, Scored};
+use stream_client::{Client, ClientConfig, ScoreError, Scored, Stats};
 
 /// Input width of the fixture models.
 pub const COLUMNS: usize = 100;
@@ -134,4 +134,18 @@ impl NginxLog {
             extra_attempts: self.extra_attempts - earlier.extra_attempts,
         }
     }
+}
+
+/// One line: what the client retried and what nginx resent, for a job.
+pub fn summary(stats: &Stats, nginx: &NginxLog) -> String {
+    format!(
+        "client {} requests, {} retries ({:?}); nginx {} requests {:?}, {} resent to another replica ({} extra attempts)",
+        stats.requests,
+        stats.total_retries(),
+        stats.retries,
+        nginx.requests,
+        nginx.statuses,
+        nginx.retried,
+        nginx.extra_attempts,
+    )
 }
