@@ -9,7 +9,9 @@
 //! guess was. Tokens are never logged: only how many were loaded.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use sha2::{Digest, Sha256};
 
@@ -36,14 +38,16 @@ pub enum AuthError {
 #[derive(Debug)]
 pub struct Auth {
     path: PathBuf,
-    digests: RwLock<Arc<Vec<[u8; 32]>>>,
+    /// Swapped whole on reload; read on every request without a lock or
+    /// a shared reference count (issue 21: no global lock on the request path).
+    digests: ArcSwap<Vec<[u8; 32]>>,
 }
 
 impl Auth {
     /// Loads the tokens of `path`.
     pub fn load(path: &Path) -> Result<Auth, AuthError> {
         let digests = read(path)?;
-        Ok(Auth { path: path.to_path_buf(), digests: RwLock::new(Arc::new(digests)) })
+        Ok(Auth { path: path.to_path_buf(), digests: ArcSwap::from_pointee(digests) })
     }
 
     /// Re-reads the file. On failure the tokens in use stay (a broken edit
@@ -51,7 +55,7 @@ impl Auth {
     pub fn reload(&self) -> Result<usize, AuthError> {
         let digests = read(&self.path)?;
         let n = digests.len();
-        *self.digests.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(digests);
+        self.digests.store(Arc::new(digests));
         Ok(n)
     }
 
@@ -76,8 +80,8 @@ impl Auth {
         matched == 1
     }
 
-    fn current(&self) -> Arc<Vec<[u8; 32]>> {
-        self.digests.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn current(&self) -> arc_swap::Guard<Arc<Vec<[u8; 32]>>> {
+        self.digests.load()
     }
 }
 
