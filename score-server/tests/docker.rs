@@ -21,8 +21,8 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::jobs::{NginxLog, assert_same_scores, config, get, row, run_job, summary};
@@ -57,19 +57,23 @@ fn docker(args: &[&str]) -> String {
     run(Command::new("docker").args(args))
 }
 
-/// `docker compose` (the plugin) where there is one, else `docker-compose`.
-fn compose_program() -> Vec<String> {
-    let plugin = Command::new("docker")
-        .args(["compose", "version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if plugin { vec!["docker".into(), "compose".into()] } else { vec!["docker-compose".into()] }
+/// `docker compose` (the plugin) where there is one, else `docker-compose`;
+/// asked once.
+fn compose_program() -> &'static [String] {
+    static PROGRAM: OnceLock<Vec<String>> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let plugin = Command::new("docker")
+            .args(["compose", "version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if plugin { vec!["docker".into(), "compose".into()] } else { vec!["docker-compose".into()] }
+    })
 }
 
-/// The images, built once per process: the base images where missing,
-/// then score-server:test and score-nginx:test.
+/// The images: the base images where missing, then score-server:test and
+/// score-nginx:test.
 fn build_images() {
     let started = Instant::now();
     run(Command::new(repo().join("docker/base-images.sh")).current_dir(repo()));
