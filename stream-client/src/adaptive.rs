@@ -24,6 +24,10 @@
 //! round trip leaves the workers idle now and then. Measured in
 //! `load-tests/adaptive.sh` (RESULTS.md "Adaptive concurrency").
 //!
+//! A stream keeps [`headroom`] more batches than its endpoints' limits add
+//! up to, encoded and waiting for room, so a limit is reached whenever the
+//! servers, not the caller, are the bottleneck (see `Inner::window`).
+//!
 //! Requests waiting at the server are counted by Little's law from the
 //! server's own `X-Score-Queue-Ms` (time a request waited for a worker):
 //! waiting = outstanding × queue time / round trip. Without that header
@@ -51,6 +55,13 @@ pub const DECREASE: f64 = 0.9;
 /// request at a time leaves even a one-worker server idle during every
 /// round trip, and a decrease comes within a window if four is too many.
 pub const INITIAL: usize = 4;
+
+/// Batches a stream keeps ready beyond the sum of its endpoints' limits
+/// (`total`), waiting for room under one: a quarter of the total, at least
+/// two per endpoint.
+pub fn headroom(total: usize, endpoints: usize) -> usize {
+    (total / 4).max(2 * endpoints.max(1))
+}
 
 /// Average requests waiting at the server below which the limit grows (α).
 fn alpha(limit: f64) -> f64 {

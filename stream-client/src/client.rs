@@ -133,13 +133,23 @@ impl Inner {
         stats
     }
 
-    /// Requests one stream keeps in flight now: `in_flight`, or with
-    /// adaptive concurrency the endpoints' limits added up when that is
-    /// less (so a stream holds no more request bodies than the servers
+    /// Batches one stream keeps started now: `in_flight`, or with adaptive
+    /// concurrency the endpoints' limits added up and a few more, when that
+    /// is less (so a stream holds few more request bodies than the servers
     /// take).
+    ///
+    /// The few more ([`crate::adaptive::headroom`]) wait, encoded, for
+    /// room under a limit, and go the moment a request ends. Without them
+    /// the next request would leave only after the caller took the oldest
+    /// result and assembled the next batch, and answers that came back out
+    /// of order would hold places in the window: the servers would see
+    /// fewer requests than their limits, and the limits would stop growing
+    /// (they grow only when reached).
     pub(crate) fn window(&self) -> usize {
         let ceiling = self.config.in_flight;
-        self.endpoints.total_limit().map_or(ceiling, |total| total.clamp(1, ceiling))
+        self.endpoints.total_limit().map_or(ceiling, |total| {
+            (total + crate::adaptive::headroom(total, self.endpoints.len())).clamp(1, ceiling)
+        })
     }
 
     /// Sends one batch until it is scored, fails for good, or runs out of
@@ -601,5 +611,29 @@ impl Client {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adaptive::INITIAL;
+
+    fn client(urls: usize, in_flight: usize, adaptive: bool) -> Client {
+        let urls: Vec<String> = (0..urls).map(|i| format!("http://127.0.0.{}:9", i + 1)).collect();
+        let mut config = ClientConfig::new(urls, 1);
+        config.in_flight = in_flight;
+        config.adaptive = adaptive;
+        Client::new(config).expect("config")
+    }
+
+    #[test]
+    fn the_window_is_the_limits_and_some_headroom_under_the_ceiling() {
+        // Three endpoints starting at INITIAL each, two batches each waiting.
+        assert_eq!(client(3, 32, true).inner.window(), 3 * INITIAL + 6);
+        assert_eq!(client(1, 32, true).inner.window(), INITIAL + 2);
+        // The ceiling bounds it, and a fixed window is `in_flight`.
+        assert_eq!(client(3, 8, true).inner.window(), 8);
+        assert_eq!(client(3, 32, false).inner.window(), 32);
     }
 }
