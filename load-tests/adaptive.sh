@@ -12,8 +12,8 @@
 # Writes load-tests/results/adaptive.jsonl (one line a run) and
 # adaptive-limits.jsonl (each adaptive run's limits every 25 ms); plot and
 # table: python3 load-tests/adaptive_report.py.
-# ROUNDS (default 3) repeats each scenario's sweep, modes interleaved; the
-# report takes medians.
+# ROUNDS (default 3) repeats each scenario's sweep, modes interleaved and
+# rotated (each round starts one mode later); the report takes medians.
 #   load-tests/adaptive.sh [ROWS]          (default 1,000,000)
 #   ONLY=rtt2,rtt10 load-tests/adaptive.sh
 set -euo pipefail
@@ -95,9 +95,13 @@ sweep() {
   local scenario=$1 urls=$2
   # Warm-up: connections, allocator, caches.
   $bin/examples/concurrency "$urls" 200000 1000 100 fixed:4 >/dev/null
+  local modes=(fixed:1 fixed:2 fixed:4 fixed:8 fixed:16 fixed:32 adaptive:32) i
   for ROUND in $(seq "$rounds"); do
-    for k in 1 2 4 8 16 32; do job "$scenario" "$urls" "fixed:$k"; done
-    job "$scenario" "$urls" adaptive:32
+    # Each round starts one mode later, so no mode always runs first or
+    # last (after the deepest queue, or on a server just warmed).
+    for i in "${!modes[@]}"; do
+      job "$scenario" "$urls" "${modes[$(((i + ROUND - 1) % ${#modes[@]}))]}"
+    done
   done
 }
 
