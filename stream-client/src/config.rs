@@ -64,7 +64,8 @@ pub struct ClientConfig {
     pub batch_bytes: usize,
     /// Most requests in flight for one stream: the backpressure window.
     /// With `adaptive` it is the ceiling: each endpoint's limit is found
-    /// from its answers and a stream keeps at most their sum in flight.
+    /// from its answers and a stream keeps at most their sum in flight,
+    /// and a few batches more ready ([`crate::adaptive::headroom`]).
     pub in_flight: usize,
     /// Adapt each endpoint's concurrency to what it answers
     /// ([`crate::adaptive`]); off, every stream keeps `in_flight` requests
