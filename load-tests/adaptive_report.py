@@ -63,6 +63,13 @@ for s in scenarios:
     row = [median(s, "fixed", k)[0] for k in ks] + [median(s, "adaptive")[0]]
     print(f"| {s} | " + " | ".join(f"{v:,.0f}" if v else "" for v in row) + " |")
 print()
+print("Adaptive / each fixed setting in the same round (median over the rounds):")
+print()
+print("| scenario | " + " | ".join(f"fixed {k}" for k in ks) + " |")
+print("|---|" + "---:|" * len(ks))
+for s in scenarios:
+    print(f"| {s} | " + " | ".join(f"{same_round(s, k):.2f}x" for k in ks) + " |")
+print()
 
 try:
     import matplotlib
