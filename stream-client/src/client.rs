@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use score_protocol::media::BodyFormat;
 use score_protocol::models::{ModelDoc, ModelList};
 use score_protocol::{ErrorBody, ErrorKind, codec, headers, retry_after};
@@ -505,6 +504,11 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
     out
 }
 
+/// Largest `/models` answer read: a list of a few hundred models is tens of
+/// KiB; anything near this is not a model list, and reading it whole
+/// would let whatever answers take the client's memory.
+const MAX_DESCRIPTION: usize = 16 << 20;
+
 /// Asks a server for a model's description (`GET /models/{name}`, or the
 /// default model from `GET /models`). Blocking; call from a plain thread.
 pub fn fetch_model(
@@ -520,15 +524,23 @@ pub fn fetch_model(
     };
     let timeout = Duration::from_secs(30);
     let fail = |detail: String| ScoreError::Describe(format!("{url}: {detail}"));
-    let (status, body): (u16, Bytes) = shared
+    let (status, body): (u16, Vec<u8>) = shared
         .handle
         .block_on(async {
             let request = authorized(shared.http.get(&url), token);
             let response = request.timeout(timeout).send().await?;
             let status = response.status().as_u16();
-            Ok((status, response.bytes().await?))
+            // One byte past the cap tells a whole answer from a cut one.
+            Ok((status, read_capped(response, MAX_DESCRIPTION + 1).await))
         })
         .map_err(|e: reqwest::Error| fail(describe(&e, timeout)))?;
+    if body.len() > MAX_DESCRIPTION {
+        return Err(fail(format!(
+            "the answer is larger than {} MiB; that is not a model list (is the URL a \
+             score-server?)",
+            MAX_DESCRIPTION >> 20
+        )));
+    }
     if status != 200 {
         let message = ErrorBody::message_of(&body, 500).unwrap_or_default();
         return Err(fail(format!("HTTP {status}: {message}")));

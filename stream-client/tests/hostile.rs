@@ -220,3 +220,23 @@ fn the_deadline_header_carries_the_remaining_time() {
         assert!((1..=2000).contains(&ms), "{ms} ms is not what is left of a 2 s deadline");
     }
 }
+
+/// A `/models` answer is read up to a cap: whatever answers at the URL
+/// (here 24 MiB of a JSON string that never ends) cannot take the
+/// client's memory. It used to be read whole (an 8 GB answer took the
+/// client to its 4 GiB limit).
+#[test]
+fn an_endless_model_list_is_refused_at_a_cap() {
+    use axum::routing::get;
+    let router = Router::new().route(
+        "/models",
+        get(|| async {
+            let mut body = b"{\"models\": [\"".to_vec();
+            body.resize(24 << 20, b'a');
+            body
+        }),
+    );
+    let server = stub(router);
+    let err = stream_client::fetch_model(&server.url(), None, None).expect_err("not a model list");
+    assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+}
