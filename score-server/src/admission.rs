@@ -33,8 +33,8 @@ pub const FIRST_STEP: usize = 16 * UNIT;
 /// The admission budget.
 ///
 /// Only ever taken with "try" and given back, never waited on, so each
-/// budget is one atomic counter: no lock on the request path (issue 21; a
-/// tokio semaphore takes its waiters' mutex on every release).
+/// budget is one atomic counter: no lock on the request path (a tokio
+/// semaphore takes its waiters' mutex on every release).
 #[derive(Debug)]
 pub struct Admission {
     budgets: Arc<Budgets>,
@@ -218,6 +218,39 @@ impl BodyCharge {
     }
 }
 
+impl Permit {
+    /// Adds `bytes` to what the request holds: what decoding expanded and
+    /// what its answer will take, charged before that work is done.
+    /// Refused when the byte budget is spent (the caller answers 429, or
+    /// 413 when [`Admission::could_ever_hold`] says no wait would help).
+    pub fn grow(&mut self, bytes: usize) -> Result<(), Refused> {
+        let more = Admission::units(bytes);
+        if !self.budgets.bytes.take(more) {
+            return Err(Refused::Bytes);
+        }
+        self.units += more;
+        Ok(())
+    }
+
+    /// Bytes held.
+    pub fn held(&self) -> usize {
+        self.units * UNIT
+    }
+}
+
+impl Admission {
+    /// Whether a request holding `held` bytes could take `more` once the
+    /// budget is otherwise free: if not, waiting cannot help.
+    pub fn could_ever_hold(&self, held: usize, more: usize) -> bool {
+        Admission::units(held).saturating_add(Admission::units(more)) <= self.max_units
+    }
+
+    /// The byte budget.
+    pub fn max_bytes(&self) -> usize {
+        self.max_units * UNIT
+    }
+}
+
 impl Drop for BodyCharge {
     fn drop(&mut self) {
         self.budgets.receiving.give(self.units);
@@ -292,6 +325,21 @@ mod tests {
         let c = admission.start_body().complete(&admission, 10, 0);
         assert_eq!(c.unwrap_err(), Refused::Requests);
         drop(idle);
+    }
+
+    #[test]
+    fn a_permit_grows_for_decoding_and_the_answer() {
+        let admission = Admission::new(8 * STEP, 10);
+        let mut permit = admission.start_body().complete(&admission, STEP, 0).expect("room");
+        permit.grow(3 * STEP).expect("room for the answer");
+        assert_eq!(admission.inflight_bytes(), 4 * STEP);
+        assert!(admission.could_ever_hold(permit.held(), 4 * STEP));
+        assert!(!admission.could_ever_hold(permit.held(), 4 * STEP + 1));
+        assert_eq!(permit.grow(5 * STEP), Err(Refused::Bytes));
+        assert_eq!(admission.inflight_bytes(), 4 * STEP, "a refused growth takes nothing");
+        drop(permit);
+        assert_eq!(admission.inflight_bytes(), 0);
+        assert_eq!(admission.inflight_requests(), 0);
     }
 
     #[test]

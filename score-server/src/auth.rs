@@ -39,7 +39,7 @@ pub enum AuthError {
 pub struct Auth {
     path: PathBuf,
     /// Swapped whole on reload; read on every request without a lock or
-    /// a shared reference count (issue 21: no global lock on the request path).
+    /// a shared reference count: no global lock on the request path.
     digests: ArcSwap<Vec<[u8; 32]>>,
 }
 
@@ -85,9 +85,21 @@ impl Auth {
     }
 }
 
+/// Largest token file read: thousands of tokens take a few hundred KiB.
+const MAX_FILE: u64 = 4 << 20;
+
 fn read(path: &Path) -> Result<Vec<[u8; 32]>, AuthError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| AuthError::Read { path: path.to_path_buf(), source })?;
+    let failed = |source| AuthError::Read { path: path.to_path_buf(), source };
+    // Only a regular file of a sane size: opening a FIFO put in its place
+    // blocks until something writes to it, and /dev/zero never ends.
+    let meta = std::fs::metadata(path).map_err(failed)?;
+    if !meta.is_file() || meta.len() > MAX_FILE {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file of at most {} MiB", MAX_FILE >> 20),
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(failed)?;
     let digests: Vec<[u8; 32]> = text
         .lines()
         .map(str::trim)

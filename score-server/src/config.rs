@@ -68,6 +68,23 @@ pub struct Args {
     #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = crate::engine::embed::MAX_BATCH_TOKENS)]
     pub max_batch_tokens: usize,
 
+    /// Embedding models: most texts in one request (JSON routes and
+    /// scoring bodies alike); more answers 413 naming the flag. Each text
+    /// costs a vector in the answer and a tokenizer call whatever its
+    /// length (60,000 empty strings make a 488 MB JSON answer), so this
+    /// bounds what a small body can ask for. Batch clients send a few
+    /// thousand a request.
+    #[arg(long, env = "SCORE_MAX_TEXTS", default_value_t = 16384)]
+    pub max_texts: usize,
+
+    /// Longest time an answer may wait for the client to read any of it
+    /// (e.g. 30s); past it the connection is closed. A client that sends
+    /// requests and never reads the answers would otherwise hold them, and
+    /// their admission charge, for as long as it stays connected. Any
+    /// progress restarts the clock, so slow links are not cut.
+    #[arg(long, env = "SCORE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
     /// Largest request body (bytes; K, M, G, KiB, MiB, GiB suffixes). Larger
     /// answers 413. Must cover the client's batch size: rows × columns × 4.
     #[arg(long, env = "SCORE_BODY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
@@ -183,6 +200,10 @@ pub struct Config {
     pub body_limit: usize,
     /// Admission budget in bytes.
     pub max_inflight_bytes: usize,
+    /// Most texts in one embedding request.
+    pub max_texts: usize,
+    /// Longest wait for a client to read any of an answer.
+    pub write_timeout: Duration,
     /// Admission budget in requests.
     pub max_inflight_requests: usize,
     /// Body receive timeout.
@@ -283,9 +304,11 @@ impl Args {
             || self.max_inflight_bytes == 0
             || self.max_inflight_requests == 0
             || self.max_connections == 0
+            || self.max_texts == 0
+            || self.write_timeout.is_zero()
         {
-            return Err("--body-limit, --max-inflight-bytes, --max-inflight-requests and \
-                        --max-connections must be positive"
+            return Err("--body-limit, --max-inflight-bytes, --max-inflight-requests, \
+                        --max-connections, --max-texts and --write-timeout must be positive"
                 .into());
         }
         let engine_options = EngineOptions {
@@ -302,6 +325,8 @@ impl Args {
             max_batch_rows: self.max_batch_rows,
             body_limit: self.body_limit,
             max_inflight_bytes: self.max_inflight_bytes,
+            max_texts: self.max_texts,
+            write_timeout: self.write_timeout,
             max_inflight_requests: self.max_inflight_requests,
             body_timeout: self.body_timeout,
             min_body_rate: self.min_body_rate,

@@ -101,6 +101,28 @@ pub enum ApiError {
         /// The model's limit.
         limit: usize,
     },
+    /// A text is longer in bytes than any text within the model's token
+    /// limit can be: refused before it is tokenized.
+    #[error(
+        "text {row} is {bytes} bytes, more than the {most} bytes a text within the model's \
+         limit of {limit} tokens may have; ask for it to be cut there (\"truncate\": true in \
+         JSON, ?truncate=true on the scoring routes)"
+    )]
+    TextTooManyBytes {
+        /// Index of the first such text in the request.
+        row: usize,
+        /// Its length in bytes.
+        bytes: usize,
+        /// Most bytes a text may have.
+        most: usize,
+        /// The model's token limit.
+        limit: usize,
+    },
+    /// What the request would cost once decoded and answered exceeds a
+    /// limit it can never fit under (the sentence names the limit and what
+    /// would fit).
+    #[error("{0}")]
+    TooCostly(String),
     /// The request is pinned to a model version this server does not serve.
     #[error(
         "model {model} is at version {serving} here, not {asked} as the request asks \
@@ -157,9 +179,10 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             ApiError::BodyTimeout(_) | ApiError::BodyTooSlow { .. } => ErrorKind::BodyTimeout,
-            ApiError::PayloadTooLarge { .. } | ApiError::TextTooLong { .. } => {
-                ErrorKind::PayloadTooLarge
-            }
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::TextTooLong { .. }
+            | ApiError::TextTooManyBytes { .. }
+            | ApiError::TooCostly(_) => ErrorKind::PayloadTooLarge,
             ApiError::VersionMismatch { .. } => ErrorKind::VersionMismatch,
             ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
                 ErrorKind::UnsupportedMediaType
@@ -193,6 +216,23 @@ impl From<ComputeError> for ApiError {
     }
 }
 
+/// Longest error sentence sent: sentences quote what the caller sent
+/// (column names, model names), which may be megabytes.
+const MAX_SENTENCE: usize = 1024;
+
+/// `sentence`, cut at [`MAX_SENTENCE`] bytes (on a character boundary).
+fn capped(mut sentence: String) -> String {
+    if sentence.len() > MAX_SENTENCE {
+        let mut cut = MAX_SENTENCE;
+        while !sentence.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        sentence.truncate(cut);
+        sentence.push_str(" [cut]");
+    }
+    sentence
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_kind();
@@ -201,7 +241,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "request failed");
                 "internal error; see the server log".to_string()
             }
-            _ => self.to_string(),
+            _ => capped(self.to_string()),
         };
         let retry_after = match &self {
             ApiError::Overloaded { retry_after } => Some(retry_after::format(*retry_after)),
@@ -226,5 +266,19 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_sentences_are_cut_on_a_character_boundary() {
+        let short = capped("short".into());
+        assert_eq!(short, "short");
+        let long = capped("я".repeat(MAX_SENTENCE));
+        assert!(long.len() <= MAX_SENTENCE + " [cut]".len(), "{}", long.len());
+        assert!(long.ends_with(" [cut]"));
     }
 }

@@ -129,19 +129,75 @@ pub struct TypedRows {
     /// Per input, in the model's order: one array per record batch.
     columns: Vec<Vec<ArrayRef>>,
     rows: usize,
+    /// What the rows take beyond the body once expanded for the model.
+    decoded: usize,
 }
 
 impl TypedRows {
     /// Rows made of `columns` (per input, one array per batch, all inputs
-    /// with the same row count per batch).
-    pub fn new(columns: Vec<Vec<ArrayRef>>) -> TypedRows {
+    /// with the same row count per batch) that take `decoded` bytes beyond
+    /// the body once expanded ([`expanded_bytes`] of every column, and
+    /// whatever holding them costs).
+    pub fn new(columns: Vec<Vec<ArrayRef>>, decoded: usize) -> TypedRows {
         let rows = columns.first().map_or(0, |c| c.iter().map(|a| a.len()).sum());
-        TypedRows { columns, rows }
+        TypedRows { columns, rows, decoded }
     }
 
     /// Row count.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Bytes the rows take beyond the body once expanded for the model:
+    /// what admission charges for decoding.
+    pub fn decoded_bytes(&self) -> usize {
+        self.decoded
+    }
+
+    /// The first row of string input `input` whose text is longer than
+    /// `bytes`, and its length: lets a text the model could only cut be
+    /// refused before it is tokenized.
+    pub fn first_longer_than(&self, input: usize, bytes: usize) -> Option<(usize, usize)> {
+        self.text_lengths(input).into_iter().enumerate().find(|&(_, len)| len > bytes)
+    }
+
+    /// The byte length of every row's text of string input `input` (0 for
+    /// a row of another kind).
+    pub fn text_lengths(&self, input: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.rows);
+        for array in self.columns.get(input).into_iter().flatten() {
+            let lengths = |strings: &dyn Fn(usize) -> usize, keys: Option<Vec<usize>>| match keys {
+                None => (0..array.len()).map(strings).collect::<Vec<_>>(),
+                Some(keys) => keys.into_iter().map(strings).collect(),
+            };
+            out.extend(match array.data_type() {
+                DataType::Utf8 => {
+                    let a = array.as_string::<i32>();
+                    lengths(&|i| a.value_length(i) as usize, None)
+                }
+                DataType::LargeUtf8 => {
+                    let a = array.as_string::<i64>();
+                    lengths(&|i| a.value_length(i) as usize, None)
+                }
+                DataType::Dictionary(..) => {
+                    let dictionary = array.as_any_dictionary();
+                    let keys = Some(dictionary.normalized_keys());
+                    let words = dictionary.values();
+                    match words.data_type() {
+                        DataType::LargeUtf8 => {
+                            let w = words.as_string::<i64>();
+                            lengths(&|k| w.value_length(k) as usize, keys)
+                        }
+                        _ => {
+                            let w = words.as_string::<i32>();
+                            lengths(&|k| w.value_length(k) as usize, keys)
+                        }
+                    }
+                }
+                _ => vec![0; array.len()],
+            });
+        }
+        out
     }
 
     /// Appends rows `start..start + len` of every input to `out` (one
@@ -333,18 +389,63 @@ impl Values {
     }
 }
 
-/// Appends a utf8, large_utf8 or dictionary<utf8> array's strings.
+/// Appends a utf8, large_utf8 or dictionary<utf8> array's strings. A
+/// dictionary's words are read where its rows point, never all of them:
+/// one dictionary of 100,000 words may be shared by thousands of one-row
+/// batches.
 fn push_strings(array: &ArrayRef, out: &mut Vec<String>) {
     match array.data_type() {
         DataType::Utf8 => out.extend(array.as_string::<i32>().iter().map(owned)),
         DataType::LargeUtf8 => out.extend(array.as_string::<i64>().iter().map(owned)),
         _ => {
             let dictionary = array.as_any_dictionary();
-            let mut words = Vec::new();
-            push_strings(dictionary.values(), &mut words);
+            let words = dictionary.values();
             // Keys were checked to be in range and non-null when decoded.
-            out.extend(dictionary.normalized_keys().into_iter().map(|k| words[k].clone()));
+            let keys = dictionary.normalized_keys().into_iter();
+            match words.data_type() {
+                DataType::LargeUtf8 => {
+                    let words = words.as_string::<i64>();
+                    out.extend(keys.map(|k| words.value(k).to_string()));
+                }
+                _ => {
+                    let words = words.as_string::<i32>();
+                    out.extend(keys.map(|k| words.value(k).to_string()));
+                }
+            }
         }
+    }
+}
+
+/// Bytes a column's scalar values take once the workers expand them into
+/// [`Values`]: eight a number (the widest element), and for strings their
+/// bytes and a `String` each, a dictionary's words counted once per row
+/// that points at them. Linear in the rows.
+pub fn expanded_bytes(values: &ArrayRef) -> usize {
+    const STRING: usize = std::mem::size_of::<String>();
+    let strings = |array: &ArrayRef| -> usize {
+        let bytes = match array.data_type() {
+            DataType::Utf8 => array.as_string::<i32>().values().len(),
+            DataType::LargeUtf8 => array.as_string::<i64>().values().len(),
+            _ => 0,
+        };
+        bytes + array.len() * STRING
+    };
+    match values.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 => strings(values),
+        DataType::Dictionary(..) => {
+            let dictionary = values.as_any_dictionary();
+            let words = dictionary.values();
+            let length = |k: usize| match words.data_type() {
+                DataType::LargeUtf8 => words.as_string::<i64>().value_length(k) as usize,
+                _ => words.as_string::<i32>().value_length(k) as usize,
+            };
+            dictionary
+                .normalized_keys()
+                .into_iter()
+                .map(|k| if k < words.len() { length(k) + STRING } else { STRING })
+                .fold(0usize, usize::saturating_add)
+        }
+        _ => values.len().saturating_mul(8),
     }
 }
 

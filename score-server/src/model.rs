@@ -543,6 +543,16 @@ impl Model {
         }
     }
 
+    /// For an embedding model, its token limit and the token budget of one
+    /// worker call (`--max-batch-tokens`): the pool cuts requests into
+    /// calls by an upper bound on their tokens, not by rows.
+    pub fn token_budget(&self) -> Option<(usize, usize)> {
+        match &self.plan {
+            Plan::Embedding(plan) => Some((plan.config().max_tokens, plan.max_batch_tokens())),
+            _ => None,
+        }
+    }
+
     /// The engine that runs this model.
     pub fn engine(&self) -> EngineKind {
         self.plan.kind()

@@ -6,13 +6,23 @@
 //! model's shared optimized plan.
 //!
 //! A request is cut into chunks ([`Pool::score`]) so that idle workers score a
-//! large request in parallel; a request keeps at most `workers + 1` chunks in
-//! the queue at a time, so one huge request cannot fill the queue and small
-//! requests interleave with it. A worker that pops a small job (under
-//! [`MIN_CHUNK_ROWS`] rows) also takes the small jobs queued right behind it
-//! for the same model (until the call has that many rows) and scores them in one model
-//! call: dynamic batching with no added wait. Chunks of a split request are
-//! never merged: that would undo the split and leave the other workers idle.
+//! large request in parallel, and so that no worker call runs long: by rows
+//! (`--max-batch-rows`), and for an embedding model by an upper bound on its
+//! tokens (`--max-batch-tokens`: a text of n bytes is at most n + 2 tokens,
+//! and at most the model's limit), so a call of 4,096 long texts cannot
+//! take a worker for half a minute. A request keeps at most `workers + 1`
+//! chunks in the queue at a time, so one huge request cannot fill it.
+//!
+//! The queue has two lanes. Requests small enough to be one chunk of under
+//! [`MIN_CHUNK_ROWS`] rows go in the small lane, which workers serve first;
+//! chunks of larger requests go in the other. A small request thus waits
+//! for at most the chunks already running, never behind the queued chunks
+//! of a large one. A worker that pops a small job also takes the small jobs
+//! queued right behind it for the same model (until the call has that many
+//! rows, or for an embedding model that token budget) and scores them in
+//! one model call: dynamic batching with no added wait. Chunks of a split
+//! request are never merged: that would undo the split and leave the other
+//! workers idle.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -109,6 +119,17 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// Bytes the input takes beyond its body once expanded for the model
+    /// (strings of a model fed by name; nothing for float32 rows).
+    pub fn decoded_bytes(&self) -> usize {
+        match self {
+            Input::Matrix(_) => 0,
+            Input::Typed { rows, .. } => rows.decoded_bytes(),
+        }
+    }
+}
+
 /// One chunk's input: a slice of a request's.
 #[derive(Debug)]
 enum ChunkInput {
@@ -166,6 +187,8 @@ struct Job {
     model: Arc<Model>,
     outputs: Arc<[usize]>,
     rows: usize,
+    /// For an embedding model, the upper bound on the chunk's tokens.
+    tokens: usize,
     input: ChunkInput,
     deadline: Option<Instant>,
     enqueued: Instant,
@@ -181,7 +204,8 @@ struct ChunkOut {
 
 /// The worker threads and the sending end of their queue.
 pub struct Pool {
-    sender: Option<Sender<Job>>,
+    /// The small lane, then chunks of split requests.
+    sender: Option<(Sender<Job>, Sender<Job>)>,
     threads: Vec<JoinHandle<()>>,
     config: PoolConfig,
     /// Exponentially weighted compute cost in nanoseconds per input byte
@@ -201,12 +225,14 @@ impl Pool {
         // Each admitted request has at most `window` chunks queued, so this
         // bound is never reached while admission holds; it is a backstop.
         let capacity = config.max_requests.saturating_mul(window(&config)).max(1);
-        let (sender, receiver) = crossbeam_channel::bounded(capacity);
+        let (small, small_receiver) = crossbeam_channel::bounded(capacity);
+        let (large, large_receiver) = crossbeam_channel::bounded(capacity);
         let ns_per_byte = Arc::new(AtomicU64::new(1.0f64.to_bits()));
         let mut threads = Vec::with_capacity(config.workers);
         for ix in 0..config.workers {
             let worker = Worker {
-                receiver: receiver.clone(),
+                small: small_receiver.clone(),
+                large: large_receiver.clone(),
                 initial: models.to_vec(),
                 max_batch_rows: config.max_batch_rows,
                 metrics: metrics.clone(),
@@ -218,7 +244,7 @@ impl Pool {
                     .spawn(move || worker.run())?,
             );
         }
-        Ok(Pool { sender: Some(sender), threads, config, ns_per_byte })
+        Ok(Pool { sender: Some((small, large)), threads, config, ns_per_byte })
     }
 
     /// Scores a request: splits it into chunks, lets idle workers take them,
@@ -226,10 +252,12 @@ impl Pool {
     /// chunks not yet started (workers skip them).
     pub async fn score(&self, job: ScoreJob) -> Result<Scored, ComputeError> {
         let model = &job.model;
-        let chunk = chunk_rows(job.rows, &self.config);
+        let (ends, tokens) = chunk_ends(&job, &self.config);
+        let lane = usize::from(ends.len() > 1 || job.rows >= MIN_CHUNK_ROWS);
         let span = tracing::Span::current();
         let mut pending = VecDeque::new();
         let mut next_row = 0;
+        let mut chunks = ends.iter().zip(&tokens);
         let outputs: Arc<[usize]> = job.outputs.into();
         let mut scored = Scored {
             outputs: outputs
@@ -244,7 +272,8 @@ impl Pool {
         };
         loop {
             while pending.len() < window(&self.config) && next_row < job.rows {
-                let rows = chunk.min(job.rows - next_row);
+                let Some((&end, &tokens)) = chunks.next() else { break };
+                let rows = end - next_row;
                 let (reply, receiver) = oneshot::channel();
                 let input = match &job.input {
                     Input::Matrix(bytes) => {
@@ -259,16 +288,20 @@ impl Pool {
                         bytes: bytes * rows / job.rows,
                     },
                 };
-                self.submit(Job {
-                    model: job.model.clone(),
-                    outputs: outputs.clone(),
-                    rows,
-                    input,
-                    deadline: job.deadline,
-                    enqueued: Instant::now(),
-                    reply,
-                    span: span.clone(),
-                })?;
+                self.submit(
+                    lane,
+                    Job {
+                        model: job.model.clone(),
+                        outputs: outputs.clone(),
+                        rows,
+                        tokens,
+                        input,
+                        deadline: job.deadline,
+                        enqueued: Instant::now(),
+                        reply,
+                        span: span.clone(),
+                    },
+                )?;
                 pending.push_back(receiver);
                 next_row += rows;
             }
@@ -284,8 +317,10 @@ impl Pool {
         Ok(scored)
     }
 
-    fn submit(&self, job: Job) -> Result<(), ComputeError> {
-        let sender = self.sender.as_ref().ok_or(ComputeError::Stopped)?;
+    /// Queues `job` in `lane` (0: small, 1: chunks of split requests).
+    fn submit(&self, lane: usize, job: Job) -> Result<(), ComputeError> {
+        let (small, large) = self.sender.as_ref().ok_or(ComputeError::Stopped)?;
+        let sender = if lane == 0 { small } else { large };
         sender.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => ComputeError::QueueFull,
             TrySendError::Disconnected(_) => ComputeError::Stopped,
@@ -294,7 +329,7 @@ impl Pool {
 
     /// Jobs waiting in the queue (not counting those being scored).
     pub fn queued(&self) -> usize {
-        self.sender.as_ref().map_or(0, Sender::len)
+        self.sender.as_ref().map_or(0, |(small, large)| small.len() + large.len())
     }
 
     /// How long the workers need to score `bytes` of input, from recent
@@ -334,8 +369,42 @@ fn chunk_rows(rows: usize, config: &PoolConfig) -> usize {
     rows.div_ceil(config.workers).max(MIN_CHUNK_ROWS).min(config.max_batch_rows).max(1)
 }
 
+/// Where a request's chunks end (row indices, the last `job.rows`), and
+/// each chunk's token bound (0 but for an embedding model). An embedding
+/// model's texts are cut by their token bound
+/// ([`crate::engine::embed::token_bound`]) under the model's budget, and
+/// by the row cap; other models' rows by [`chunk_rows`].
+fn chunk_ends(job: &ScoreJob, config: &PoolConfig) -> (Vec<usize>, Vec<usize>) {
+    let (Input::Typed { rows: typed, .. }, Some((limit, budget))) =
+        (&job.input, job.model.token_budget())
+    else {
+        let chunk = chunk_rows(job.rows, config);
+        let ends: Vec<usize> =
+            (1..=job.rows.div_ceil(chunk)).map(|i| (i * chunk).min(job.rows)).collect();
+        let tokens = vec![0; ends.len()];
+        return (ends, tokens);
+    };
+    let (mut ends, mut tokens) = (Vec::new(), Vec::new());
+    let (mut sum, mut start) = (0usize, 0usize);
+    for (row, len) in typed.text_lengths(0).into_iter().enumerate() {
+        let bound = crate::engine::embed::token_bound(len, limit);
+        if row > start && (sum + bound > budget || row - start == config.max_batch_rows) {
+            ends.push(row);
+            tokens.push(sum);
+            (sum, start) = (0, row);
+        }
+        sum += bound;
+    }
+    ends.push(job.rows);
+    tokens.push(sum);
+    (ends, tokens)
+}
+
 struct Worker {
-    receiver: Receiver<Job>,
+    /// Small requests, served first.
+    small: Receiver<Job>,
+    /// Chunks of split requests.
+    large: Receiver<Job>,
     /// The models served at start: their states are made before the first
     /// request.
     initial: Vec<Arc<Model>>,
@@ -353,32 +422,43 @@ impl Worker {
         // A job popped while gathering a batch that belongs to another model.
         let mut carry: Option<Job> = None;
         loop {
-            let first = match carry.take() {
+            let first = match carry.take().or_else(|| self.next()) {
                 Some(job) => job,
-                None => match self.receiver.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                },
+                None => return,
             };
             let Some(first) = self.admit(first) else { continue };
             let model = first.model.clone();
-            let mut rows = first.rows;
+            let budget = model.token_budget().map_or(usize::MAX, |(_, budget)| budget);
+            let (mut rows, mut tokens) = (first.rows, first.tokens);
             let mut batch = vec![first];
             while rows < MIN_CHUNK_ROWS && rows < self.max_batch_rows {
-                let Ok(job) = self.receiver.try_recv() else { break };
+                let Ok(job) = self.small.try_recv() else { break };
                 if !Arc::ptr_eq(&job.model, &model)
-                    || job.rows >= MIN_CHUNK_ROWS
                     || rows + job.rows > self.max_batch_rows
+                    || tokens + job.tokens > budget
                 {
                     carry = Some(job);
                     break;
                 }
                 if let Some(job) = self.admit(job) {
                     rows += job.rows;
+                    tokens += job.tokens;
                     batch.push(job);
                 }
             }
             self.score_batch(states.get(&model), batch, rows);
+        }
+    }
+
+    /// The next job, from the small lane first; `None` once the pool is
+    /// closed and both lanes are empty.
+    fn next(&self) -> Option<Job> {
+        if let Ok(job) = self.small.try_recv() {
+            return Some(job);
+        }
+        crossbeam_channel::select_biased! {
+            recv(self.small) -> job => job.ok().or_else(|| self.large.recv().ok()),
+            recv(self.large) -> job => job.ok().or_else(|| self.small.recv().ok()),
         }
     }
 

@@ -64,6 +64,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let stream = crate::http::stall::StallLimited::new(stream, state.config.write_timeout);
                 let connection = http.serve_connection(
                     TokioIo::new(stream),
                     TowerToHyperService::new(router.clone()),
@@ -106,18 +107,29 @@ fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
         .ok()
 }
 
+/// Longest wait for the token file at SIGHUP.
+const TOKEN_FILE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// On every SIGHUP re-reads the token file and every model's files
 /// ([`crate::reload`]); a file that cannot be used leaves what was in use.
 async fn reload_on_sighup(state: Arc<AppState>, hup: Option<tokio::signal::unix::Signal>) {
     let Some(mut hup) = hup else { return };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
-        if let Some(auth) = &state.auth {
-            match auth.reload() {
-                Ok(tokens) => tracing::info!(tokens, "auth tokens reloaded"),
-                Err(e) => {
+        if state.auth.is_some() {
+            // Off the I/O threads, and not waited on for long: the file is
+            // the operator's, on whatever file system it lives.
+            let reading = state.clone();
+            let read =
+                tokio::task::spawn_blocking(move || reading.auth.as_ref().map(|a| a.reload()));
+            match tokio::time::timeout(TOKEN_FILE_TIMEOUT, read).await {
+                Ok(Ok(Some(Ok(tokens)))) => tracing::info!(tokens, "auth tokens reloaded"),
+                Ok(Ok(Some(Err(e)))) => {
                     tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay")
                 }
+                Ok(_) => tracing::error!("auth token reload failed; the old ones stay"),
+                Err(_) => tracing::error!(timeout = ?TOKEN_FILE_TIMEOUT,
+                    "the auth token file did not read in time; the old tokens stay"),
             }
         }
         let state = state.clone();

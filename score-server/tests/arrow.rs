@@ -195,7 +195,10 @@ async fn arrow_mistakes_name_the_column_and_what_was_expected() {
 
     let b = batch(vec![("a", f32s(&[1.0])), ("b", f32s(&[2.0])), ("c", f32s(&[3.0]))]);
     let text = refusal(&state, ipc(&b.schema(), &[b]), "bad_shape").await;
-    assert!(text.contains("3 columns (a, b, c)") && text.contains(&format!("{n}")), "{text}");
+    assert!(
+        text.contains("3 columns (\"a\", \"b\", \"c\")") && text.contains(&format!("{n}")),
+        "{text}"
+    );
 
     let b = feature_columns(input, n, true);
     let with_null: ArrayRef = Arc::new(Float64Array::new(

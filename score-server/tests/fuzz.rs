@@ -76,6 +76,41 @@ fn typed_stream(rows: usize, words: &[String], dictionary: bool) -> Vec<u8> {
     writer.into_inner().expect("bytes")
 }
 
+/// A body for the mixed model of one-row-per-word batches whose `city`
+/// dictionary grows by a word each batch: each dictionary sent whole, or
+/// (with `deltas`) only its new words, as pyarrow's
+/// `emit_dictionary_deltas` writes it.
+fn growing_dictionary_stream(words: &[String], deltas: bool) -> Vec<u8> {
+    use arrow_array::builder::StringDictionaryBuilder;
+    use arrow_array::types::Int32Type;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_ipc::writer::{DictionaryHandling, IpcWriteOptions, StreamWriter};
+    let mut builder = StringDictionaryBuilder::<Int32Type>::new();
+    let batches: Vec<RecordBatch> = words
+        .iter()
+        .map(|word| {
+            builder.append_value(word);
+            let city: ArrayRef = Arc::new(builder.finish_preserve_values());
+            RecordBatch::try_from_iter([
+                ("age", Arc::new(Float32Array::from(vec![1.0f32])) as ArrayRef),
+                ("income", Arc::new(Float32Array::from(vec![2.0f32])) as ArrayRef),
+                ("visits", Arc::new(Int64Array::from(vec![3i64])) as ArrayRef),
+                ("city", city),
+                ("plan", Arc::new(StringArray::from(vec!["pro"])) as ArrayRef),
+            ])
+            .expect("batch")
+        })
+        .collect();
+    let handling = if deltas { DictionaryHandling::Delta } else { DictionaryHandling::Resend };
+    let options = IpcWriteOptions::default().with_dictionary_handling(handling);
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &batches[0].schema(), options)
+        .expect("writer");
+    for batch in &batches {
+        writer.write(batch).expect("write");
+    }
+    writer.into_inner().expect("bytes")
+}
+
 /// Flips bits at the chosen places, then cuts the stream short if asked.
 fn mutate(
     bytes: &mut Vec<u8>,
@@ -214,6 +249,36 @@ proptest! {
             Ok::<_, score_server::error::ApiError>(n)
         }));
         prop_assert!(decoded.is_ok(), "the typed decoder panicked");
+    }
+
+    #[test]
+    fn dictionary_batches_and_deltas_decode_exactly(
+        words in proptest::collection::vec(".{0,6}", 1..8),
+        deltas in any::<bool>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let model = mixed_model();
+        let mut bytes = growing_dictionary_stream(&words, deltas);
+        let intact = flips.is_empty() && !truncate;
+        mutate(&mut bytes, &flips, truncate.then_some(cut));
+        let decoded = catch_unwind(AssertUnwindSafe(|| {
+            let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
+            let n = typed.rows();
+            let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
+            typed.append(&model.feeds, 0, n, &mut values);
+            Ok::<_, score_server::error::ApiError>(values)
+        }));
+        prop_assert!(decoded.is_ok(), "the typed decoder panicked");
+        if let (true, Ok(result)) = (intact, decoded) {
+            let values = result.map_err(|e| TestCaseError::fail(format!("deltas {deltas}: {e}")))?;
+            // Each one-row batch's city is the word it added.
+            let score_server::input::Values::Str(cities) = &values[3] else {
+                panic!("city is a string input");
+            };
+            prop_assert_eq!(cities, &words);
+        }
     }
 
     #[test]

@@ -45,6 +45,41 @@ fn call_rows(lengths: impl Iterator<Item = usize>, longest: usize, max_tokens: u
 /// `--max-batch-tokens` says otherwise.
 pub const MAX_BATCH_TOKENS: usize = 8192;
 
+/// Most bytes of text one token of the model's limit allows, in the bound
+/// on a text's length checked before tokenizing ([`max_text_bytes`]).
+/// Words of any language take a few bytes a token (Cyrillic 2–6, CJK 3);
+/// only long runs of spaces or of unknown characters take more. A text
+/// past the bound is over the token limit in any real language.
+pub const BYTES_PER_TOKEN: usize = 64;
+
+/// Most bytes a text within a limit of `max_tokens` tokens may have: a
+/// longer one is refused (413) before it is tokenized, or with `truncate`
+/// cut there first, so that tokenizing costs at most this much whatever
+/// the body holds.
+pub fn max_text_bytes(max_tokens: usize) -> usize {
+    max_tokens.saturating_mul(BYTES_PER_TOKEN)
+}
+
+/// `text` cut to at most `bytes` bytes on a character boundary, and
+/// whether it was cut.
+fn cut_to(text: &str, bytes: usize) -> (&str, bool) {
+    if text.len() <= bytes {
+        return (text, false);
+    }
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+/// An upper bound on the tokens `text_bytes` of text take with a limit of
+/// `max_tokens`: a token covers at least one byte, and two are special.
+/// What the pool charges a text when it cuts requests into calls.
+pub fn token_bound(text_bytes: usize, max_tokens: usize) -> usize {
+    text_bytes.saturating_add(2).min(max_tokens.max(1))
+}
+
 /// How token vectors become one vector per text (`--pooling`: `mean`,
 /// `cls`, `last-token`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +177,11 @@ impl EmbeddingPlan {
         &self.config
     }
 
+    /// Most padded tokens in one encoder call (`--max-batch-tokens`).
+    pub fn max_batch_tokens(&self) -> usize {
+        self.max_batch_tokens
+    }
+
     /// Which engine runs the encoder.
     pub fn encoder_kind(&self) -> super::EngineKind {
         self.encoder.kind()
@@ -230,21 +270,21 @@ impl EmbedState {
         let texts: &[String] = plain.as_slice::<String>()?;
         let plan = self.plan.clone();
         let mut encodings = Vec::with_capacity(texts.len());
+        let mut truncated = Vec::with_capacity(texts.len());
+        // Past the byte bound a text is cut before the tokenizer sees it:
+        // tokenizing costs at most the bound whatever the text.
+        let most = max_text_bytes(plan.config.max_tokens);
         for text in texts {
-            let encoding = plan
-                .tokenizer
-                .encode(text.as_str(), true)
-                .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+            let (text, cut) = cut_to(text, most);
+            let encoding =
+                plan.tokenizer.encode(text, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+            truncated.push(f32::from(u8::from(cut || !encoding.get_overflowing().is_empty())));
             encodings.push(encoding);
         }
         let dim = plan.dim;
         let mut out = vec![0f32; texts.len() * dim];
         let mut pooled = vec![0f32; texts.len() * dim];
         let tokens: Vec<f32> = encodings.iter().map(|e| e.len() as f32).collect();
-        let truncated: Vec<f32> = encodings
-            .iter()
-            .map(|e| f32::from(u8::from(!e.get_overflowing().is_empty())))
-            .collect();
         // Longest first; equal lengths keep their order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
@@ -352,6 +392,15 @@ fn pool(pooling: Pooling, row: &[f32], tokens: usize, dim: usize, out: &mut [f32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_are_cut_on_a_character_boundary() {
+        assert_eq!(cut_to("short", 64), ("short", false));
+        assert_eq!(cut_to("абв", 3), ("а", true), "a 2-byte character is not split");
+        assert_eq!(max_text_bytes(128), 8192);
+        assert_eq!(token_bound(0, 128), 2);
+        assert_eq!(token_bound(10_000, 128), 128);
+    }
 
     #[test]
     fn calls_end_at_the_token_budget_or_at_padding_waste() {

@@ -36,7 +36,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::MessageHeader;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use bytes::Bytes;
 use score_protocol::codec;
 use score_protocol::models::OutputDoc;
@@ -48,9 +48,51 @@ use crate::model::Model;
 /// Most bytes of float32 rows (and of buffers decoding may have to copy to
 /// align them) an Arrow body of `len` bytes can need beyond itself: the
 /// rows are at most as large as the values they come from, and an
-/// unaligned buffer is copied once.
+/// unaligned buffer is copied once. Dictionary deltas, the one encoding
+/// whose decoding grows with the square of the body, are refused
+/// ([`scan`]); what string columns cost once expanded is counted on top
+/// ([`TypedRows::decoded_bytes`]).
 pub fn decoded_bound(len: usize) -> usize {
     len.saturating_mul(2)
+}
+
+/// What one record batch costs to hold beyond its buffers (its arrays'
+/// descriptions): charged per batch, so that a body of many tiny batches
+/// is charged for them.
+pub const BATCH_OVERHEAD: usize = 1 << 10;
+
+/// A body whose framing [`scan`] has checked, and what decoding it will
+/// cost: the HTTP layer charges [`Scanned::expansion`] before decoding.
+pub struct Scanned {
+    body: Bytes,
+    scan: Scan,
+}
+
+impl Scanned {
+    /// Checks `body`'s framing and schema (linear in the body, nothing
+    /// decoded).
+    pub fn new(body: Bytes) -> Result<Scanned, ApiError> {
+        let scan = guarded(|| scan(&body))?;
+        Ok(Scanned { body, scan })
+    }
+
+    /// The body's length.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the body is empty (never: a scanned body has a schema).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// Bytes decoding will allocate beyond the body and
+    /// [`decoded_bound`]: the copies dictionary deltas make (each delta
+    /// copies its whole dictionary again, and every batch keeps its copy)
+    /// and each record batch's [`BATCH_OVERHEAD`].
+    pub fn expansion(&self) -> usize {
+        self.scan.delta_copies.saturating_add(self.scan.batches.saturating_mul(BATCH_OVERHEAD))
+    }
 }
 
 /// Decodes an Arrow IPC stream into float32 little-endian rows of
@@ -61,15 +103,26 @@ pub fn rows(
     columns: usize,
     names: Option<&[String]>,
 ) -> Result<(Bytes, usize), ApiError> {
+    rows_of(Scanned::new(body)?, columns, names)
+}
+
+/// [`rows`] of a scanned body. The layout is checked on the schema,
+/// before any batch is decoded; the batches are then decoded and written
+/// one at a time.
+pub fn rows_of(
+    scanned: Scanned,
+    columns: usize,
+    names: Option<&[String]>,
+) -> Result<(Bytes, usize), ApiError> {
     guarded(|| {
-        let (schema, batches) = read_stream(body)?;
-        let layout = Layout::of(&schema, columns, names)?;
+        let layout = Layout::of(&scanned.scan.schema, columns, names)?;
         let mut out: Vec<u8> = Vec::new();
         let mut rows = 0usize;
-        for batch in &batches {
-            layout.append(batch, columns, rows, &mut out)?;
+        read_stream(scanned.body, |batch| {
+            layout.append(&batch, columns, rows, &mut out)?;
             rows += batch.num_rows();
-        }
+            Ok(())
+        })?;
         Ok((Bytes::from(out), rows))
     })
 }
@@ -78,25 +131,33 @@ pub fn rows(
 /// input, named after it (see [`match_columns`] for the rules), every
 /// value checked so that the workers' conversion to tensors cannot fail.
 pub fn typed(body: Bytes, model: &Model) -> Result<TypedRows, ApiError> {
+    typed_of(Scanned::new(body)?, model)
+}
+
+/// [`typed`] of a scanned body.
+pub fn typed_of(scanned: Scanned, model: &Model) -> Result<TypedRows, ApiError> {
     guarded(|| {
-        let (schema, batches) = read_stream(body)?;
-        let matched = match_columns(&schema, model)?;
+        let Scanned { body, scan } = scanned;
+        let matched = match_columns(&scan.schema, model)?;
         let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); model.feeds.len()];
         let mut first_row = 0;
-        for batch in &batches {
+        let mut decoded = 0usize;
+        read_stream(body, |batch| {
             for ((feed, &ix), column) in model.feeds.iter().zip(&matched).zip(&mut columns) {
                 let array = batch.column(ix);
-                check_typed(array, feed, schema.field(ix).name(), first_row)?;
+                let name = scan.schema.field(ix).name();
+                decoded = decoded.saturating_add(check_typed(array, feed, name, first_row)?);
                 column.push(array.clone());
             }
             first_row += batch.num_rows();
-        }
-        Ok(TypedRows::new(columns))
+            Ok(())
+        })?;
+        Ok(TypedRows::new(columns, decoded))
     })
 }
 
 /// Runs a decoding step, turning a panic into a 400: arrow-rs trusts a
-/// few more of a message's numbers than [`check_buffer_ranges`] checks
+/// few more of a message's numbers than [`scan`] checks
 /// (tests/fuzz.rs found the buffer ranges); a decoder panic is a refusal
 /// like any other, never a 500.
 fn guarded<T>(decode: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
@@ -108,28 +169,22 @@ fn guarded<T>(decode: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiErro
     })
 }
 
-/// The stream's schema and record batches (zero-copy views of the body
-/// where its buffers are aligned).
-fn read_stream(body: Bytes) -> Result<(SchemaRef, Vec<RecordBatch>), ApiError> {
-    check_buffer_ranges(&body).map_err(|e| {
-        ApiError::BadShape(format!("the body is not a valid Arrow IPC stream: {e}"))
-    })?;
+/// Decodes the stream's record batches one at a time (zero-copy views of
+/// the body where its buffers are aligned), handing each to `each`. The
+/// body has passed [`scan`].
+fn read_stream(
+    body: Bytes,
+    mut each: impl FnMut(RecordBatch) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     let mut buffer = Buffer::from(body);
     let mut decoder = StreamDecoder::new();
-    let mut batches = Vec::new();
     while !buffer.is_empty() {
         let Some(batch) = decoder.decode(&mut buffer).map_err(stream_error)? else { break };
-        batches.push(batch);
+        each(batch)?;
     }
-    let Some(schema) = decoder.schema() else {
-        return Err(ApiError::BadShape(
-            "the body is not an Arrow IPC stream: it does not start with a schema message".into(),
-        ));
-    };
     decoder
         .finish()
-        .map_err(|_| ApiError::BadShape("the Arrow stream is cut short inside a message".into()))?;
-    Ok((schema, batches))
+        .map_err(|_| ApiError::BadShape("the Arrow stream is cut short inside a message".into()))
 }
 
 /// For each model input, the index of the body's column that feeds it: the
@@ -172,8 +227,8 @@ fn match_columns(schema: &Schema, model: &Model) -> Result<Vec<usize>, ApiError>
         schema.fields().iter().find(|f| !model.feeds.iter().any(|feed| feed.name == *f.name()))
     {
         return Err(ApiError::BadShape(format!(
-            "column {:?} is not an input of the model; {}",
-            extra.name(),
+            "column {} is not an input of the model; {}",
+            quoted(extra.name()),
             takes()
         )));
     }
@@ -190,7 +245,7 @@ fn find_column<'s>(
 ) -> Result<(usize, &'s Field), ApiError> {
     schema.column_with_name(name).ok_or_else(|| {
         let near = schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name));
-        let hint = near.map(|f| format!(" (column {:?} differs in case)", f.name()));
+        let hint = near.map(|f| format!(" (column {} differs in case)", quoted(f.name())));
         ApiError::BadShape(format!(
             "the Arrow body has no column named {name:?}{}; {}",
             hint.unwrap_or_default(),
@@ -201,13 +256,16 @@ fn find_column<'s>(
 
 /// Checks one batch's column for a typed input: no nulls (at any level), n
 /// values in every row of a list, float64 within float32's range for a
-/// float32 input, dictionary keys that point into the dictionary.
+/// float32 input, dictionary keys that point into the dictionary. Returns
+/// what the column's values take once the workers expand them into a
+/// model's tensors ([`crate::input::expanded_bytes`]): a dictionary column
+/// of a few bytes a row may point every row at one long word.
 fn check_typed(
     array: &ArrayRef,
     feed: &Feed,
     name: &str,
     first_row: usize,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     let width = feed.width;
     let values = checked_values(array, name, first_row, width)?;
     if feed.kind == Kind::F32 && values.data_type() == &DataType::Float64 {
@@ -220,15 +278,17 @@ fn check_typed(
         for (i, &key) in keys.iter().enumerate() {
             if key >= words.len() || words.is_null(key) {
                 return Err(ApiError::BadShape(format!(
-                    "row {} of column {name:?}: dictionary key {key} is {} (the dictionary                      holds {} values)",
+                    "row {} of column {}: dictionary key {key} is {} (the dictionary holds {} \
+                     values)",
                     first_row + i / width.max(1),
+                    quoted(name),
                     if key >= words.len() { "out of range" } else { "a null" },
                     words.len()
                 )));
             }
         }
     }
-    Ok(())
+    Ok(crate::input::expanded_bytes(&values))
 }
 
 /// The values of a column's rows, no null among them (nor among the
@@ -271,33 +331,83 @@ fn check_widths<O: OffsetSizeTrait>(
     Ok(())
 }
 
-/// Walks the stream's messages (framing and metadata only) and checks that
-/// every buffer of every batch lies inside its message's body: arrow-rs
-/// slices them unchecked, and panics on a garbled offset.
-fn check_buffer_ranges(bytes: &[u8]) -> Result<(), String> {
+/// What [`scan`] learns of a stream before any of it is decoded.
+struct Scan {
+    /// The schema (the stream's first message).
+    schema: Schema,
+    /// Record batches.
+    batches: usize,
+    /// Bytes the dictionary deltas' concatenations copy, in all.
+    delta_copies: usize,
+}
+
+/// Walks the stream's messages (framing and metadata only, linear in the
+/// body): reads the schema, so that the columns are checked before any
+/// batch is decoded; checks that every buffer of every batch lies inside
+/// its message's body (arrow-rs slices them unchecked, and panics on a
+/// garbled offset); adds up what dictionary deltas will copy (the decoder
+/// concatenates the whole dictionary again for each delta, so a few
+/// megabytes of deltas made gigabytes: that is charged, or refused, before
+/// decoding); refuses two columns of one name; counts the batches.
+fn scan(bytes: &[u8]) -> Result<Scan, ApiError> {
+    let invalid =
+        |e: String| ApiError::BadShape(format!("the body is not a valid Arrow IPC stream: {e}"));
     let word = |at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
     };
     let mut at = 0usize;
+    let mut schema = None;
+    let mut batches = 0usize;
+    let mut delta_copies = 0usize;
+    // Per dictionary id, the bytes of its values so far.
+    let mut dictionaries: Vec<(i64, usize)> = Vec::new();
     // A stream cut short is left for the decoder to name.
     while let Some(mut len) = word(at) {
         at += 4;
         if len == u32::MAX {
-            let Some(next) = word(at) else { return Ok(()) };
+            let Some(next) = word(at) else { break };
             (len, at) = (next, at + 4);
         }
         if len == 0 {
-            return Ok(());
+            break;
         }
-        let Some(meta) = bytes.get(at..at.saturating_add(len as usize)) else { return Ok(()) };
+        let Some(meta) = bytes.get(at..at.saturating_add(len as usize)) else { break };
         at += len as usize;
-        let message = arrow_ipc::root_as_message(meta).map_err(|e| e.to_string())?;
+        let message = arrow_ipc::root_as_message(meta).map_err(|e| invalid(e.to_string()))?;
         let body = usize::try_from(message.bodyLength())
-            .map_err(|_| format!("a message body of {} bytes", message.bodyLength()))?;
+            .map_err(|_| invalid(format!("a message body of {} bytes", message.bodyLength())))?;
         let batch = match message.header_type() {
-            MessageHeader::RecordBatch => message.header_as_record_batch(),
+            MessageHeader::Schema if schema.is_none() => {
+                let fb = message.header_as_schema().ok_or_else(|| invalid("no schema".into()))?;
+                schema = Some(
+                    arrow_ipc::convert::try_fb_to_schema(fb).map_err(|e| invalid(e.to_string()))?,
+                );
+                None
+            }
+            _ if schema.is_none() => break,
+            MessageHeader::RecordBatch => {
+                batches += 1;
+                message.header_as_record_batch()
+            }
             MessageHeader::DictionaryBatch => {
-                message.header_as_dictionary_batch().and_then(|d| d.data())
+                let dictionary = message.header_as_dictionary_batch();
+                if let Some(d) = dictionary {
+                    let at = match dictionaries.iter().position(|&(id, _)| id == d.id()) {
+                        Some(at) => at,
+                        None => {
+                            dictionaries.push((d.id(), 0));
+                            dictionaries.len() - 1
+                        }
+                    };
+                    let size = &mut dictionaries[at].1;
+                    if d.isDelta() {
+                        *size = size.saturating_add(body);
+                        delta_copies = delta_copies.saturating_add(*size);
+                    } else {
+                        *size = body;
+                    }
+                }
+                dictionary.and_then(|d| d.data())
             }
             _ => None,
         };
@@ -305,14 +415,57 @@ fn check_buffer_ranges(bytes: &[u8]) -> Result<(), String> {
             let (offset, length) = (buffer.offset(), buffer.length());
             let end = offset.checked_add(length).and_then(|end| usize::try_from(end).ok());
             if offset < 0 || length < 0 || end.is_none_or(|end| end > body) {
-                return Err(format!(
+                return Err(invalid(format!(
                     "a buffer at {offset} of {length} bytes in a message body of {body} bytes"
-                ));
+                )));
             }
         }
         at = at.saturating_add(body);
     }
-    Ok(())
+    let Some(schema) = schema else {
+        // A stream written since Arrow 0.15 starts with the continuation
+        // marker; anything else without a schema is not a stream at all.
+        return Err(if bytes.len() >= 8 && word(0) == Some(u32::MAX) {
+            ApiError::BadShape("the Arrow stream is cut short inside a message".into())
+        } else {
+            ApiError::BadShape(
+                "the body is not an Arrow IPC stream: it does not start with a schema message"
+                    .into(),
+            )
+        });
+    };
+    let fields = schema.fields();
+    for (i, field) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|f| f.name() == field.name()) {
+            return Err(ApiError::BadShape(format!(
+                "the Arrow body has two columns named {}; name each column once",
+                quoted(field.name())
+            )));
+        }
+    }
+    Ok(Scan { schema, batches, delta_copies })
+}
+
+/// A column name as an error sentence quotes it: at most 64 characters
+/// (a name is the caller's, of any length).
+pub(crate) fn quoted(name: &str) -> String {
+    const MOST: usize = 64;
+    match name.char_indices().nth(MOST) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
+    }
+}
+
+/// Up to a few of `names`, quoted, and how many there are in all: what an
+/// error sentence lists (a stream may have 100,000 columns).
+pub(crate) fn some_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const FIRST: usize = 5;
+    let count = names.len();
+    let listed: Vec<String> = names.take(FIRST).map(quoted).collect();
+    match count {
+        n if n <= FIRST => listed.join(", "),
+        n => format!("{}, ... and {} more", listed.join(", "), n - FIRST),
+    }
 }
 
 fn stream_error(e: ArrowError) -> ApiError {
@@ -369,7 +522,7 @@ impl Layout {
                  {columns} numbers or {columns} float columns",
                 fields.len(),
                 if fields.len() == 1 { "" } else { "s" },
-                fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                some_names(fields.iter().map(|f| f.name().as_str()))
             )));
         }
         for field in fields {
@@ -398,8 +551,8 @@ impl Layout {
         }
         if let Some(extra) = schema.fields().iter().find(|f| !names.contains(f.name())) {
             return Err(ApiError::BadShape(format!(
-                "column {:?} is not one of the model's features; {}",
-                extra.name(),
+                "column {} is not one of the model's features; {}",
+                quoted(extra.name()),
                 takes()
             )));
         }

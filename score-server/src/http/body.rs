@@ -180,34 +180,6 @@ pub async fn read(
     }
 }
 
-/// Most bytes of a refused body we read and throw away, as a multiple of the
-/// body limit; past it the connection is simply closed.
-const DISCARD_FACTOR: usize = 4;
-
-/// Longest time a refused body is read and thrown away after the answer.
-const LINGER: Duration = Duration::from_secs(2);
-
-/// Reads and throws away, in the background and for a bounded time and
-/// size, the rest of a body we refused: a client still sending then reads
-/// our answer instead of a reset connection, and the answer does not wait
-/// for the body (the response carries `Connection: close`). Holds no more
-/// than one frame at a time.
-pub fn linger(mut body: Body, limit: usize) {
-    let cap = limit.saturating_mul(DISCARD_FACTOR);
-    tokio::spawn(async move {
-        let drain = async {
-            let mut seen = 0usize;
-            while let Some(Ok(frame)) = body.frame().await {
-                seen += frame.data_ref().map_or(0, Bytes::len);
-                if seen > cap {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, drain).await;
-    });
-}
-
 /// Checks a binary body and returns its row count.
 pub fn binary_rows(body: &Bytes, columns: usize) -> Result<usize, ApiError> {
     codec::rows_in(body.len(), columns).map_err(|e| {

@@ -17,10 +17,10 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use score_protocol::codec;
-use serde::Deserialize;
-use serde_json::json;
+use score_protocol::media::BodyFormat;
+use serde::{Deserialize, Serialize};
 
-use super::score::{Head, closing, dispatch, receive};
+use super::score::{Encoding, Head, answer_bytes, charge, dispatch, receive};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::input::TypedRows;
@@ -77,6 +77,30 @@ struct OpenAiRequest {
     encoding_format: Option<String>,
 }
 
+/// `POST /v1/embeddings`'s answer.
+#[derive(Serialize)]
+struct OpenAiList<'a> {
+    object: &'static str,
+    data: Vec<OpenAiEmbedding<'a>>,
+    model: &'a str,
+    usage: Usage,
+}
+
+/// One vector of [`OpenAiList`].
+#[derive(Serialize)]
+struct OpenAiEmbedding<'a> {
+    object: &'static str,
+    index: usize,
+    embedding: &'a [f32],
+}
+
+/// Tokens counted, as OpenAI reports them.
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
 /// What embedding a request gave: per text its vector and token count.
 struct Embedded {
     vectors: Vec<f32>,
@@ -88,11 +112,7 @@ struct Embedded {
 /// `POST /embed`.
 pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
-        let (request, head, permit): (EmbedRequest, _, _) = match json_body(&state, request).await?
-        {
-            Ok(received) => received,
-            Err(closing) => return Ok(closing),
-        };
+        let (request, head, mut permit): (EmbedRequest, _, _) = json_body(&state, request).await?;
         if request.truncation_direction.as_deref().is_some_and(|d| !d.eq_ignore_ascii_case("right"))
         {
             return Err(ApiError::BadParameter(
@@ -102,11 +122,11 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
         let _ = request.prompt_name;
         let model = embedding_model(&state, None)?;
         let output = if request.normalize { "embedding" } else { "pooled" };
+        let texts = request.inputs.into_vec();
         let embedded =
-            run(&state, model, request.inputs.into_vec(), output, request.truncate, &head).await?;
-        drop(permit);
+            run(&state, model, texts, output, request.truncate, &head, &mut permit).await?;
         let rows: Vec<&[f32]> = embedded.vectors.chunks(embedded.dim.max(1)).collect();
-        Ok(Json(rows).into_response())
+        Ok(super::held::until_sent(Json(rows).into_response(), permit))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -115,11 +135,7 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
 /// `POST /v1/embeddings`.
 pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
-        let (request, head, permit): (OpenAiRequest, _, _) =
-            match json_body(&state, request).await? {
-                Ok(received) => received,
-                Err(closing) => return Ok(closing),
-            };
+        let (request, head, mut permit): (OpenAiRequest, _, _) = json_body(&state, request).await?;
         if request.encoding_format.as_deref().is_some_and(|f| f != "float") {
             return Err(ApiError::BadParameter(
                 "encoding_format: only \"float\" is supported".into(),
@@ -127,50 +143,86 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
         }
         let model = embedding_model(&state, request.model.as_deref())?;
         // OpenAI's embeddings are normalised and long inputs are an error.
-        let embedded =
-            run(&state, model, request.input.into_vec(), "embedding", false, &head).await?;
-        drop(permit);
-        let tokens: f32 = embedded.tokens.iter().sum();
+        let texts = request.input.into_vec();
+        let embedded = run(&state, model, texts, "embedding", false, &head, &mut permit).await?;
+        let tokens = embedded.tokens.iter().sum::<f32>() as u64;
+        // Typed, not a serde_json::Value tree: a Value a float is 32 bytes.
         let data: Vec<_> = embedded
             .vectors
             .chunks(embedded.dim.max(1))
             .enumerate()
-            .map(|(index, v)| json!({"object": "embedding", "index": index, "embedding": v}))
+            .map(|(index, embedding)| OpenAiEmbedding { object: "embedding", index, embedding })
             .collect();
-        Ok(Json(json!({
-            "object": "list",
-            "data": data,
-            "model": embedded.model.name,
-            "usage": {"prompt_tokens": tokens as u64, "total_tokens": tokens as u64},
-        }))
-        .into_response())
+        let answer = Json(OpenAiList {
+            object: "list",
+            data,
+            model: &embedded.model.name,
+            usage: Usage { prompt_tokens: tokens, total_tokens: tokens },
+        });
+        Ok(super::held::until_sent(answer.into_response(), permit))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// A JSON route's request, received as scoring bodies are (draining
-/// refused, admission charged, deadline read) and parsed into `T`. The
-/// inner `Err` is an answer to send as it is: the body was not all read,
-/// so the connection closes after it.
+/// refused, admission charged, deadline read) and parsed into `T`. Only
+/// `Content-Type: application/json` is taken: a web page can send a
+/// `text/plain` body to any address without asking, so accepting one
+/// would let any page a user opens drive the server when auth is off.
 async fn json_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request,
-) -> Result<Result<(T, Head, Permit), Response>, ApiError> {
+) -> Result<(T, Head, Permit), ApiError> {
     let arrival = Instant::now();
     if state.is_draining() {
         state.metrics.reject(Rejection::draining);
         return Err(ApiError::Draining);
     }
     let (parts, body) = request.into_parts();
+    if super::body::format(&parts.headers).ok() != Some(BodyFormat::Json)
+        || !parts.headers.contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        let sent = parts.headers.get(axum::http::header::CONTENT_TYPE);
+        return Err(ApiError::UnsupportedEncoding(format!(
+            "this route takes a JSON body: send Content-Type: application/json (not {})",
+            sent.and_then(|v| v.to_str().ok()).map_or("none".to_string(), |v| format!("{v:?}"))
+        )));
+    }
     let head = Head::json(&parts.headers, arrival)?;
-    let (bytes, permit) = match receive(state, &head, body).await {
-        Ok(received) => received,
-        Err(e) => return Ok(Err(closing(e))),
-    };
+    let (bytes, permit) = receive(state, &head, body).await?;
     let parsed =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    Ok(Ok((parsed, head, permit)))
+    Ok((parsed, head, permit))
+}
+
+/// Refuses, before any text is tokenized, a request with more texts than
+/// `--max-texts`, and (unless `truncate`) a text longer in bytes than any
+/// text within the model's token limit can be
+/// ([`crate::engine::embed::max_text_bytes`]; with `truncate` the worker
+/// cuts it there before tokenizing).
+pub(super) fn check_texts(
+    state: &AppState,
+    model: &Model,
+    texts: &TypedRows,
+    truncate: bool,
+) -> Result<(), ApiError> {
+    let most = state.config.max_texts;
+    if texts.rows() > most {
+        return Err(ApiError::TooCostly(format!(
+            "{} texts in one request; the server takes at most {most} (--max-texts): send \
+             fewer a request",
+            texts.rows()
+        )));
+    }
+    let Some(limit) = model.max_tokens() else { return Ok(()) };
+    let most = crate::engine::embed::max_text_bytes(limit);
+    match texts.first_longer_than(0, most) {
+        Some((row, bytes)) if !truncate => {
+            Err(ApiError::TextTooManyBytes { row, bytes, most, limit })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The embedding model `name` names, else the default model if it is one,
@@ -208,8 +260,9 @@ pub(super) fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Resul
 }
 
 /// Embeds `texts` with `model` on the worker pool: `output`'s vectors and
-/// the token counts. A text cut at the model's limit is a 413 naming it
-/// unless `truncate`.
+/// the token counts, the answer (a JSON float a value) charged to `permit`
+/// first. A text cut at the model's limit is a 413 naming it unless
+/// `truncate`.
 async fn run(
     state: &AppState,
     model: Arc<Model>,
@@ -217,22 +270,31 @@ async fn run(
     output: &str,
     truncate: bool,
     head: &Head,
+    permit: &mut Permit,
 ) -> Result<Embedded, ApiError> {
     let index = |name: &str| {
         model.output_index(name).ok_or_else(|| ApiError::Internal(format!("no {name} output")))
     };
     let outputs = vec![index(output)?, index("tokens")?, index("truncated")?];
+    super::body::check_version(head.pinned.as_deref(), &model)?;
     let rows = texts.len();
     let bytes: usize = texts.iter().map(String::len).sum();
+    // The texts are copied into one Arrow array, then each worker expands
+    // its share again: the copy is charged here, the body's JSON bound
+    // covers the parsed strings.
+    let decoded = bytes + rows * std::mem::size_of::<String>();
     let array: ArrayRef = Arc::new(StringArray::from(texts));
-    super::body::check_version(head.pinned.as_deref(), &model)?;
+    let typed = TypedRows::new(vec![vec![array]], decoded);
+    check_texts(state, &model, &typed, truncate)?;
+    let answer = answer_bytes(&model, &outputs, &outputs[..1], Encoding::Json, rows);
+    charge(state, permit, rows, decoded, answer)?;
     let scored = dispatch(
         state,
         ScoreJob {
             model: model.clone(),
             outputs,
             rows,
-            input: Input::Typed { rows: Arc::new(TypedRows::new(vec![vec![array]])), bytes },
+            input: Input::Typed { rows: Arc::new(typed), bytes },
             deadline: head.deadline(),
         },
     )

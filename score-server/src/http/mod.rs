@@ -4,7 +4,9 @@ pub mod arrow;
 pub mod body;
 mod control;
 mod embed;
+pub mod held;
 mod score;
+pub mod stall;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,11 +42,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(control::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Outermost first: metrics see every answer, including the 401s
-        // and the 500 the panic catcher makes; the trace span covers the
-        // handler.
+        // Outermost first: an answer sent before its request body was read
+        // (any refusal, the 401s included) closes the connection and the
+        // body is thrown away in the background; metrics see every answer,
+        // including the 401s and the 500 the panic catcher makes; the
+        // trace span covers the handler.
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(state.clone(), held::close_unread))
                 .layer(middleware::from_fn_with_state(state.clone(), observe))
                 .layer(middleware::from_fn_with_state(state.clone(), authenticate))
                 .layer(CatchPanicLayer::custom(|_| {

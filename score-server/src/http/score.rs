@@ -137,12 +137,20 @@ async fn score(
             media::ARROW_STREAM
         )));
     }
-    let (bytes, permit) = match receive(&state, &head, request_body).await {
-        Ok(received) => received,
-        // The rest of the body is not waited for: answer now, then close.
-        Err(e) => return Ok(closing(e)),
+    let (bytes, mut permit) = receive(&state, &head, request_body).await?;
+    let (input, rows) = decode(&state, &mut permit, head.format, bytes, &model).await?;
+    if let Input::Typed { rows: typed, .. } = &input
+        && model.is_embedding()
+    {
+        super::embed::check_texts(&state, &model, typed, params.truncate == Some(true))?;
+    }
+    let encoding = match head.format {
+        _ if head.arrow_answer => Encoding::Arrow,
+        BodyFormat::Json => Encoding::Json,
+        BodyFormat::Binary | BodyFormat::Arrow => Encoding::Binary,
     };
-    let (input, rows) = decode(head.format, bytes, &model)?;
+    let answer_cost = answer_bytes(&model, &job_outputs, &outputs, encoding, rows);
+    charge(&state, &mut permit, rows, input.decoded_bytes(), answer_cost)?;
     let mut scored = dispatch(
         &state,
         ScoreJob {
@@ -159,8 +167,84 @@ async fn score(
         scored.outputs.truncate(outputs.len());
     }
     let response = answer(&model, &outputs, &head, rows, scored)?;
-    drop(permit);
-    Ok(response)
+    Ok(super::held::until_sent(response, permit))
+}
+
+/// How an answer is encoded, for what it costs ([`answer_bytes`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Encoding {
+    /// float32 rows, moved from the workers' output: nothing more.
+    Binary,
+    /// An Arrow stream: a copy of every output.
+    Arrow,
+    /// JSON numbers: at most [`JSON_FLOAT`] bytes a float, and the floats
+    /// decoded once more for the serializer.
+    Json,
+}
+
+/// Most bytes a float32 takes in a JSON answer: `-1.1754944e-38,`.
+pub(super) const JSON_FLOAT: usize = 16;
+
+/// Bytes a request's answer takes before it is written, known before any
+/// work: the workers' float32 output of every `computed` output (as the
+/// pool assembles it), plus the encoded `answered` outputs (a class name
+/// counted as a `String` and 32 bytes).
+pub(super) fn answer_bytes(
+    model: &Model,
+    computed: &[usize],
+    answered: &[usize],
+    encoding: Encoding,
+    rows: usize,
+) -> usize {
+    let floats = |outputs: &[usize]| -> usize {
+        outputs.iter().map(|&o| model.outputs[o].columns.max(1)).sum()
+    };
+    let encoded = match encoding {
+        Encoding::Binary => 0,
+        Encoding::Json => floats(&answered[..1.min(answered.len())]) * (JSON_FLOAT + 4),
+        Encoding::Arrow => answered
+            .iter()
+            .map(|&o| {
+                let output = &model.outputs[o];
+                let each = if output.classes.is_some() { 56 } else { 8 };
+                output.columns.max(1) * each
+            })
+            .sum(),
+    };
+    rows.saturating_mul(floats(computed) * 4 + encoded)
+}
+
+/// Charges `permit` for what decoding expanded beyond the body (`decoded`)
+/// and for the `answer`, before any work is queued: 413 when that cannot
+/// fit in the whole budget (naming about how many rows would), 429 when it
+/// does not fit now.
+pub(super) fn charge(
+    state: &AppState,
+    permit: &mut Permit,
+    rows: usize,
+    decoded: usize,
+    answer: usize,
+) -> Result<(), ApiError> {
+    let more = decoded.saturating_add(answer);
+    if state.admission.could_ever_hold(permit.held(), more) {
+        return permit.grow(more).map_err(|_| overloaded(state));
+    }
+    let budget = state.admission.max_bytes();
+    let per_row = (permit.held().saturating_add(more) / rows.max(1)).max(1);
+    Err(ApiError::TooCostly(format!(
+        "{rows} rows would take {} MiB once decoded and answered ({} MiB of it the answer), more \
+         than the server's whole budget of {} MiB (--max-inflight-bytes); send at most about {} \
+         rows a request",
+        mib(permit.held().saturating_add(more)),
+        mib(answer),
+        mib(budget),
+        budget / per_row
+    )))
+}
+
+/// Bytes in MiB, rounded up, for sentences.
+fn mib(bytes: usize) -> usize {
+    bytes.div_ceil(1 << 20)
 }
 
 /// What the headers say about the body and the answer.
@@ -222,14 +306,6 @@ impl Head {
     }
 }
 
-/// An error answer after which the connection closes: its body was not
-/// (all) read, so the connection cannot carry another request.
-pub(super) fn closing(e: ApiError) -> Response {
-    let mut response = e.into_response();
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
 /// A refused body larger than this (or of unknown length) is answered only
 /// after `--refusal-delay`: its sender is likely still writing it (it has
 /// more than a socket buffer or two to send), and the server would have to
@@ -241,8 +317,9 @@ const DELAY_ABOVE: usize = 256 << 10;
 /// admits the complete request (429 when a budget is spent). A declared
 /// length over the limit is answered 413 from the headers alone: a client
 /// that sent `Expect: 100-continue` never sends its body. A refused body's
-/// remainder is thrown away in the background ([`body::linger`]), after
-/// `--refusal-delay` when it was refused for overload and is large: a
+/// remainder is thrown away in the background when it is dropped
+/// ([`super::held::Unread`]), and the answer waits `--refusal-delay` when
+/// it was refused for overload and is large: a
 /// client that resends at once is held back instead of having the server
 /// take in a body per refusal on the admitted requests' cores.
 pub(super) async fn receive(
@@ -269,7 +346,6 @@ pub(super) async fn receive(
             {
                 tokio::time::sleep(config.refusal_delay).await;
             }
-            body::linger(request_body, rules.limit);
             return Err(e);
         }
     };
@@ -340,23 +416,111 @@ fn output_indices(model: &Model, names: &[String]) -> Result<Vec<usize>, ApiErro
         .collect()
 }
 
+/// Bodies up to this size are decoded on the I/O thread that received
+/// them: tens of microseconds, less than handing them to another thread.
+/// Larger ones are decoded on the blocking pool, so that no body, however
+/// costly, holds an I/O thread (and `/healthz` with it).
+const DECODE_INLINE: usize = 64 << 10;
+
+/// The rows of a body, as the model is fed them, and their count (see
+/// [`decode_now`]), decoded off the I/O threads unless small. An Arrow
+/// body's framing is scanned first, and what decoding will allocate beyond
+/// the body is charged to `permit` before it is decoded.
+pub(super) async fn decode(
+    state: &AppState,
+    permit: &mut Permit,
+    format: BodyFormat,
+    bytes: Bytes,
+    model: &Arc<Model>,
+) -> Result<(Input, usize), ApiError> {
+    let body = match format {
+        BodyFormat::Arrow => {
+            let scanned = off_io(bytes.len(), move || super::arrow::Scanned::new(bytes)).await?;
+            charge_decoding(state, permit, scanned.expansion())?;
+            Received::Arrow(scanned)
+        }
+        _ => Received::Other(bytes),
+    };
+    let model = model.clone();
+    off_io(body.len(), move || decode_now(format, body, &model)).await
+}
+
+/// Runs `work` on the blocking pool when `size` is over
+/// [`DECODE_INLINE`], else here.
+async fn off_io<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if size <= DECODE_INLINE {
+        return work();
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("decoding failed: {e}"))))
+}
+
+/// A body on its way to being decoded.
+enum Received {
+    /// An Arrow stream, scanned.
+    Arrow(super::arrow::Scanned),
+    /// Binary or JSON bytes.
+    Other(Bytes),
+}
+
+impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Received::Arrow(scanned) => scanned.len(),
+            Received::Other(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// Charges what decoding an Arrow stream will allocate beyond its body
+/// (dictionary deltas' copies above all), before decoding: 413 when it can
+/// never fit the budget, 429 when it does not fit now.
+fn charge_decoding(state: &AppState, permit: &mut Permit, bytes: usize) -> Result<(), ApiError> {
+    if state.admission.could_ever_hold(permit.held(), bytes) {
+        return permit.grow(bytes).map_err(|_| overloaded(state));
+    }
+    Err(ApiError::TooCostly(format!(
+        "the Arrow stream would take {} MiB to decode (each dictionary delta copies its whole \
+         dictionary again), more than the server's whole budget of {} MiB \
+         (--max-inflight-bytes); write each dictionary whole (pyarrow's default) or send fewer \
+         batches a request",
+        mib(bytes),
+        mib(state.admission.max_bytes())
+    )))
+}
+
 /// The rows of a body, as the model is fed them, and their count: float32
 /// little-endian bytes for a model fed one matrix, checked Arrow columns
 /// for a model fed by name (which takes only Arrow: [`Head::parse`]).
-fn decode(format: BodyFormat, bytes: Bytes, model: &Model) -> Result<(Input, usize), ApiError> {
+fn decode_now(
+    format: BodyFormat,
+    body: Received,
+    model: &Model,
+) -> Result<(Input, usize), ApiError> {
+    let (bytes, scanned) = match body {
+        Received::Arrow(scanned) => (Bytes::new(), Some(scanned)),
+        Received::Other(bytes) => (bytes, None),
+    };
     let Some(columns) = model.matrix() else {
-        let len = bytes.len();
-        let typed = super::arrow::typed(bytes, model)?;
+        let Some(scanned) = scanned else {
+            return Err(ApiError::Internal("a model fed by name got a non-Arrow body".into()));
+        };
+        let len = scanned.len();
+        let typed = super::arrow::typed_of(scanned, model)?;
         let rows = typed.rows();
         return Ok((Input::Typed { rows: Arc::new(typed), bytes: len }, rows));
     };
-    let (bytes, rows) = match format {
-        BodyFormat::Binary => {
+    let (bytes, rows) = match (format, scanned) {
+        (_, Some(scanned)) => super::arrow::rows_of(scanned, columns, model.feature_names())?,
+        (BodyFormat::Json, None) => body::json_rows(&bytes, columns)?,
+        (_, None) => {
             let rows = body::binary_rows(&bytes, columns)?;
             (bytes, rows)
         }
-        BodyFormat::Json => body::json_rows(&bytes, columns)?,
-        BodyFormat::Arrow => super::arrow::rows(bytes, columns, model.feature_names())?,
     };
     Ok((Input::Matrix(bytes), rows))
 }
