@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{ArrayRef, StringArray};
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use score_protocol::codec;
 use score_protocol::media::BodyFormat;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::json;
 
-use super::score::{Encoding, Head, answer_bytes, charge, dispatch, receive};
+use super::score::{Encoding, Head, answer_bytes, charge, dispatch, off_io, receive};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::input::TypedRows;
@@ -77,30 +77,6 @@ struct OpenAiRequest {
     encoding_format: Option<String>,
 }
 
-/// `POST /v1/embeddings`'s answer.
-#[derive(Serialize)]
-struct OpenAiList<'a> {
-    object: &'static str,
-    data: Vec<OpenAiEmbedding<'a>>,
-    model: &'a str,
-    usage: Usage,
-}
-
-/// One vector of [`OpenAiList`].
-#[derive(Serialize)]
-struct OpenAiEmbedding<'a> {
-    object: &'static str,
-    index: usize,
-    embedding: &'a [f32],
-}
-
-/// Tokens counted, as OpenAI reports them.
-#[derive(Serialize)]
-struct Usage {
-    prompt_tokens: u64,
-    total_tokens: u64,
-}
-
 /// What embedding a request gave: per text its vector and token count.
 struct Embedded {
     vectors: Vec<f32>,
@@ -125,8 +101,10 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
         let texts = request.inputs.into_vec();
         let embedded =
             run(&state, model, texts, output, request.truncate, &head, &mut permit).await?;
-        let rows: Vec<&[f32]> = embedded.vectors.chunks(embedded.dim.max(1)).collect();
-        Ok(super::held::until_sent(Json(rows).into_response(), permit))
+        let row: super::json_rows::WriteRow = |out, _, v| super::json_rows::floats(out, v);
+        let answer =
+            super::json_rows::answer(embedded.vectors, embedded.dim, "[".into(), row, "]".into());
+        Ok(super::held::until_sent(answer, permit))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -146,20 +124,22 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
         let texts = request.input.into_vec();
         let embedded = run(&state, model, texts, "embedding", false, &head, &mut permit).await?;
         let tokens = embedded.tokens.iter().sum::<f32>() as u64;
-        // Typed, not a serde_json::Value tree: a Value a float is 32 bytes.
-        let data: Vec<_> = embedded
-            .vectors
-            .chunks(embedded.dim.max(1))
-            .enumerate()
-            .map(|(index, embedding)| OpenAiEmbedding { object: "embedding", index, embedding })
-            .collect();
-        let answer = Json(OpenAiList {
-            object: "list",
-            data,
-            model: &embedded.model.name,
-            usage: Usage { prompt_tokens: tokens, total_tokens: tokens },
-        });
-        Ok(super::held::until_sent(answer.into_response(), permit))
+        let row: super::json_rows::WriteRow = |out, index, v| {
+            out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
+            out.extend_from_slice(index.to_string().as_bytes());
+            out.extend_from_slice(b",\"embedding\":");
+            super::json_rows::floats(out, v);
+            out.push(b'}');
+        };
+        let close = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+        let answer = super::json_rows::answer(
+            embedded.vectors,
+            embedded.dim,
+            "{\"object\":\"list\",\"data\":[".into(),
+            row,
+            format!("],\"model\":{},\"usage\":{close}}}", json!(embedded.model.name)),
+        );
+        Ok(super::held::until_sent(answer, permit))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -170,7 +150,7 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
 /// `Content-Type: application/json` is taken: a web page can send a
 /// `text/plain` body to any address without asking, so accepting one
 /// would let any page a user opens drive the server when auth is off.
-async fn json_body<T: serde::de::DeserializeOwned>(
+async fn json_body<T: serde::de::DeserializeOwned + Send + 'static>(
     state: &AppState,
     request: Request,
 ) -> Result<(T, Head, Permit), ApiError> {
@@ -191,8 +171,10 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     }
     let head = Head::json(&parts.headers, arrival)?;
     let (bytes, permit) = receive(state, &head, body).await?;
-    let parsed =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let parsed = off_io(bytes.len(), move || {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    })
+    .await?;
     Ok((parsed, head, permit))
 }
 
@@ -286,7 +268,7 @@ async fn run(
     let array: ArrayRef = Arc::new(StringArray::from(texts));
     let typed = TypedRows::new(vec![vec![array]], decoded);
     check_texts(state, &model, &typed, truncate)?;
-    let answer = answer_bytes(&model, &outputs, &outputs[..1], Encoding::Json, rows);
+    let answer = answer_bytes(&model, &outputs, &outputs[..1], Encoding::Streamed, rows);
     charge(state, permit, rows, decoded, answer)?;
     let scored = dispatch(
         state,

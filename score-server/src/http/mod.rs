@@ -5,6 +5,7 @@ pub mod body;
 mod control;
 mod embed;
 pub mod held;
+mod json_rows;
 mod score;
 pub mod stall;
 

@@ -180,6 +180,9 @@ pub(super) enum Encoding {
     /// JSON numbers: at most [`JSON_FLOAT`] bytes a float, and the floats
     /// decoded once more for the serializer.
     Json,
+    /// JSON written a few rows at a time (the embedding routes): the
+    /// floats decoded once more; the text is never whole.
+    Streamed,
 }
 
 /// Most bytes a float32 takes in a JSON answer: `-1.1754944e-38,`.
@@ -202,6 +205,7 @@ pub(super) fn answer_bytes(
     let encoded = match encoding {
         Encoding::Binary => 0,
         Encoding::Json => floats(&answered[..1.min(answered.len())]) * (JSON_FLOAT + 4),
+        Encoding::Streamed => floats(&answered[..1.min(answered.len())]) * 4,
         Encoding::Arrow => answered
             .iter()
             .map(|&o| {
@@ -433,21 +437,22 @@ pub(super) async fn decode(
     bytes: Bytes,
     model: &Arc<Model>,
 ) -> Result<(Input, usize), ApiError> {
-    let body = match format {
+    let (body, expansion) = match format {
         BodyFormat::Arrow => {
             let scanned = off_io(bytes.len(), move || super::arrow::Scanned::new(bytes)).await?;
-            charge_decoding(state, permit, scanned.expansion())?;
-            Received::Arrow(scanned)
+            let expansion = scanned.expansion();
+            charge_decoding(state, permit, expansion)?;
+            (Received::Arrow(scanned), expansion)
         }
-        _ => Received::Other(bytes),
+        _ => (Received::Other(bytes), 0),
     };
     let model = model.clone();
-    off_io(body.len(), move || decode_now(format, body, &model)).await
+    off_io(body.len().saturating_add(expansion), move || decode_now(format, body, &model)).await
 }
 
 /// Runs `work` on the blocking pool when `size` is over
 /// [`DECODE_INLINE`], else here.
-async fn off_io<T: Send + 'static>(
+pub(super) async fn off_io<T: Send + 'static>(
     size: usize,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
