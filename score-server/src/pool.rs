@@ -14,10 +14,12 @@
 //! chunks in the queue at a time, so one huge request cannot fill it.
 //!
 //! The queue has two lanes. Requests small enough to be one chunk of under
-//! [`MIN_CHUNK_ROWS`] rows go in the small lane, which workers serve first;
+//! [`MIN_CHUNK_ROWS`] rows go in the small lane, which workers serve first
+//! (but for one pick in [`SMALL_STREAK`] + 1 while both lanes hold work, so
+//! a flood of small requests slows a large one without starving it);
 //! chunks of larger requests go in the other. A small request thus waits
-//! for at most the chunks already running, never behind the queued chunks
-//! of a large one. A worker that pops a small job also takes the small jobs
+//! for about the chunks already running, not behind the queued chunks of a
+//! large one. A worker that pops a small job also takes the small jobs
 //! queued right behind it for the same model (until the call has that many
 //! rows, or for an embedding model that token budget) and scores them in
 //! one model call: dynamic batching with no added wait. Chunks of a split
@@ -45,6 +47,10 @@ use crate::model::Model;
 /// per-call overhead outweighs the parallelism. Jobs smaller than it are the
 /// ones merged.
 pub const MIN_CHUNK_ROWS: usize = 256;
+
+/// Small-lane jobs a worker takes in a row while chunks of large requests
+/// wait, before it takes one of those.
+const SMALL_STREAK: usize = 4;
 
 /// Why scoring failed.
 #[derive(Debug, thiserror::Error)]
@@ -421,8 +427,9 @@ impl Worker {
         }
         // A job popped while gathering a batch that belongs to another model.
         let mut carry: Option<Job> = None;
+        let mut streak = 0;
         loop {
-            let first = match carry.take().or_else(|| self.next()) {
+            let first = match carry.take().or_else(|| self.next(&mut streak)) {
                 Some(job) => job,
                 None => return,
             };
@@ -450,12 +457,22 @@ impl Worker {
         }
     }
 
-    /// The next job, from the small lane first; `None` once the pool is
-    /// closed and both lanes are empty.
-    fn next(&self) -> Option<Job> {
-        if let Ok(job) = self.small.try_recv() {
+    /// The next job, from the small lane first but for every
+    /// [`SMALL_STREAK`]th pick while chunks wait (so a flood of small
+    /// requests slows a large one rather than starving it); `None` once
+    /// the pool is closed and both lanes are empty.
+    fn next(&self, streak: &mut usize) -> Option<Job> {
+        if *streak >= SMALL_STREAK
+            && let Ok(job) = self.large.try_recv()
+        {
+            *streak = 0;
             return Some(job);
         }
+        if let Ok(job) = self.small.try_recv() {
+            *streak += 1;
+            return Some(job);
+        }
+        *streak = 0;
         crossbeam_channel::select_biased! {
             recv(self.small) -> job => job.ok().or_else(|| self.large.recv().ok()),
             recv(self.large) -> job => job.ok().or_else(|| self.small.recv().ok()),

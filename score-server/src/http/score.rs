@@ -446,8 +446,13 @@ pub(super) async fn decode(
         }
         _ => (Received::Other(bytes), 0),
     };
+    // A binary body's decoding is a length check: never worth a hop.
+    let work = match format {
+        BodyFormat::Binary => 0,
+        _ => body.len().saturating_add(expansion),
+    };
     let model = model.clone();
-    off_io(body.len().saturating_add(expansion), move || decode_now(format, body, &model)).await
+    off_io(work, move || decode_now(format, body, &model)).await
 }
 
 /// Runs `work` on the blocking pool when `size` is over
