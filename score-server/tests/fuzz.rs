@@ -111,6 +111,18 @@ fn growing_dictionary_stream(words: &[String], deltas: bool) -> Vec<u8> {
     writer.into_inner().expect("bytes")
 }
 
+/// Decodes a body for `model`, then expands every row as a worker does.
+fn expand(
+    bytes: Vec<u8>,
+    model: &Model,
+) -> Result<Vec<score_server::input::Values>, score_server::error::ApiError> {
+    let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
+    let n = typed.rows();
+    let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
+    typed.append(&model.feeds, 0, n, &mut values);
+    Ok(values)
+}
+
 /// Flips bits at the chosen places, then cuts the stream short if asked.
 fn mutate(
     bytes: &mut Vec<u8>,
@@ -241,13 +253,7 @@ proptest! {
         mutate(&mut bytes, &flips, truncate.then_some(cut));
         // Decoding, then what a worker does with the rows: both must
         // answer or refuse, never panic.
-        let decoded = catch_unwind(AssertUnwindSafe(|| {
-            let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
-            let n = typed.rows();
-            let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
-            typed.append(&model.feeds, 0, n, &mut values);
-            Ok::<_, score_server::error::ApiError>(n)
-        }));
+        let decoded = catch_unwind(AssertUnwindSafe(|| expand(bytes, model)));
         prop_assert!(decoded.is_ok(), "the typed decoder panicked");
     }
 
@@ -263,13 +269,7 @@ proptest! {
         let mut bytes = growing_dictionary_stream(&words, deltas);
         let intact = flips.is_empty() && !truncate;
         mutate(&mut bytes, &flips, truncate.then_some(cut));
-        let decoded = catch_unwind(AssertUnwindSafe(|| {
-            let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
-            let n = typed.rows();
-            let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
-            typed.append(&model.feeds, 0, n, &mut values);
-            Ok::<_, score_server::error::ApiError>(values)
-        }));
+        let decoded = catch_unwind(AssertUnwindSafe(|| expand(bytes, model)));
         prop_assert!(decoded.is_ok(), "the typed decoder panicked");
         if let (true, Ok(result)) = (intact, decoded) {
             let values = result.map_err(|e| TestCaseError::fail(format!("deltas {deltas}: {e}")))?;
