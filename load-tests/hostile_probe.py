@@ -13,6 +13,7 @@ on each in turn, so the table compares them side by side.
 import argparse
 import io
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -109,35 +110,41 @@ def request(base, method, path, body, content_type, timeout=300, headers=None):
         return type(e).__name__
 
 
-class SmallClient(threading.Thread):
-    """Scores 10 rows of 100 features, one request after another."""
+def small_client(base, stop, out):
+    """Scores 10 rows of 100 features, one request after another, until
+    `stop` is set; puts its latencies (seconds) and failures in `out`. A
+    process of its own: the probe's own work (building bodies) must not
+    delay it."""
+    body = np.linspace(-1, 1, 1000, dtype=np.float32).tobytes()
+    latencies, failures = [], 0
+    while not stop.is_set():
+        started = time.perf_counter()
+        status = request(base, "PUT", "/models/logreg/score", body,
+                         "application/octet-stream", timeout=120)
+        latencies.append(time.perf_counter() - started)
+        failures += status != 200
+        time.sleep(0.02)
+    out.put((latencies, failures))
 
+
+class SmallClient:
     def __init__(self, base):
-        super().__init__(daemon=True)
-        self.base = base
-        self.body = np.linspace(-1, 1, 1000, dtype=np.float32).tobytes()
-        self.latencies = []
-        self.failures = 0
-        self.stopping = threading.Event()
+        self.stop = multiprocessing.Event()
+        self.out = multiprocessing.Queue()
+        self.proc = multiprocessing.Process(target=small_client, args=(base, self.stop, self.out))
 
-    def run(self):
-        while not self.stopping.is_set():
-            started = time.perf_counter()
-            status = request(self.base, "PUT", "/models/logreg/score", self.body,
-                             "application/octet-stream", timeout=120)
-            self.latencies.append(time.perf_counter() - started)
-            if status != 200:
-                self.failures += 1
-            time.sleep(0.02)
+    def start(self):
+        self.proc.start()
 
     def summary(self):
-        self.stopping.set()
-        self.join(timeout=150)
-        lat = sorted(self.latencies)
+        self.stop.set()
+        lat, failures = self.out.get(timeout=150)
+        self.proc.join()
+        lat = sorted(lat)
         if not lat:
             return "no request finished"
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        return f"p99 {p99 * 1e3:.0f} ms, worst {lat[-1] * 1e3:.0f} ms, {self.failures} failed of {len(lat)}"
+        return f"p99 {p99 * 1e3:.1f} ms, worst {lat[-1] * 1e3:.0f} ms, {failures} failed of {len(lat)}"
 
 
 def arrow_stream(batches, deltas=False):
@@ -204,38 +211,46 @@ def silent_readers(base, count, hold):
 
 
 def cases(embed_texts):
+    """(name, prepare, send): `prepare()` builds the body before the clock
+    starts, `send(base, body)` sends it and gives the answer."""
     review = ("Доставка задержалась на два дня, но курьер был вежлив, а блендер работает "
               "тихо и мощно. ") * 2
+
+    def put(path, content_type=ARROW):
+        return lambda b, body: request(b, "PUT", path, body, content_type)
+
+    def post(path):
+        return lambda b, body: request(b, "POST", path, body, JSON)
+
+    def js(doc):
+        return lambda: json.dumps(doc).encode()
+
     return [
         ("1 deltas: 5,001 one-row batches after a 1 MiB word",
-         lambda b: request(b, "PUT", "/models/logreg/score", growing_dictionary(1 << 20, 5001), ARROW)),
+         lambda: growing_dictionary(1 << 20, 5001), put("/models/logreg/score")),
         ("1 deltas: 40,000 after a 4 MiB word, two at once",
-         lambda b: two(lambda: request(b, "PUT", "/models/mixed/score",
-                                       growing_dictionary(4 << 20, 40000), ARROW))),
+         lambda: growing_dictionary(4 << 20, 40000),
+         lambda b, body: two(lambda: request(b, "PUT", "/models/mixed/score", body, ARROW))),
         ("2 one 64 KiB word for 8,192 rows (mixed)",
-         lambda b: request(b, "PUT", "/models/mixed/score",
-                           arrow_stream([mixed(one_word("w" * (64 << 10), 8192), 8192)]), ARROW)),
+         lambda: arrow_stream([mixed(one_word("w" * (64 << 10), 8192), 8192)]),
+         put("/models/mixed/score")),
         ("2 one 1 MiB word for 8,192 rows (mixed)",
-         lambda b: request(b, "PUT", "/models/mixed/score",
-                           arrow_stream([mixed(one_word("w" * (1 << 20), 8192), 8192)]), ARROW)),
+         lambda: arrow_stream([mixed(one_word("w" * (1 << 20), 8192), 8192)]),
+         put("/models/mixed/score")),
         ("2 one 10 KB text for 512 rows (MiniLM, truncate)",
-         lambda b: request(b, "PUT", "/models/mini/score?truncate=true",
-                           arrow_stream([pa.record_batch([one_word(review * 40, 512)],
-                                                         names=["text"])]), ARROW)),
+         lambda: arrow_stream([pa.record_batch([one_word(review * 40, 512)], names=["text"])]),
+         put("/models/mini/score?truncate=true")),
         ("2 a 100k-word dictionary behind 40,000 batches",
-         lambda b: request(b, "PUT", "/models/mixed/score", shared_dictionary(), ARROW)),
-        ("3 /embed: 5 MB of '!'",
-         lambda b: post_json(b, "/embed", {"inputs": ["!" * (5 << 20)]})),
-        ("3 /embed: 10 MB of '!'",
-         lambda b: post_json(b, "/embed", {"inputs": ["!" * (10 << 20)]})),
-        ("4 /v1/embeddings: 100,000 empty strings",
-         lambda b: post_json(b, "/v1/embeddings", {"input": [""] * 100000})),
-        ("4 /embed: 20,000 empty strings",
-         lambda b: post_json(b, "/embed", {"inputs": [""] * 20000})),
-        ("5 ten clients that never read (40 s)",
-         lambda b: silent_readers(b, 10, 40)),
+         shared_dictionary, put("/models/mixed/score")),
+        ("3 /embed: 5 MB of '!'", js({"inputs": ["!" * (5 << 20)]}), post("/embed")),
+        ("3 /embed: 10 MB of '!'", js({"inputs": ["!" * (10 << 20)]}), post("/embed")),
+        ("4 /v1/embeddings: 100,000 empty strings", js({"input": [""] * 100000}),
+         post("/v1/embeddings")),
+        ("4 /embed: 20,000 empty strings", js({"inputs": [""] * 20000}), post("/embed")),
+        ("5 ten clients that never read (40 s)", lambda: None,
+         lambda b, body: silent_readers(b, 10, 40)),
         ("6 /embed: 4,096 reviews beside the 10-row client",
-         lambda b: post_json(b, "/embed", {"inputs": embed_texts, "truncate": True})),
+         js({"inputs": embed_texts, "truncate": True}), post("/embed")),
     ]
 
 
@@ -267,9 +282,10 @@ def main():
     cap_bytes = int(cap) << 30
     review = "The delivery was two days late, but the courier was polite and the blender works well."
     rows = []
-    for name, run in cases([review] * 4096):
+    for name, prepare, send in cases([review] * 4096):
         if args.only and args.only not in name:
             continue
+        body = prepare()
         for binary in args.binaries:
             server = Server(binary, args.embed_dir, cap_bytes)
             client = SmallClient(server.base)
@@ -277,7 +293,7 @@ def main():
             time.sleep(1)
             started = time.time()
             try:
-                answer = run(server.base)
+                answer = send(server.base, body)
             except Exception as e:  # noqa: BLE001 - a crash is a result here
                 answer = f"{type(e).__name__}: {e}"[:80]
             took = time.time() - started
