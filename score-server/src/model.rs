@@ -544,11 +544,15 @@ impl Model {
     }
 
     /// For an embedding model, its token limit and the token budget of one
-    /// worker call (`--max-batch-tokens`): the pool cuts requests into
+    /// worker call (`--max-batch-tokens` times
+    /// [`crate::engine::embed::CALL_BATCHES`]): the pool cuts requests into
     /// calls by an upper bound on their tokens, not by rows.
     pub fn token_budget(&self) -> Option<(usize, usize)> {
         match &self.plan {
-            Plan::Embedding(plan) => Some((plan.config().max_tokens, plan.max_batch_tokens())),
+            Plan::Embedding(plan) => Some((
+                plan.config().max_tokens,
+                plan.max_batch_tokens().saturating_mul(crate::engine::embed::CALL_BATCHES),
+            )),
             _ => None,
         }
     }

@@ -42,8 +42,17 @@ fn call_rows(lengths: impl Iterator<Item = usize>, longest: usize, max_tokens: u
 }
 
 /// Most padded tokens in one encoder call (rows × longest row) unless
-/// `--max-batch-tokens` says otherwise.
-pub const MAX_BATCH_TOKENS: usize = 8192;
+/// `--max-batch-tokens` says otherwise. onnxruntime's working memory grows
+/// with it: MiniLM-L6 at 8,192 took about 0.7 GB a worker (512 texts of
+/// 128 tokens: +1.5 GB with two workers, and a 500 under a 2 GiB address
+/// space cap), at 2,048 about 0.1 GB in the same time; short texts still
+/// fill calls of a hundred.
+pub const MAX_BATCH_TOKENS: usize = 2048;
+
+/// A worker call (a chunk of a request) holds at most this many times
+/// `--max-batch-tokens`, counting a text as at most its bytes + 2 tokens
+/// ([`token_bound`]), which overestimates real text about fourfold.
+pub const CALL_BATCHES: usize = 4;
 
 /// Most bytes of text one token of the model's limit allows, in the bound
 /// on a text's length checked before tokenizing ([`max_text_bytes`]).
@@ -71,6 +80,44 @@ fn cut_to(text: &str, bytes: usize) -> (&str, bool) {
         end -= 1;
     }
     (&text[..end], true)
+}
+
+/// Bytes a token of the limit the first try at a long text tokenizes
+/// ([`encode_start`]): most texts of most languages take fewer.
+const FIRST_TRY_BYTES_PER_TOKEN: usize = 8;
+
+/// Tokenizes `text` as the model sees it, at most `max_tokens` tokens,
+/// and says whether it was cut. A long text's start is tokenized, not all
+/// of it: first `FIRST_TRY_BYTES_PER_TOKEN` bytes a token of the limit,
+/// doubled until the tokens kept end before a word that starts in the
+/// start (so the cut cannot have changed them), at most [`max_text_bytes`].
+/// The tokens are those of the whole text, for the cost of its start; the
+/// overflowing tokens the tokenizer also makes are dropped at once.
+fn encode_start(
+    tokenizer: &Tokenizer,
+    text: &str,
+    max_tokens: usize,
+) -> TractResult<(tokenizers::Encoding, bool)> {
+    let most = max_text_bytes(max_tokens);
+    let mut bytes = max_tokens.saturating_mul(FIRST_TRY_BYTES_PER_TOKEN).min(most);
+    loop {
+        let (start, cut) = cut_to(text, bytes);
+        let mut encoding =
+            tokenizer.encode(start, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+        let overflowed = !encoding.take_overflowing().is_empty();
+        if !cut {
+            return Ok((encoding, overflowed));
+        }
+        // Where the kept tokens end in `start`: a space after it means the
+        // word the cut may have split is not among them.
+        let kept_end = encoding.get_offsets().iter().map(|&(_, end)| end).max().unwrap_or(0);
+        let settled = overflowed
+            && start.get(kept_end..).is_some_and(|rest| rest.contains(char::is_whitespace));
+        if settled || bytes >= most {
+            return Ok((encoding, true));
+        }
+        bytes = bytes.saturating_mul(2).min(most);
+    }
 }
 
 /// An upper bound on the tokens `text_bytes` of text take with a limit of
@@ -271,14 +318,9 @@ impl EmbedState {
         let plan = self.plan.clone();
         let mut encodings = Vec::with_capacity(texts.len());
         let mut truncated = Vec::with_capacity(texts.len());
-        // Past the byte bound a text is cut before the tokenizer sees it:
-        // tokenizing costs at most the bound whatever the text.
-        let most = max_text_bytes(plan.config.max_tokens);
         for text in texts {
-            let (text, cut) = cut_to(text, most);
-            let encoding =
-                plan.tokenizer.encode(text, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-            truncated.push(f32::from(u8::from(cut || !encoding.get_overflowing().is_empty())));
+            let (encoding, cut) = encode_start(&plan.tokenizer, text, plan.config.max_tokens)?;
+            truncated.push(f32::from(u8::from(cut)));
             encodings.push(encoding);
         }
         let dim = plan.dim;
