@@ -67,8 +67,8 @@ pub struct Args {
     /// short ones and the attention's memory stays bounded (onnxruntime's
     /// working memory grows with it: ~0.1 GB a worker at 2048 for
     /// MiniLM-L6, ~0.7 GB at 8192). A worker call (a chunk of a request)
-    /// holds at most four times as many tokens, counting a text as at most
-    /// its bytes + 2, so no call runs long whatever the texts.
+    /// holds at most as many tokens, counting a text as at most its bytes
+    /// + 2, so no call runs long whatever the texts (~0.5 s here).
     #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = crate::engine::embed::MAX_BATCH_TOKENS)]
     pub max_batch_tokens: usize,
 

@@ -8,9 +8,9 @@
 //! A request is cut into chunks ([`Pool::score`]) so that idle workers score a
 //! large request in parallel, and so that no worker call runs long: by rows
 //! (`--max-batch-rows`), and for an embedding model by an upper bound on its
-//! tokens (four times `--max-batch-tokens`: a text of n bytes is at most
-//! n + 2 tokens, and at most the model's limit), so a call of 4,096 long
-//! texts cannot take a worker for half a minute. A request keeps at most `workers + 1`
+//! tokens (`--max-batch-tokens`: a text of n bytes is at most n + 2
+//! tokens, and at most the model's limit), so a call of 4,096 long texts
+//! cannot take a worker for half a minute. A request keeps at most `workers + 1`
 //! chunks in the queue at a time, so one huge request cannot fill it.
 //!
 //! The queue has two lanes. Requests small enough to be one chunk of under
