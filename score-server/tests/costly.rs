@@ -461,9 +461,9 @@ fn answers_hold_their_charge_until_read_and_are_cut_if_never_read() {
     };
     let server = minilm_server(&dir, &["--write-timeout", "3s"]);
     let address = server.base.trim_start_matches("http://").to_string();
-    // 3,000 empty texts: a JSON answer of about 8 MB, more than the
-    // socket buffers take.
-    let body = serde_json::to_vec(&json!({"inputs": vec![""; 3000]})).expect("json");
+    // 6,000 empty texts: a JSON answer of about 24 MB, more than the
+    // socket buffers on both sides take (10 MB at most here).
+    let body = serde_json::to_vec(&json!({"inputs": vec![""; 6000]})).expect("json");
     let head = format!(
         "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
