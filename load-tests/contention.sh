@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The contention benchmark of the per-request path (issue 21; the parts are
+# The contention benchmark of the per-request path (the parts are
 # described in score-server/benches/request_path.rs): metrics, admission,
 # the worker queue and the whole router, each from N threads without
 # sockets. Prints the table and keeps it in

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sentences/s: score-server embedding texts against onnxruntime + the
 Python tokenizers in-process (the articles' pandas-UDF pipeline without
-PyTorch), same texts, same batch size, side by side (issue 19):
+PyTorch), same texts, same batch size, side by side:
 
     python load-tests/embed_bench.py MODEL_DIR SERVER_URL [SECONDS]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PySpark embedding jobs through score-server (issue 19), in local mode:
+"""PySpark embedding jobs through score-server, in local mode:
 
     python load-tests/embed_spark.py --server-bin BIN --model-dir DIR --data DIR \
         [--rows 100000] [--bench-rows 20000] [--rounds 2] [--skip-kill] [--skip-bench]

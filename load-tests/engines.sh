@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # score-server under --engine auto against onnxruntime in-process, same
-# threads (issue 18):
+# threads:
 #   load-tests/engines.sh [ROUNDS]
 # For each model: a release score-server with 2 workers and --engine auto
 # (what it kept and why, from /models), loaded by loadgen at 1,024 rows a

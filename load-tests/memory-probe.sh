@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peak and idle memory of score-server under four concurrent 60 MB bodies
 # (binary and JSON, with Content-Length and chunked), against its 256 MiB
-# admission budget: the "memory above the budget" probe of issue 15.
+# admission budget: the "memory above the budget" probe.
 #   load-tests/memory-probe.sh            (release build; ~2 min)
 # Prints one line per case: answers, peak RSS (VmHWM), RSS after 20 s idle.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Our ai.onnx.ml operators against onnxruntime in-process (issue 5): builds
+# Our ai.onnx.ml operators against onnxruntime in-process: builds
 # the benchmark models (models/bench_models.py, in the zoo venv), runs the
 # criterion bench `ml_ops` (score-server's model plan vs onnxruntime, one
 # thread each, 1,024 rows per call, side by side in one run) and prints

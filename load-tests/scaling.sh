@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Server throughput against the cores it is given (issue 21): score-server
+# Server throughput against the cores it is given: score-server
 # pinned with taskset to cores 0..W-1 with --workers W, the load generator
 # pinned to the other half of the machine, W = 1, 2, 4, ... up to half the
 # cores. On a machine of 4 cores or fewer a last point runs the server on

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Operator conformance cases for score-server's own ai.onnx.ml operators
-(issue 5), with onnxruntime's outputs as the reference, into
+with onnxruntime's outputs as the reference, into
 models/ml-cases/:
 
   <name>.onnx            one operator, float32 input [None, n], hand-built

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The models data scientists actually export (issue 5), with default
+"""The models data scientists actually export, with default
 converter options and again with ZipMap disabled, into models/zoo/:
 
   <name>.onnx            skl2onnx / onnxmltools export, float32 input [None, n]
@@ -181,7 +181,7 @@ def write_mixed(name, onx, frame, source, parquet=False):
 
 
 def mixed(rng):
-    """ColumnTransformer pipelines over typed columns (issue 17): numbers
+    """ColumnTransformer pipelines over typed columns: numbers
     scaled, string categories one-hot or ordinal encoded, then a model."""
     import lightgbm as lgb
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm

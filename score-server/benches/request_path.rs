@@ -1,4 +1,4 @@
-//! Contention on the per-request path (issue 21): what one scoring request
+//! Contention on the per-request path: what one scoring request
 //! touches that every other request touches too, driven from N threads at
 //! once without sockets, so that serialisation shows even on a 2-core
 //! machine.

@@ -41,7 +41,7 @@ fn serve() -> anyhow::Result<()> {
     let config = args.into_config().map_err(anyhow::Error::msg)?;
     tracing::info!(?config, "starting");
     // As many async threads as workers: they parse, decode, encode and
-    // answer every request. Capped at 2 (until issue 21), they did that
+    // answer every request. Capped at 2 (as they once were), they did that
     // for any number of workers, a ceiling on small requests whatever the
     // cores (10-row requests peaked at 96k/s with 4 workers on a 16-core
     // machine). Idle, they cost nothing: when the models are the work,

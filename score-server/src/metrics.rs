@@ -6,7 +6,7 @@
 //! What every request records (its count and latency, and each model
 //! call's rows, time and queue wait) is kept per thread and merged on
 //! scrape ([`Hot`]): no lock or counter on the request path is shared
-//! between threads (issue 21: prometheus-client's histograms take a write
+//! between threads (prometheus-client's histograms take a write
 //! lock per observation, and its families a read lock on a shared map).
 //! The rest (refusals, reloads, gauges) is rare and uses prometheus-client's
 //! own types.

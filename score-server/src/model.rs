@@ -445,7 +445,7 @@ impl Model {
     /// `sentence_bert_config.json`) as a model with one string input,
     /// `text`, and the outputs of [`crate::engine::embed::OUTPUTS`]. The
     /// encoder runs on onnxruntime: tract runs such encoders at about a
-    /// third of its speed (../shared/ENVIRONMENT.md).
+    /// third of its speed (measured on the project's 2-core machines).
     fn load_embedding(
         spec: &ModelSpec,
         dir: &Path,

@@ -10,7 +10,7 @@ use tract_onnx::prelude::*;
 use crate::input::Kind;
 use crate::model::{Model, ModelSource, fixture_path};
 
-/// Largest absolute difference accepted on floats (issue 5's target).
+/// Largest absolute difference accepted on floats (the operators' target).
 const TOLERANCE: f32 = 1e-5;
 
 /// Loads `models/ml-cases/<name>.onnx`, runs the reference input and

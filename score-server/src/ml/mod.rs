@@ -1,5 +1,5 @@
-//! ai.onnx.ml operators tract-onnx lacks, registered into its ONNX loader
-//! (issue 5, first part): `Scaler`, `Binarizer`, `Imputer` (float) and
+//! ai.onnx.ml operators tract-onnx lacks, registered into its ONNX loader:
+//! `Scaler`, `Binarizer`, `Imputer` (float) and
 //! `ZipMap`. Each is an expansion into tract's own typed ops, so tract
 //! optimizes them with the rest of the graph.
 //!
