@@ -173,7 +173,7 @@ def main():
         if BEGIN in doc and END in doc:
             doc = doc[: doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
         else:
-            doc = doc.rstrip("\n") + "\n\n## Harness: load-tests/run.sh (issue 7)\n\n" + section + "\n"
+            doc = doc.rstrip("\n") + "\n\n## Harness: load-tests/run.sh\n\n" + section + "\n"
         with open(md, "w") as f:
             f.write(doc)
 
