@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our ai.onnx.ml operators against onnxruntime in-process: builds
 # the benchmark models (models/bench_models.py, in the zoo venv), runs the
-# criterion bench `ml_ops` (score-server's model plan vs onnxruntime, one
+# criterion bench `ml_ops` (score-engine's model plan vs onnxruntime, one
 # thread each, 1,024 rows per call, side by side in one run) and prints
 # rows/s and the ratios for load-tests/RESULTS.md.
 #   load-tests/ml-ops.sh
@@ -16,7 +16,7 @@ export BENCH_MODELS=$root/target/bench-models
 ORT_DYLIB_PATH=$(ls "$zoo_venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)
 export ORT_DYLIB_PATH
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cargo bench -p score-server --bench ml_ops -- --noplot "$@"
+cargo bench -p score-engine --bench ml_ops -- --noplot "$@"
 python3 - "$target/criterion" <<'PY'
 import json, pathlib, sys
 root = pathlib.Path(sys.argv[1])

@@ -23,7 +23,7 @@ impl Drop for Server {
 
 fn server(extra: &[&str]) -> Server {
     let model = |name: &str| {
-        format!("{name}={}", score_server::model::fixture_path(&format!("{name}.onnx")).display())
+        format!("{name}={}", score_engine::testing::fixture_path(&format!("{name}.onnx")).display())
     };
     let mut argv = vec!["score-server".to_string(), "--model".into(), model("logreg")];
     argv.extend(["--model".into(), model("mlp")]);

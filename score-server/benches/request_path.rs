@@ -35,7 +35,7 @@ use axum::http::{Request, header};
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::BodyExt;
-use score_server::model::fixture_path;
+use score_engine::testing::fixture_path;
 use score_server::pool::{Input, ScoreJob};
 use score_server::{AppState, Args, app};
 use tower::ServiceExt;

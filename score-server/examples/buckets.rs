@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use score_server::model::{Model, ModelSource};
+use score_engine::{Model, ModelSource};
 use tract_onnx::prelude::*;
 
 fn main() -> anyhow::Result<()> {
@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
         let columns = model.matrix().ok_or_else(|| anyhow::anyhow!("{path}: not one matrix"))?;
         for rows in [16usize, 256, 1024] {
             let mut onnx = tract_onnx::onnx();
-            score_server::ml::register(&mut onnx.op_register);
+            score_engine::ml::register(&mut onnx.op_register);
             let concrete = onnx
                 .model_for_read(&mut &*bytes)?
                 .with_input_fact(0, f32::fact([rows, columns]).into())?

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use score_server::model::{Model, ModelSource};
+use score_engine::{Model, ModelSource};
 use tract_onnx::prelude::*;
 
 /// The server's allocator, so the comparison is of serving, not of malloc.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::engine::EngineChoice;
-use crate::engine::embed::Pooling;
-use crate::model::{EngineOptions, ModelSpec};
+use score_engine::EngineChoice;
+use score_engine::embed::Pooling;
+use score_engine::{EngineOptions, ModelSpec};
 
 /// Serve ONNX models over HTTP: PUT float32 rows to /score, get scores back.
 #[derive(Debug, Parser)]
@@ -69,7 +69,7 @@ pub struct Args {
     /// MiniLM-L6, ~0.7 GB at 8192). A worker call (a chunk of a request)
     /// holds at most as many tokens, counting a text as at most its bytes
     /// + 2, so no call runs long whatever the texts (~0.5 s here).
-    #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = crate::engine::embed::MAX_BATCH_TOKENS)]
+    #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = score_engine::embed::MAX_BATCH_TOKENS)]
     pub max_batch_tokens: usize,
 
     /// Embedding models: most texts in one request (JSON routes and
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn pooling_flags_go_to_every_model_or_the_named_one() {
-        use crate::engine::embed::Pooling;
+        use score_engine::embed::Pooling;
         let args = Args::parse_from([
             "s",
             "--model",

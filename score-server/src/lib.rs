@@ -20,14 +20,10 @@
 pub mod admission;
 pub mod auth;
 pub mod config;
-pub mod engine;
 pub mod error;
 pub mod health;
 pub mod http;
-pub mod input;
 pub mod metrics;
-pub mod ml;
-pub mod model;
 pub mod pool;
 pub mod reload;
 pub mod server;

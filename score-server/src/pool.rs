@@ -38,10 +38,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 use tract_onnx::prelude::*;
 
-use crate::engine::State;
-use crate::input::{SharedRows, Values};
 use crate::metrics::Metrics;
-use crate::model::Model;
+use score_engine::Model;
+use score_engine::State;
+use score_engine::error::panic_message;
+use score_engine::input::{SharedRows, Values};
 
 /// Requests smaller than this many rows per worker are not split: below it the
 /// per-call overhead outweighs the parallelism. Jobs smaller than it are the
@@ -378,7 +379,7 @@ fn chunk_rows(rows: usize, config: &PoolConfig) -> usize {
 /// Where a request's chunks end (row indices, the last `job.rows`), and
 /// each chunk's token bound (0 but for an embedding model). An embedding
 /// model's texts are cut by their token bound
-/// ([`crate::engine::embed::token_bound`]) under the model's budget, and
+/// ([`score_engine::embed::token_bound`]) under the model's budget, and
 /// by the row cap; other models' rows by [`chunk_rows`].
 fn chunk_ends(job: &ScoreJob, config: &PoolConfig) -> (Vec<usize>, Vec<usize>) {
     let (Input::Typed { rows: typed, .. }, Some((limit, budget))) =
@@ -393,7 +394,7 @@ fn chunk_ends(job: &ScoreJob, config: &PoolConfig) -> (Vec<usize>, Vec<usize>) {
     let (mut ends, mut tokens) = (Vec::new(), Vec::new());
     let (mut sum, mut start) = (0usize, 0usize);
     for (row, len) in typed.text_lengths(0).into_iter().enumerate() {
-        let bound = crate::engine::embed::token_bound(len, limit);
+        let bound = score_engine::embed::token_bound(len, limit);
         if row > start && (sum + bound > budget || row - start == config.max_batch_rows) {
             ends.push(row);
             tokens.push(sum);
@@ -669,17 +670,6 @@ fn output_as_f32(value: &TValue, rows: usize) -> Result<FloatOutput<'_>, String>
     };
     let columns = floats.len().checked_div(rows).unwrap_or(1);
     Ok((floats, columns))
-}
-
-/// The text of a panic's payload. Takes the payload itself (`&*boxed`):
-/// a `&Box<dyn Any>` would coerce to a `dyn Any` holding the box, and the
-/// message would be lost.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::error::ApiError;
 use crate::metrics::{Metrics, ModelInfoLabels, ReloadLabels, ReloadOutcome};
-use crate::model::{EngineOptions, Model, ModelSpec};
+use score_engine::{EngineOptions, Model, ModelSpec};
 
 /// The served models; index 0 is the default.
 pub struct Models {
@@ -54,7 +54,7 @@ impl Models {
     pub fn load(
         specs: Vec<ModelSpec>,
         options: EngineOptions,
-    ) -> Result<Models, crate::model::LoadError> {
+    ) -> Result<Models, score_engine::LoadError> {
         let fingerprints = specs.iter().map(ModelSpec::fingerprint).collect();
         let models = specs
             .iter()

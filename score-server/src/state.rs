@@ -10,9 +10,9 @@ use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::model::LoadError;
 use crate::pool::{Pool, PoolConfig};
 use crate::reload::Models;
+use score_engine::LoadError;
 
 /// Longest Retry-After we suggest: past it the estimate is too unreliable to
 /// be worth making the client wait for.

@@ -236,7 +236,7 @@ async fn arrow_mistakes_name_the_column_and_what_was_expected() {
 async fn a_compressed_stream_is_refused_with_415() {
     let state = state(&["logreg"], &[]);
     for codec in ["lz4", "zstd"] {
-        let path = score_server::model::fixture_path(&format!("arrow/compressed-{codec}.arrows"));
+        let path = score_engine::testing::fixture_path(&format!("arrow/compressed-{codec}.arrows"));
         let body = std::fs::read(&path).expect("fixture");
         let (status, bytes) = score(&state, body).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{codec}");
@@ -368,7 +368,7 @@ async fn several_outputs_come_as_several_arrow_columns() {
 fn logreg_with_feature_names(value: &str) -> Vec<u8> {
     use prost::Message;
     use tract_onnx::pb::{ModelProto, StringStringEntryProto};
-    let bytes = std::fs::read(score_server::model::fixture_path("logreg.onnx")).expect("fixture");
+    let bytes = std::fs::read(score_engine::testing::fixture_path("logreg.onnx")).expect("fixture");
     let mut proto = ModelProto::decode(&bytes[..]).expect("ONNX protobuf");
     proto
         .metadata_props
@@ -462,7 +462,7 @@ async fn features_named_by_the_model_are_matched_by_name_in_any_order() {
 
 #[test]
 fn feature_names_that_do_not_fit_the_input_refuse_the_model() {
-    use score_server::model::{Model, ModelSource};
+    use score_engine::{Model, ModelSource};
     for (value, says) in [("a,b,c", "it names 3 features; input"), ("a,,c", "name 2 of 3 is empty")]
     {
         let bytes = logreg_with_feature_names(value);

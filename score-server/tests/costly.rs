@@ -108,7 +108,7 @@ fn mixed_server(extra: &[&str]) -> Server {
 }
 
 fn mixed_spec() -> String {
-    let path = score_server::model::fixture_path("zoo/mixed-logreg.onnx");
+    let path = score_engine::testing::fixture_path("zoo/mixed-logreg.onnx");
     format!("mixed={}", path.display())
 }
 

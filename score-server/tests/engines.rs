@@ -10,8 +10,9 @@ use std::process::Command;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::router::{f32_bytes, onnxruntime_available, put, reference, send, state};
-use score_server::engine::{EngineKind, compare};
-use score_server::model::fixture_path;
+use score_engine::EngineKind;
+use score_engine::select::compare;
+use score_engine::testing::fixture_path;
 use serde_json::Value;
 use tract_onnx::prelude::*;
 
@@ -212,9 +213,9 @@ fn tensor(values: &[f32], rows: usize) -> TValue {
 
 #[test]
 fn engines_that_disagree_are_named_with_the_output_and_the_difference() {
-    let model = score_server::model::Model::from_bytes(
+    let model = score_engine::Model::from_bytes(
         "logreg",
-        score_server::model::ModelSource::Bundled,
+        score_engine::ModelSource::Bundled,
         &std::fs::read(fixture_path("logreg.onnx")).expect("fixture"),
     )
     .expect("loads");

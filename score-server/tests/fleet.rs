@@ -331,7 +331,7 @@ impl Drop for Fleet {
 /// are quick, both fixture models.
 fn replica_args() -> Vec<String> {
     let model = |name: &str| {
-        let path = score_server::model::fixture_path(&format!("{name}.onnx"));
+        let path = score_engine::testing::fixture_path(&format!("{name}.onnx"));
         format!("{name}={}", path.display())
     };
     vec![

@@ -19,9 +19,10 @@ use arrow_array::{ArrayRef, Float32Array, Float64Array, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::Field;
 use proptest::prelude::*;
+use score_engine::testing::fixture_path;
+use score_engine::{Model, ModelSource};
 use score_server::http::arrow;
 use score_server::http::body::{binary_rows, json_rows};
-use score_server::model::{Model, ModelSource, fixture_path};
 
 /// The zoo's mixed-input export (five inputs: floats, an int64, strings),
 /// loaded once.
@@ -29,7 +30,7 @@ fn mixed_model() -> &'static Model {
     static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
     MODEL.get_or_init(|| {
         Model::load(
-            &score_server::model::ModelSpec::parse(&format!(
+            &score_engine::ModelSpec::parse(&format!(
                 "m={}",
                 fixture_path("zoo/mixed-logreg.onnx").display()
             ))
@@ -115,10 +116,10 @@ fn growing_dictionary_stream(words: &[String], deltas: bool) -> Vec<u8> {
 fn expand(
     bytes: Vec<u8>,
     model: &Model,
-) -> Result<Vec<score_server::input::Values>, score_server::error::ApiError> {
+) -> Result<Vec<score_engine::input::Values>, score_server::error::ApiError> {
     let typed = arrow::typed(bytes::Bytes::from(bytes), model)?;
     let n = typed.rows();
-    let mut values = score_server::input::Values::for_feeds(&model.feeds, n);
+    let mut values = score_engine::input::Values::for_feeds(&model.feeds, n);
     typed.append(&model.feeds, 0, n, &mut values);
     Ok(values)
 }
@@ -274,7 +275,7 @@ proptest! {
         if let (true, Ok(result)) = (intact, decoded) {
             let values = result.map_err(|e| TestCaseError::fail(format!("deltas {deltas}: {e}")))?;
             // Each one-row batch's city is the word it added.
-            let score_server::input::Values::Str(cities) = &values[3] else {
+            let score_engine::input::Values::Str(cities) = &values[3] else {
                 panic!("city is a string input");
             };
             prop_assert_eq!(cities, &words);

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use common::Server;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
+use score_engine::testing::linreg_shifted;
 use score_protocol::codec;
 use score_protocol::headers::MODEL_VERSION;
-use score_server::model::linreg_shifted;
 
 /// A folder for one test's model file, removed at the end.
 struct Folder(PathBuf);

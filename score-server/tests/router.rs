@@ -10,8 +10,8 @@ use axum::http::{Request, StatusCode, header};
 use common::router::{
     Reference, error_kind, f32_bytes, floats, onnxruntime_available, put, reference, send, state,
 };
+use score_engine::testing::fixture_path;
 use score_server::AppState;
-use score_server::model::fixture_path;
 use serde_json::Value;
 
 /// Every fixture model, every output, against onnxruntime's outputs.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 
 use reqwest::StatusCode;
-use score_server::model::fixture_path;
+use score_engine::testing::fixture_path;
 use serde_json::Value;
 
 fn zeros_rows(rows: usize, columns: usize) -> Vec<u8> {

@@ -20,8 +20,8 @@ use arrow_ipc::writer::StreamWriter;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::router::{error_kind, send, state};
+use score_engine::testing::fixture_path;
 use score_server::AppState;
-use score_server::model::fixture_path;
 use serde_json::Value;
 
 const ARROW: &str = "application/vnd.apache.arrow.stream";

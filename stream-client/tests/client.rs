@@ -583,7 +583,7 @@ impl ModelFolder {
     fn linreg(&self, name: &str, shift: f32) -> String {
         let path = self.0.join(name);
         let partial = self.0.join(format!(".{name}"));
-        std::fs::write(&partial, score_server::model::linreg_shifted(shift)).expect("write");
+        std::fs::write(&partial, score_engine::testing::linreg_shifted(shift)).expect("write");
         std::fs::rename(&partial, &path).expect("rename");
         format!("m={}", path.display())
     }

@@ -42,8 +42,8 @@ use score_protocol::codec;
 use score_protocol::models::OutputDoc;
 
 use crate::error::ApiError;
-use crate::input::{Feed, Kind, TypedRows};
-use crate::model::Model;
+use score_engine::Model;
+use score_engine::input::{Feed, Kind, TypedRows};
 
 /// Most bytes of float32 rows (and of buffers decoding may have to copy to
 /// align them) an Arrow body of `len` bytes can need beyond itself: the
@@ -164,7 +164,7 @@ fn guarded<T>(decode: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiErro
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
         Err(ApiError::BadShape(format!(
             "the body is not a valid Arrow IPC stream: {}",
-            crate::pool::panic_message(&*panic)
+            score_engine::error::panic_message(&*panic)
         )))
     })
 }
@@ -258,7 +258,7 @@ fn find_column<'s>(
 /// values in every row of a list, float64 within float32's range for a
 /// float32 input, dictionary keys that point into the dictionary. Returns
 /// what the column's values take once the workers expand them into a
-/// model's tensors ([`crate::input::expanded_bytes`]): a dictionary column
+/// model's tensors ([`score_engine::input::expanded_bytes`]): a dictionary column
 /// of a few bytes a row may point every row at one long word.
 fn check_typed(
     array: &ArrayRef,
@@ -288,7 +288,7 @@ fn check_typed(
             }
         }
     }
-    Ok(crate::input::expanded_bytes(&values))
+    Ok(score_engine::input::expanded_bytes(&values))
 }
 
 /// The values of a column's rows, no null among them (nor among the
@@ -306,7 +306,7 @@ fn checked_values(
         DataType::LargeList(_) => check_widths(array.as_list::<i64>(), name, first_row, width)?,
         _ => {}
     }
-    let values = crate::input::row_values(array, 0, array.len(), width);
+    let values = score_engine::input::row_values(array, 0, array.len(), width);
     check_nulls(&values, name, first_row, width)?;
     Ok(values)
 }

@@ -56,7 +56,7 @@ pub fn pinned_version(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Refuses (409) a request pinned to another version than `model`'s.
-pub fn check_version(pinned: Option<&str>, model: &crate::model::Model) -> Result<(), ApiError> {
+pub fn check_version(pinned: Option<&str>, model: &score_engine::Model) -> Result<(), ApiError> {
     match pinned {
         Some(asked) if asked != model.version => Err(ApiError::VersionMismatch {
             model: model.name.clone(),

@@ -10,8 +10,8 @@ use score_protocol::models::{ModelDoc, ModelList};
 
 use super::ModelName;
 use crate::error::ApiError;
-use crate::model::Model;
 use crate::state::AppState;
+use score_engine::Model;
 
 fn doc(model: &Model, default: bool) -> ModelDoc {
     ModelDoc {

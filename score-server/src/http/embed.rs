@@ -23,11 +23,11 @@ use serde_json::json;
 use super::score::{Encoding, Head, answer_bytes, charge, dispatch, off_io, receive};
 use crate::admission::Permit;
 use crate::error::ApiError;
-use crate::input::TypedRows;
 use crate::metrics::Rejection;
-use crate::model::Model;
 use crate::pool::{Input, ScoreJob, ScoredOutput};
 use crate::state::AppState;
+use score_engine::Model;
+use score_engine::input::TypedRows;
 
 /// One text or several.
 #[derive(Deserialize)]
@@ -181,7 +181,7 @@ async fn json_body<T: serde::de::DeserializeOwned + Send + 'static>(
 /// Refuses, before any text is tokenized, a request with more texts than
 /// `--max-texts`, and (unless `truncate`) a text longer in bytes than any
 /// text within the model's token limit can be
-/// ([`crate::engine::embed::max_text_bytes`]; with `truncate` the worker
+/// ([`score_engine::embed::max_text_bytes`]; with `truncate` the worker
 /// cuts it there before tokenizing).
 pub(super) fn check_texts(
     state: &AppState,
@@ -198,7 +198,7 @@ pub(super) fn check_texts(
         )));
     }
     let Some(limit) = model.max_tokens() else { return Ok(()) };
-    let most = crate::engine::embed::max_text_bytes(limit);
+    let most = score_engine::embed::max_text_bytes(limit);
     match texts.first_longer_than(0, most) {
         Some((row, bytes)) if !truncate => {
             Err(ApiError::TextTooManyBytes { row, bytes, most, limit })

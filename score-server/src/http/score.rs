@@ -21,9 +21,9 @@ use super::{ModelName, body};
 use crate::admission::{BodyCharge, Permit};
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::model::Model;
 use crate::pool::{ComputeError, Input, ScoreJob, Scored, ScoredOutput};
 use crate::state::AppState;
+use score_engine::Model;
 
 /// Query parameters of a scoring request.
 #[derive(Debug, Default, PartialEq, Eq)]

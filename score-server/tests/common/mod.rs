@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use score_server::model::fixture_path;
+use score_engine::testing::fixture_path;
 
 /// Sends signal `name` (e.g. `TERM`) to `pid` with kill(1).
 pub fn signal(pid: u32, name: &str) {

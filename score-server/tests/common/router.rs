@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use clap::Parser;
 use http_body_util::BodyExt;
-use score_server::model::fixture_path;
+use score_engine::testing::fixture_path;
 use score_server::{AppState, Args, app};
 use serde_json::Value;
 use tower::ServiceExt;

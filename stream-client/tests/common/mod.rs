@@ -56,7 +56,7 @@ pub fn real_server_state(model: &str, extra: &[&str]) -> (Running, Arc<score_ser
     let spec = if model.contains('=') {
         model.to_string()
     } else {
-        score_server::model::fixture_path(&format!("{model}.onnx")).display().to_string()
+        score_engine::testing::fixture_path(&format!("{model}.onnx")).display().to_string()
     };
     let mut argv = vec!["score-server".to_string(), "--model".into(), spec];
     argv.extend(extra.iter().map(|s| s.to_string()));
@@ -82,7 +82,7 @@ pub fn stub(router: Router) -> Running {
 /// the inputs in another order than the model's, as a DataFrame may hold
 /// them) and onnxruntime's probabilities, row-major.
 pub fn mixed_reference() -> (Vec<(String, ArrayRef)>, Vec<f32>) {
-    let path = score_server::model::fixture_path("zoo/mixed-logreg.reference.json");
+    let path = score_engine::testing::fixture_path("zoo/mixed-logreg.reference.json");
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON");
     let values = |name: &str| v["inputs"][name]["values"].as_array().expect("values").clone();

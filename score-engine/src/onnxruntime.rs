@@ -18,7 +18,16 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::tensor::TensorElementType;
 use ort::value::{DynValue, TensorRef, ValueType};
+use score_protocol::models::OutputDoc;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use tract_onnx::pb::type_proto::Value as TypeValue;
 use tract_onnx::prelude::*;
+
+use crate::error::LoadError;
+use crate::input::{Feed, Values};
+use crate::proto::string_classes;
+use crate::seam::{Engine, EngineKind, Plan, Runner, State};
 
 /// What loading the library gave, once per process.
 static LIBRARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -47,14 +56,14 @@ pub fn init(flag: Option<&Path>) -> Result<&'static Path, String> {
                     // Opening a session's environment is lazy: ask for the
                     // version now so a wrong library fails here.
                     let version = std::panic::catch_unwind(ort::info)
-                        .map_err(|p| crate::pool::panic_message(&*p))?;
+                        .map_err(|p| crate::error::panic_message(&*p))?;
                     tracing::info!(library = %shown, build = version, "onnxruntime loaded");
                     Ok(path)
                 }
                 Ok(Err(e)) => Err(format!("onnxruntime at {shown} could not start: {e}")),
                 Err(panic) => Err(format!(
                     "onnxruntime at {shown} could not be loaded: {}",
-                    crate::pool::panic_message(&*panic)
+                    crate::error::panic_message(&*panic)
                 )),
             }
         })
@@ -244,6 +253,22 @@ fn build(bytes: &[u8]) -> ort::Result<Session> {
         .commit_from_memory(bytes)
 }
 
+impl Engine for OrtPlan {
+    fn kind(&self) -> EngineKind {
+        EngineKind::OnnxRuntime
+    }
+
+    fn spawn(&self) -> TractResult<State> {
+        Ok(Box::new(self.session()?))
+    }
+}
+
+impl Runner for OrtState {
+    fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        OrtState::run(self, inputs)
+    }
+}
+
 /// One worker's onnxruntime session.
 pub struct OrtState {
     session: Session,
@@ -356,4 +381,130 @@ fn from_ort(value: &DynValue) -> TractResult<Tensor> {
         }
         other => anyhow::bail!("onnxruntime output of type {other:?} is not supported"),
     })
+}
+
+/// Loads the model in onnxruntime (opening the library first) and
+/// describes the outputs from the session's own declarations.
+pub fn load(
+    name: &str,
+    bytes: &[u8],
+    graph: &pb::GraphProto,
+    feeds: &[Feed],
+    batch_name: &str,
+    library: Option<&Path>,
+) -> Result<(Plan, Vec<OutputDoc>), LoadError> {
+    let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+    init(library).map_err(unservable)?;
+    let unzipped = without_zipmap(graph, bytes);
+    let bytes = unzipped.as_deref().unwrap_or(bytes);
+    let (mut plan, declared) =
+        OrtPlan::new(bytes).map_err(|e| unservable(format!("onnxruntime cannot load it: {e}")))?;
+    let mut outputs = Vec::with_capacity(declared.len());
+    for (ix, output) in declared.into_iter().enumerate() {
+        let mut shape: Vec<String> = output
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Some(n) => n.to_string(),
+                None if i == 0 => batch_name.to_string(),
+                None => "?".to_string(),
+            })
+            .collect();
+        if shape.is_empty() {
+            shape.push(batch_name.to_string());
+        }
+        let declared = output.shape.iter().skip(1).copied().product::<Option<usize>>();
+        let columns = match (declared, output.tensor) {
+            (Some(c), _) => c,
+            // Not a tensor (ZipMap's sequence of maps): listed, never served.
+            (None, false) => 1,
+            // Not declared: learnt from a run on two rows (below).
+            (None, true) => 0,
+        };
+        let classes = string_classes(graph, &output.name);
+        let mut dtype = output.dtype;
+        if let (Some(classes), "string") = (&classes, dtype.as_str()) {
+            // Served as the class index, as tract's operators give it.
+            plan.label_as_index(ix, classes);
+            dtype = "int64".into();
+        }
+        outputs.push(OutputDoc { name: output.name, dtype, shape, columns, classes });
+    }
+    let plan: Plan = Arc::new(plan);
+    if outputs.iter().any(|o| o.columns == 0) {
+        // Some output's width is not declared: run two rows of zeros and
+        // read it from what comes out.
+        let ran = Values::into_inputs(Values::zeros(feeds, 2), feeds, 2)
+            .and_then(|inputs| plan.spawn()?.run(inputs))
+            .map_err(|e| unservable(format!("onnxruntime test run failed: {e:#}")))?;
+        for (output, value) in outputs.iter_mut().zip(ran.iter()) {
+            if output.columns == 0 {
+                if value.shape().first() != Some(&2) {
+                    return Err(unservable(format!(
+                        "output {} has shape {:?} for 2 input rows: its first dimension is not \
+                         the batch",
+                        output.name,
+                        value.shape()
+                    )));
+                }
+                output.columns = value.shape()[1..].iter().product::<usize>().max(1);
+                output.shape = std::iter::once(batch_name.to_string())
+                    .chain(value.shape()[1..].iter().map(usize::to_string))
+                    .collect();
+            }
+        }
+    }
+    Ok((plan, outputs))
+}
+
+/// The model with each `ZipMap` that makes a graph output replaced by an
+/// `Identity` of its probability tensor (`None`: the model has none).
+/// tract's ZipMap does the same ([`crate::ml`]): the output keeps its name
+/// and serves the probabilities, columns in class order, where
+/// onnxruntime would give a sequence of maps no client can use.
+fn without_zipmap(graph: &pb::GraphProto, bytes: &[u8]) -> Option<Vec<u8>> {
+    use prost::Message;
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let zipmaps = graph
+        .node
+        .iter()
+        .any(|n| n.op_type == "ZipMap" && n.output.iter().any(|o| outputs.contains(&o.as_str())));
+    if !zipmaps {
+        return None;
+    }
+    let mut proto = pb::ModelProto::decode(bytes).ok()?;
+    let graph = proto.graph.as_mut()?;
+    // (output name, class count)
+    let mut replaced: Vec<(String, usize)> = Vec::new();
+    for node in &mut graph.node {
+        if node.op_type == "ZipMap" && node.output.iter().any(|o| outputs.contains(&o.as_str())) {
+            let classes =
+                node.attribute.iter().map(|a| a.ints.len().max(a.strings.len())).max().unwrap_or(0);
+            node.op_type = "Identity".into();
+            node.domain = String::new();
+            node.attribute.clear();
+            replaced.extend(node.output.iter().map(|o| (o.clone(), classes)));
+        }
+    }
+    for output in &mut graph.output {
+        let Some((_, classes)) = replaced.iter().find(|(name, _)| *name == output.name) else {
+            continue;
+        };
+        let dim = |value| pb::tensor_shape_proto::Dimension { denotation: String::new(), value };
+        // A float tensor [N, classes].
+        output.r#type = Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(TypeValue::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        dim(Some(DimValue::DimParam("N".into()))),
+                        dim(Some(DimValue::DimValue(*classes as i64))),
+                    ],
+                }),
+            })),
+        });
+    }
+    Some(proto.encode_to_vec())
 }

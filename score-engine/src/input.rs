@@ -223,7 +223,7 @@ impl TypedRows {
 /// The scalar values of rows `offset..offset + len` of `array`: the array
 /// itself for one value a row, else its lists' values (`width` a row: the
 /// decoder checked it).
-pub(crate) fn row_values(array: &ArrayRef, offset: usize, len: usize, width: usize) -> ArrayRef {
+pub fn row_values(array: &ArrayRef, offset: usize, len: usize, width: usize) -> ArrayRef {
     match array.data_type() {
         DataType::FixedSizeList(..) => {
             let list = array.as_fixed_size_list();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use score_protocol::models::OutputDoc;
 use tract_onnx::prelude::*;
 
-use super::{EngineKind, Plan, State};
 use crate::input::{Feed, Values};
+use crate::seam::{EngineKind, Plan, State};
 
 /// How far two engines' float outputs may differ: relative to the larger
 /// magnitude, absolute below 1. Integer outputs (labels) must be equal.
@@ -65,7 +65,7 @@ pub type Agreement = Result<(), String>;
 /// rows: shapes equal, integers equal, floats within [`TOLERANCE`].
 pub fn compare(outputs: &[OutputDoc], tract: &[TValue], onnxruntime: &[TValue]) -> Agreement {
     for (ix, doc) in outputs.iter().enumerate() {
-        if !crate::model::is_servable_dtype(&doc.dtype) {
+        if !crate::proto::is_servable_dtype(&doc.dtype) {
             continue;
         }
         let (Some(a), Some(b)) = (tract.get(ix), onnxruntime.get(ix)) else {

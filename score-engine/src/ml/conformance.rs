@@ -8,7 +8,9 @@ use serde_json::Value;
 use tract_onnx::prelude::*;
 
 use crate::input::Kind;
-use crate::model::{Model, ModelSource, fixture_path};
+use crate::model::Model;
+use crate::spec::ModelSource;
+use crate::testing::fixture_path;
 
 /// Largest absolute difference accepted on floats (the operators' target).
 const TOLERANCE: f32 = 1e-5;

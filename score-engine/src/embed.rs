@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokenizers::{Tokenizer, TruncationParams};
 use tract_onnx::prelude::*;
 
-use super::{Plan, State};
+use crate::seam::{Engine, EngineKind, Plan, Runner, State, TextLimits};
 
 /// An embedding model's outputs, in order (see [`EmbedState::run`]).
 pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
@@ -232,13 +232,39 @@ impl EmbeddingPlan {
     }
 
     /// Which engine runs the encoder.
-    pub fn encoder_kind(&self) -> super::EngineKind {
+    pub fn encoder_kind(&self) -> EngineKind {
         self.encoder.kind()
     }
 
     /// A worker's state: its own encoder state.
     pub fn spawn(self: &Arc<Self>) -> TractResult<EmbedState> {
         Ok(EmbedState { plan: self.clone(), encoder: self.encoder.spawn()? })
+    }
+}
+
+/// An [`EmbeddingPlan`] as an engine the pool runs: text in, vectors out.
+pub struct TextEngine(pub Arc<EmbeddingPlan>);
+
+impl Engine for TextEngine {
+    fn kind(&self) -> EngineKind {
+        self.0.encoder_kind()
+    }
+
+    fn spawn(&self) -> TractResult<State> {
+        Ok(Box::new(self.0.spawn()?))
+    }
+
+    fn text(&self) -> Option<TextLimits> {
+        Some(TextLimits {
+            max_tokens: self.0.config.max_tokens,
+            call_tokens: self.0.max_batch_tokens.saturating_mul(CALL_BATCHES),
+        })
+    }
+}
+
+impl Runner for EmbedState {
+    fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        EmbedState::run(self, inputs)
     }
 }
 

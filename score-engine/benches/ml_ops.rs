@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ort::session::Session;
 use ort::value::Tensor as OrtTensor;
-use score_server::model::{Model, ModelSource};
+use score_engine::{Model, ModelSource};
 use tract_onnx::prelude::*;
 
 const ROWS: usize = 1024;
