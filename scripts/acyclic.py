@@ -2,11 +2,13 @@
 """Fail when modules inside one crate import each other in a circle.
 
 Usage: scripts/acyclic.py [CRATE_DIR ...]   (default: every workspace member)
+       scripts/acyclic.py --self-test
 
 A module is one source file (`src/a/b.rs` or `src/a/b/mod.rs` is `a::b`).
 An edge A -> B means a path in A names B (`use crate::b::X`, an inline
 `crate::b::f()`, `super::X`). A parent that declares `mod child` does not
-count as using it; only paths do. Test modules at the end of a file
+count as using it, nor one that re-exports its items (`pub use
+child::X`): that is the parent's face. Everything else does. Test modules at the end of a file
 (`#[cfg(test)] mod tests { .. }`) are skipped: they sit below their file.
 
 Why a script and not `cargo modules dependencies --acyclic`: that tool
@@ -146,8 +148,15 @@ def graph(crate: Path):
     for mod, path in known.items():
         text = strip(path.read_text())
         found = []
-        for m in re.finditer(r"\buse\s+([^;]+);", text):
-            found.extend(use_paths(m.group(1)))
+        for m in re.finditer(r"(\bpub(?:\([^)]*\))?\s+)?\buse\s+([^;]+);", text):
+            for path in use_paths(m.group(2)):
+                target = resolve(path, mod, known)
+                # A module re-exporting its own submodules' items shows its
+                # face; only a use of something outside it can close a circle.
+                if m.group(1) and target is not None and target[: len(mod)] == mod:
+                    continue
+                found.append(path)
+        text = re.sub(r"(\bpub(?:\([^)]*\))?\s+)?\buse\s+[^;]+;", "", text)
         for m in re.finditer(r"(?<![\w:])((?:crate|super|self)(?:::\w+)+)", text):
             found.append(m.group(1))
         for p in found:
@@ -194,7 +203,34 @@ def name(m):
     return "crate" if not m else "::".join(m)
 
 
+def self_test():
+    """The checker finds a circle it should, and none where there is none."""
+    import tempfile
+
+    files = {
+        "lib.rs": "mod a;\nmod b;\npub mod c;\npub use c::Face;\n",
+        "a.rs": "use crate::b::f;\n/// crate::c in a comment\npub fn g() { f() }\n",
+        "b.rs": 'pub fn f() { let _ = "crate::a::g"; }\n',
+        "c/mod.rs": "mod d;\npub use d::Face;\n",
+        "c/d.rs": "pub struct Face;\nfn h() { super::super::b::f() }\n"
+        "#[cfg(test)]\nmod tests { use crate::a::g; }\n",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            path = Path(tmp, "src", name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert cycles(graph(Path(tmp))) == [], graph(Path(tmp))
+        Path(tmp, "src", "b.rs").write_text("pub fn f() { crate::a::g() }\n")
+        found = cycles(graph(Path(tmp)))
+        assert [sorted(c) for c in found] == [[("a",), ("b",)]], found
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        print("acyclic.py finds circles and only circles")
+        return
     crates = [Path(a) for a in sys.argv[1:]]
     if not crates:
         crates = sorted(p.parent for p in ROOT.glob("*/Cargo.toml") if (p.parent / "src").is_dir())

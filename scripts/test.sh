@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "no import circles between the modules of a crate"
+python3 scripts/acyclic.py --self-test
+python3 scripts/acyclic.py
+
 step "nginx (the fleet tests run it in front of three score-servers)"
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ -z "${NGINX:-}" ]; then
   sudo=""

@@ -13,7 +13,7 @@
 //! files' size and modification time.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
@@ -157,27 +157,5 @@ pub fn info_labels(model: &Model) -> ModelInfoLabels {
         model: model.name.clone(),
         version: model.version.clone(),
         engine: model.engine().to_string(),
-    }
-}
-
-/// Reloads every time a model's files change, checking every `every`
-/// (`--watch`). A file caught half-written fails to load and is retried at
-/// the next change; the old version serves meanwhile.
-pub async fn watch(state: Arc<crate::AppState>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let state = state.clone();
-        let changed = tokio::task::spawn_blocking(move || {
-            state.models.files_changed() && {
-                state.models.reload(&state.metrics);
-                true
-            }
-        })
-        .await;
-        if let Err(e) = changed {
-            tracing::error!(error = %e, "model watch failed");
-        }
     }
 }

@@ -35,7 +35,7 @@ pub async fn serve(
     // the server says it is up finds the handler in place.
     tokio::spawn(reload_on_sighup(state.clone(), hangup_signal()));
     if let Some(every) = state.config.watch {
-        tokio::spawn(crate::reload::watch(state.clone(), every));
+        tokio::spawn(watch(state.clone(), every));
     }
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, workers = state.pool.workers(), "listening");
@@ -205,5 +205,27 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// Reloads every time a model's files change, checking every `every`
+/// (`--watch`). A file caught half-written fails to load and is retried at
+/// the next change; the old version serves meanwhile.
+pub async fn watch(state: Arc<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        let changed = tokio::task::spawn_blocking(move || {
+            state.models.files_changed() && {
+                state.models.reload(&state.metrics);
+                true
+            }
+        })
+        .await;
+        if let Err(e) = changed {
+            tracing::error!(error = %e, "model watch failed");
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use score_protocol::models::{ModelDoc, ModelList};
 
-use super::ModelName;
+use super::pipeline::ModelName;
 use crate::error::ApiError;
 use crate::state::AppState;
 use score_engine::Model;

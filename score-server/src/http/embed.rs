@@ -20,11 +20,13 @@ use score_protocol::media::BodyFormat;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::score::{Encoding, Head, answer_bytes, charge, dispatch, off_io, receive};
+use super::pipeline::{
+    Encoding, Head, answer_bytes, charge, check_texts, dispatch, off_io, receive, refuse_truncated,
+};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::pool::{Input, ScoreJob, ScoredOutput};
+use crate::pool::{Input, ScoreJob};
 use crate::state::AppState;
 use score_engine::Model;
 use score_engine::input::TypedRows;
@@ -178,35 +180,6 @@ async fn json_body<T: serde::de::DeserializeOwned + Send + 'static>(
     Ok((parsed, head, permit))
 }
 
-/// Refuses, before any text is tokenized, a request with more texts than
-/// `--max-texts`, and (unless `truncate`) a text longer in bytes than any
-/// text within the model's token limit can be
-/// ([`score_engine::embed::max_text_bytes`]; with `truncate` the worker
-/// cuts it there before tokenizing).
-pub(super) fn check_texts(
-    state: &AppState,
-    model: &Model,
-    texts: &TypedRows,
-    truncate: bool,
-) -> Result<(), ApiError> {
-    let most = state.config.max_texts;
-    if texts.rows() > most {
-        return Err(ApiError::TooCostly(format!(
-            "{} texts in one request; the server takes at most {most} (--max-texts): send \
-             fewer a request",
-            texts.rows()
-        )));
-    }
-    let Some(limit) = model.max_tokens() else { return Ok(()) };
-    let most = score_engine::embed::max_text_bytes(limit);
-    match texts.first_longer_than(0, most) {
-        Some((row, bytes)) if !truncate => {
-            Err(ApiError::TextTooManyBytes { row, bytes, most, limit })
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The embedding model `name` names, else the default model if it is one,
 /// else the first one loaded.
 fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, ApiError> {
@@ -227,18 +200,6 @@ fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, A
                 .into(),
         )
     })
-}
-
-/// A 413 naming the first text the model cut at its limit, given its
-/// `truncated` output (1 for a cut text).
-pub(super) fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
-    let flags = codec::decode(&truncated.data).unwrap_or_default();
-    match flags.iter().position(|&t| t != 0.0) {
-        Some(row) => {
-            Err(ApiError::TextTooLong { row, limit: model.max_tokens().unwrap_or_default() })
-        }
-        None => Ok(()),
-    }
 }
 
 /// Embeds `texts` with `model` on the worker pool: `output`'s vectors and

@@ -1,0 +1,458 @@
+//! The one request pipeline every scoring route runs, one function per
+//! step: [`Head::parse`] the headers, [`receive`] the body under admission,
+//! [`decode`] the rows, [`charge`] what they and the answer will cost,
+//! [`dispatch`] them to the workers. The routes (`score.rs` for the v1
+//! protocol, `embed.rs` for TEI's and OpenAI's bodies) parse their own
+//! query and body shape and write their own answer around these steps; a
+//! new protocol is a new caller, not a copy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use score_engine::Model;
+use score_engine::input::TypedRows;
+use score_protocol::codec;
+use score_protocol::media::{self, BodyFormat};
+
+use super::body::{self, ReadError};
+use crate::admission::{BodyCharge, Permit};
+use crate::error::ApiError;
+use crate::metrics::Rejection;
+use crate::pool::{ComputeError, Input, ScoreJob, Scored, ScoredOutput};
+use crate::state::AppState;
+
+/// The `{name}` of a model route. axum's own rejection is plain text; a
+/// name that is not UTF-8 (`%ff%fe`) gets the protocol's JSON 400 instead.
+pub struct ModelName(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(name)) => Ok(ModelName(name)),
+            Err(e) => Err(ApiError::BadParameter(format!(
+                "the model name in {} is not valid: {}",
+                parts.uri.path(),
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// How an answer is encoded, for what it costs ([`answer_bytes`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Encoding {
+    /// float32 rows, moved from the workers' output: nothing more.
+    Binary,
+    /// An Arrow stream: a copy of every output.
+    Arrow,
+    /// JSON numbers: at most [`JSON_FLOAT`] bytes a float, and the floats
+    /// decoded once more for the serializer.
+    Json,
+    /// JSON written a few rows at a time (the embedding routes): the
+    /// floats decoded once more; the text is never whole.
+    Streamed,
+}
+
+/// Most bytes a float32 takes in a JSON answer: `-1.1754944e-38,`.
+pub(super) const JSON_FLOAT: usize = 16;
+
+/// Bytes a request's answer takes before it is written, known before any
+/// work: the workers' float32 output of every `computed` output (as the
+/// pool assembles it), plus the encoded `answered` outputs (a class name
+/// counted as a `String` and 32 bytes).
+pub(super) fn answer_bytes(
+    model: &Model,
+    computed: &[usize],
+    answered: &[usize],
+    encoding: Encoding,
+    rows: usize,
+) -> usize {
+    let floats = |outputs: &[usize]| -> usize {
+        outputs.iter().map(|&o| model.outputs[o].columns.max(1)).sum()
+    };
+    let encoded = match encoding {
+        Encoding::Binary => 0,
+        Encoding::Json => floats(&answered[..1.min(answered.len())]) * (JSON_FLOAT + 4),
+        Encoding::Streamed => floats(&answered[..1.min(answered.len())]) * 4,
+        Encoding::Arrow => answered
+            .iter()
+            .map(|&o| {
+                let output = &model.outputs[o];
+                let each = if output.classes.is_some() { 56 } else { 8 };
+                output.columns.max(1) * each
+            })
+            .sum(),
+    };
+    rows.saturating_mul(floats(computed) * 4 + encoded)
+}
+
+/// Charges `permit` for what decoding expanded beyond the body (`decoded`)
+/// and for the `answer`, before any work is queued: 413 when that cannot
+/// fit in the whole budget (naming about how many rows would), 429 when it
+/// does not fit now.
+pub(super) fn charge(
+    state: &AppState,
+    permit: &mut Permit,
+    rows: usize,
+    decoded: usize,
+    answer: usize,
+) -> Result<(), ApiError> {
+    let more = decoded.saturating_add(answer);
+    if state.admission.could_ever_hold(permit.held(), more) {
+        return permit.grow(more).map_err(|_| overloaded(state));
+    }
+    let budget = state.admission.max_bytes();
+    let per_row = (permit.held().saturating_add(more) / rows.max(1)).max(1);
+    Err(ApiError::TooCostly(format!(
+        "{rows} rows would take {} MiB once decoded and answered ({} MiB of it the answer), more \
+         than the server's whole budget of {} MiB (--max-inflight-bytes); send at most about {} \
+         rows a request",
+        mib(permit.held().saturating_add(more)),
+        mib(answer),
+        mib(budget),
+        budget / per_row
+    )))
+}
+
+/// Bytes in MiB, rounded up, for sentences.
+fn mib(bytes: usize) -> usize {
+    bytes.div_ceil(1 << 20)
+}
+
+/// What the headers say about the body and the answer.
+pub(super) struct Head {
+    /// How the body is encoded.
+    pub(super) format: BodyFormat,
+    /// `Accept` asks for an Arrow IPC answer.
+    pub(super) arrow_answer: bool,
+    deadline: Option<Instant>,
+    declared: Option<usize>,
+    /// The model version the request is pinned to (`X-Model-Version`).
+    pub(super) pinned: Option<String>,
+}
+
+impl Head {
+    /// The request's deadline, if it sent one.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// A JSON body of some other route (`/embed`), answered in JSON.
+    pub(super) fn json(headers: &HeaderMap, arrival: Instant) -> Result<Head, ApiError> {
+        Ok(Head {
+            format: BodyFormat::Json,
+            arrow_answer: false,
+            deadline: body::deadline(headers, arrival)?,
+            declared: body::content_length(headers)?,
+            pinned: body::pinned_version(headers)?,
+        })
+    }
+
+    /// The headers of a scoring request for `model`.
+    pub(super) fn parse(
+        headers: &HeaderMap,
+        model: &Model,
+        arrival: Instant,
+    ) -> Result<Head, ApiError> {
+        let pinned = body::pinned_version(headers)?;
+        // Before the body is read: a replica serving another version does
+        // no work for the request.
+        body::check_version(pinned.as_deref(), model)?;
+        let format = body::format(headers)?;
+        match model.matrix() {
+            Some(columns) => body::check_columns(headers, &model.name, columns)?,
+            // Refused before the body is read: it cannot be used.
+            None if format != BodyFormat::Arrow => {
+                return Err(ApiError::UnsupportedEncoding(format!(
+                    "model {} is fed by name ({}): send an Arrow IPC stream ({}) with one \
+                     column per input",
+                    model.name,
+                    model.input_list(),
+                    media::ARROW_STREAM
+                )));
+            }
+            None => {}
+        }
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        Ok(Head {
+            format,
+            arrow_answer: media::accepts(accept, media::ARROW_STREAM),
+            deadline: body::deadline(headers, arrival)?,
+            declared: body::content_length(headers)?,
+            pinned,
+        })
+    }
+}
+
+/// A refused body larger than this (or of unknown length) is answered only
+/// after `--refusal-delay`: its sender is likely still writing it (it has
+/// more than a socket buffer or two to send), and the server would have to
+/// take it all in before the sender reads the answer. A smaller one is
+/// through already and costs nothing more.
+const DELAY_ABOVE: usize = 256 << 10;
+
+/// Reads the body, charging admission for its bytes as they arrive, then
+/// admits the complete request (429 when a budget is spent). A declared
+/// length over the limit is answered 413 from the headers alone: a client
+/// that sent `Expect: 100-continue` never sends its body. A refused body's
+/// remainder is thrown away in the background when it is dropped
+/// ([`super::held::Unread`]), and the answer waits `--refusal-delay` when
+/// it was refused for overload and is large: a
+/// client that resends at once is held back instead of having the server
+/// take in a body per refusal on the admitted requests' cores.
+pub(super) async fn receive(
+    state: &AppState,
+    head: &Head,
+    mut request_body: Body,
+) -> Result<(Bytes, Permit), ApiError> {
+    let config = &state.config;
+    let rules = body::BodyRules {
+        limit: config.body_limit,
+        timeout: config.body_timeout,
+        min_rate: config.min_body_rate,
+        grace: config.body_grace,
+    };
+    let (bytes, charge) = match read_charged(state, head, &mut request_body, &rules).await {
+        Ok(read) => read,
+        // The connection is broken: there is nothing left to read.
+        Err(e @ ApiError::BodyRead(_)) => return Err(e),
+        Err(e) => {
+            // (The charge is given back already: a delayed refusal holds
+            // no budget, only its connection.)
+            if matches!(e, ApiError::Overloaded { .. })
+                && head.declared.is_none_or(|len| len > DELAY_ABOVE)
+            {
+                tokio::time::sleep(config.refusal_delay).await;
+            }
+            return Err(e);
+        }
+    };
+    let decoded = match head.format {
+        BodyFormat::Binary => 0,
+        BodyFormat::Json => body::json_decoded_bound(bytes.len()),
+        BodyFormat::Arrow => super::arrow::decoded_bound(bytes.len()),
+    };
+    let permit =
+        charge.complete(&state.admission, bytes.len(), decoded).map_err(|_| overloaded(state))?;
+    Ok((bytes, permit))
+}
+
+/// Reads the whole body under `rules`, charged to admission as it arrives.
+async fn read_charged(
+    state: &AppState,
+    head: &Head,
+    request_body: &mut Body,
+    rules: &body::BodyRules,
+) -> Result<(Bytes, BodyCharge), ApiError> {
+    if head.declared.is_some_and(|len| len > rules.limit) {
+        return Err(ApiError::PayloadTooLarge { limit: rules.limit });
+    }
+    // A declared body that cannot fit now is refused before any of it is
+    // read. (Nothing is reserved here: a client that declares much and
+    // sends nothing still holds nothing.)
+    if head.declared.is_some_and(|len| !state.admission.has_room_for(len)) {
+        return Err(overloaded(state));
+    }
+    let mut charge = state.admission.start_body();
+    match body::read(request_body, head.declared, &state.admission, &mut charge, rules).await {
+        Ok(bytes) => Ok((bytes, charge)),
+        Err(ReadError::TooLarge) => Err(ApiError::PayloadTooLarge { limit: rules.limit }),
+        Err(ReadError::Overloaded) => Err(overloaded(state)),
+        Err(ReadError::Timeout) => Err(ApiError::BodyTimeout(rules.timeout)),
+        Err(ReadError::TooSlow) => {
+            Err(ApiError::BodyTooSlow { min_rate: rules.min_rate, grace: rules.grace })
+        }
+        Err(ReadError::Transport(detail)) => Err(ApiError::BodyRead(detail)),
+    }
+}
+
+/// A 429, counted.
+fn overloaded(state: &AppState) -> ApiError {
+    state.metrics.reject(Rejection::overloaded);
+    ApiError::Overloaded { retry_after: state.retry_after() }
+}
+
+/// Bodies up to this size are decoded on the I/O thread that received
+/// them: tens of microseconds, less than handing them to another thread.
+/// Larger ones are decoded on the blocking pool, so that no body, however
+/// costly, holds an I/O thread (and `/healthz` with it).
+const DECODE_INLINE: usize = 64 << 10;
+
+/// The rows of a body, as the model is fed them, and their count (see
+/// [`decode_now`]), decoded off the I/O threads unless small. An Arrow
+/// body's framing is scanned first, and what decoding will allocate beyond
+/// the body is charged to `permit` before it is decoded.
+pub(super) async fn decode(
+    state: &AppState,
+    permit: &mut Permit,
+    format: BodyFormat,
+    bytes: Bytes,
+    model: &Arc<Model>,
+) -> Result<(Input, usize), ApiError> {
+    let (body, expansion) = match format {
+        BodyFormat::Arrow => {
+            let scanned = off_io(bytes.len(), move || super::arrow::Scanned::new(bytes)).await?;
+            let expansion = scanned.expansion();
+            charge_decoding(state, permit, expansion)?;
+            (Received::Arrow(scanned), expansion)
+        }
+        _ => (Received::Other(bytes), 0),
+    };
+    // A binary body's decoding is a length check: never worth a hop.
+    let work = match format {
+        BodyFormat::Binary => 0,
+        _ => body.len().saturating_add(expansion),
+    };
+    let model = model.clone();
+    off_io(work, move || decode_now(format, body, &model)).await
+}
+
+/// Runs `work` on the blocking pool when `size` is over
+/// [`DECODE_INLINE`], else here.
+pub(super) async fn off_io<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if size <= DECODE_INLINE {
+        return work();
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("decoding failed: {e}"))))
+}
+
+/// A body on its way to being decoded.
+enum Received {
+    /// An Arrow stream, scanned.
+    Arrow(super::arrow::Scanned),
+    /// Binary or JSON bytes.
+    Other(Bytes),
+}
+
+impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Received::Arrow(scanned) => scanned.len(),
+            Received::Other(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// Charges what decoding an Arrow stream will allocate beyond its body
+/// (dictionary deltas' copies above all), before decoding: 413 when it can
+/// never fit the budget, 429 when it does not fit now.
+fn charge_decoding(state: &AppState, permit: &mut Permit, bytes: usize) -> Result<(), ApiError> {
+    if state.admission.could_ever_hold(permit.held(), bytes) {
+        return permit.grow(bytes).map_err(|_| overloaded(state));
+    }
+    Err(ApiError::TooCostly(format!(
+        "the Arrow stream would take {} MiB to decode (each dictionary delta copies its whole \
+         dictionary again), more than the server's whole budget of {} MiB \
+         (--max-inflight-bytes); write each dictionary whole (pyarrow's default) or send fewer \
+         batches a request",
+        mib(bytes),
+        mib(state.admission.max_bytes())
+    )))
+}
+
+/// The rows of a body, as the model is fed them, and their count: float32
+/// little-endian bytes for a model fed one matrix, checked Arrow columns
+/// for a model fed by name (which takes only Arrow: [`Head::parse`]).
+fn decode_now(
+    format: BodyFormat,
+    body: Received,
+    model: &Model,
+) -> Result<(Input, usize), ApiError> {
+    let (bytes, scanned) = match body {
+        Received::Arrow(scanned) => (Bytes::new(), Some(scanned)),
+        Received::Other(bytes) => (bytes, None),
+    };
+    let Some(columns) = model.matrix() else {
+        let Some(scanned) = scanned else {
+            return Err(ApiError::Internal("a model fed by name got a non-Arrow body".into()));
+        };
+        let len = scanned.len();
+        let typed = super::arrow::typed_of(scanned, model)?;
+        let rows = typed.rows();
+        return Ok((Input::Typed { rows: Arc::new(typed), bytes: len }, rows));
+    };
+    let (bytes, rows) = match (format, scanned) {
+        (_, Some(scanned)) => super::arrow::rows_of(scanned, columns, model.feature_names())?,
+        (BodyFormat::Json, None) => body::json_rows(&bytes, columns)?,
+        (_, None) => {
+            let rows = body::binary_rows(&bytes, columns)?;
+            (bytes, rows)
+        }
+    };
+    Ok((Input::Matrix(bytes), rows))
+}
+
+/// Scores the rows on the worker pool (nothing for no rows).
+pub(super) async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
+    if job.rows == 0 {
+        let model = &job.model;
+        return Ok(Scored {
+            outputs: job
+                .outputs
+                .iter()
+                .map(|&o| ScoredOutput { data: Vec::new(), columns: model.outputs[o].columns })
+                .collect(),
+            queue_time: Duration::ZERO,
+            compute_time: Duration::ZERO,
+        });
+    }
+    let scored = state.pool.score(job).await;
+    if matches!(scored, Err(ComputeError::DeadlineExceeded)) {
+        state.metrics.reject(Rejection::deadline);
+    }
+    Ok(scored?)
+}
+
+/// Refuses, before any text is tokenized, a request with more texts than
+/// `--max-texts`, and (unless `truncate`) a text longer in bytes than any
+/// text within the model's token limit can be
+/// ([`score_engine::embed::max_text_bytes`]; with `truncate` the worker
+/// cuts it there before tokenizing).
+pub(super) fn check_texts(
+    state: &AppState,
+    model: &Model,
+    texts: &TypedRows,
+    truncate: bool,
+) -> Result<(), ApiError> {
+    let most = state.config.max_texts;
+    if texts.rows() > most {
+        return Err(ApiError::TooCostly(format!(
+            "{} texts in one request; the server takes at most {most} (--max-texts): send \
+             fewer a request",
+            texts.rows()
+        )));
+    }
+    let Some(limit) = model.max_tokens() else { return Ok(()) };
+    let most = score_engine::embed::max_text_bytes(limit);
+    match texts.first_longer_than(0, most) {
+        Some((row, bytes)) if !truncate => {
+            Err(ApiError::TextTooManyBytes { row, bytes, most, limit })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A 413 naming the first text the model cut at its limit, given its
+/// `truncated` output (1 for a cut text).
+pub(super) fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
+    let flags = codec::decode(&truncated.data).unwrap_or_default();
+    match flags.iter().position(|&t| t != 0.0) {
+        Some(row) => {
+            Err(ApiError::TextTooLong { row, limit: model.max_tokens().unwrap_or_default() })
+        }
+        None => Ok(()),
+    }
+}
