@@ -6,7 +6,8 @@
 # is then rebuilt only when a manifest or Cargo.lock changes, not on every
 # source change. Run from the workspace root.
 set -eu
-for manifest in */Cargo.toml; do
+for manifest in */Cargo.toml */*/Cargo.toml; do
+  [ -e "$manifest" ] || continue
   dir=${manifest%/Cargo.toml}
   mkdir -p "$dir/src"
   # Every crate gets a lib and a main: an extra target is harmless here.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark models for our ai.onnx.ml operators against onnxruntime
-(`load-tests/ml-ops.sh`), written to the directory given as the
+(`load-tests/ml-ops/run.sh`), written to the directory given as the
 only argument (not committed: a few MB, regenerated in seconds):
 
   rf.onnx      RandomForestClassifier, 100 trees, depth 8, 2 classes

@@ -18,7 +18,7 @@ if [ ! -e "$venv/.complete" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
   touch "$venv/.complete"
 fi
-source load-tests/lib.sh
+source load-tests/lib/lib.sh
 target=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin=${SCORE_SERVER_BIN:-$target/debug/score-server}

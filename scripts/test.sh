@@ -72,8 +72,8 @@ fi
 step "schemathesis: the real server against docs/openapi.yaml (venv cached in ~/.cache/score)"
 scripts/schemathesis.sh
 
-step "load-test harness smoke run (load-tests/run.sh --smoke, ~30 s)"
-load-tests/run.sh --smoke
+step "load-test harness smoke run (load-tests/harness/run.sh --smoke, ~30 s)"
+load-tests/harness/run.sh --smoke
 
 step "Python package: PySpark tests (builds the wheel; venv cached in ~/.cache/score)"
 scripts/test-python.sh

@@ -4,7 +4,7 @@
 //!
 //! Needs the benchmark models (`models/bench_models.py`) in `BENCH_MODELS`
 //! and onnxruntime's shared library in `ORT_DYLIB_PATH`;
-//! `load-tests/ml-ops.sh` provides both, runs this and prints the ratios.
+//! `load-tests/ml-ops/run.sh` provides both, runs this and prints the ratios.
 //! Without them the onnxruntime side (or the whole bench) is skipped.
 
 use std::hint::black_box;
@@ -37,7 +37,7 @@ fn features(columns: usize) -> Vec<f32> {
 
 fn bench(c: &mut Criterion) {
     let Some(dir) = std::env::var_os("BENCH_MODELS").map(PathBuf::from) else {
-        eprintln!("BENCH_MODELS is not set: run load-tests/ml-ops.sh");
+        eprintln!("BENCH_MODELS is not set: run load-tests/ml-ops/run.sh");
         return;
     };
     let ort_ok = std::env::var_os("ORT_DYLIB_PATH").is_some();

@@ -22,8 +22,8 @@
 //!
 //!   cargo bench -p score-server --bench request_path [-- THREADS...]
 //!
-//! (default threads: 1 2 4 8). `load-tests/contention.sh` runs it and
-//! keeps its output in `load-tests/results/`.
+//! (default threads: 1 2 4 8). `load-tests/contention/run.sh` runs it and
+//! keeps its output in `load-tests/contention/results/`.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -127,7 +127,7 @@ fn send_whole(server: &Server, len: usize) -> (String, Duration) {
 /// Under overload, a large body refused before it was read is answered
 /// after --refusal-delay: a client that resends at once would otherwise
 /// have the server take in a body per refusal as fast as it can send them,
-/// on the admitted requests' cores (load-tests/overload.sh). It used to be
+/// on the admitted requests' cores (load-tests/overload/run.sh). It used to be
 /// answered at once. A small refused body is answered at once.
 #[test]
 fn a_large_refused_body_is_answered_after_the_refusal_delay() {

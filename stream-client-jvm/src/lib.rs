@@ -22,14 +22,13 @@ mod natives;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use jni::errors::ErrorPolicy;
-use jni::objects::{JObjectArray, JString};
+use jni::objects::JString;
 use jni::strings::JNIString;
-use jni::sys::{jdouble, jint, jlong};
+use jni::sys::jlong;
 use jni::{Env, jni_str};
-use stream_client::{ClientConfig, Session, Token};
+use stream_client::{ClientConfig, Session};
 
 /// Why a native call failed; [`Throw`] turns it into a Java exception.
 #[derive(Debug)]
@@ -109,59 +108,6 @@ impl<T: Default> ErrorPolicy<T, Failure> for Throw {
 /// A Java string that may be null.
 fn optional(env: &Env<'_>, s: &JString<'_>) -> Result<Option<String>, Failure> {
     if s.is_null() { Ok(None) } else { Ok(Some(s.try_to_string(env)?)) }
-}
-
-/// The configuration from the Java `Scorer`'s settings; a negative number
-/// or NaN means "the library's default" (`ClientConfig::default`).
-#[allow(clippy::too_many_arguments)]
-fn config(
-    env: &mut Env<'_>,
-    urls: &JObjectArray<'_, JString<'_>>,
-    model: &JString<'_>,
-    output: &JString<'_>,
-    token: &JString<'_>,
-    batch_rows: jint,
-    in_flight: jint,
-    timeout_seconds: jdouble,
-    max_attempts: jint,
-) -> Result<ClientConfig, Failure> {
-    if urls.is_null() {
-        return Err(Failure::Invalid("no server URL given".into()));
-    }
-    let mut list = Vec::new();
-    for i in 0..urls.len(env)? {
-        let url = urls.get_element(env, i)?;
-        match optional(env, &url)? {
-            Some(u) => list.push(u),
-            None => return Err(Failure::Invalid(format!("server URL {i} is null"))),
-        }
-    }
-    let d = ClientConfig::default();
-    let count = |what: &str, n: jint, default: usize| match n {
-        n if n < 0 => Ok(default),
-        0 => Err(Failure::Invalid(format!("{what} must be at least 1"))),
-        n => Ok(n as usize),
-    };
-    let timeout = if timeout_seconds.is_nan() {
-        d.timeout
-    } else {
-        Duration::try_from_secs_f64(timeout_seconds).ok().filter(|t| !t.is_zero()).ok_or_else(
-            || Failure::Invalid("timeoutSeconds must be a positive number of seconds".into()),
-        )?
-    };
-    let config = ClientConfig {
-        urls: list,
-        model: optional(env, model)?,
-        output: optional(env, output)?,
-        token: optional(env, token)?.map(Token::new),
-        batch_rows: count("batchRows", batch_rows, d.batch_rows)?,
-        in_flight: count("inFlight", in_flight, d.in_flight)?,
-        timeout,
-        max_attempts: count("maxAttempts", max_attempts, d.max_attempts as usize)? as u32,
-        ..d
-    };
-    config.validate().map_err(|e| Failure::Invalid(e.to_string()))?;
-    Ok(config)
 }
 
 /// The validated configurations by number, and the number of each (equal

@@ -8,55 +8,67 @@
 
 use jni::EnvUnowned;
 use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, JString};
-use jni::sys::{jboolean, jdouble, jint, jlong};
+use jni::sys::{jboolean, jint, jlong};
 use score_protocol::media::BodyFormat;
 use stream_client::{Client, ClientConfig, Input, Turn};
 
 use crate::{
-    Failure, NEXT_SESSION, Open, Throw, config, configured, direct, lock, register, session,
-    sessions,
+    Failure, NEXT_SESSION, Open, Throw, configured, direct, lock, register, session, sessions,
 };
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-/// `Native.configure(...)`: checks a `Scorer`'s settings (throws
-/// `IllegalArgumentException` with the reason) and returns the number of
-/// the configuration, which `scoreColumns` and `open` take. Equal settings
-/// get the same number, so a JVM holds one entry per distinct `Scorer`.
+/// `Native.configure(settings)`: a `Scorer`'s settings, names and values
+/// alternating, parsed and checked by the core
+/// (`stream_client::settings`; throws `IllegalArgumentException` with the
+/// reason). Returns the number of the configuration, which `scoreColumns`
+/// and `open` take. Equal settings get the same number, so a JVM holds one
+/// entry per distinct `Scorer`.
 #[unsafe(no_mangle)]
-#[allow(clippy::too_many_arguments)]
 pub extern "system" fn Java_score_client_Native_configure<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
-    urls: JObjectArray<'l, JString<'l>>,
-    model: JString<'l>,
-    output: JString<'l>,
-    token: JString<'l>,
-    batch_rows: jint,
-    in_flight: jint,
-    timeout_seconds: jdouble,
-    max_attempts: jint,
-    truncate: jboolean,
-    adaptive: jboolean,
-    model_version: JString<'l>,
+    settings: JObjectArray<'l, JString<'l>>,
 ) -> jlong {
     env.with_env(|env| -> Result<jlong, Failure> {
-        let mut c = config(
-            env,
-            &urls,
-            &model,
-            &output,
-            &token,
-            batch_rows,
-            in_flight,
-            timeout_seconds,
-            max_attempts,
-        )?;
-        c.truncate = truncate;
-        c.adaptive = adaptive;
-        c.model_version = crate::optional(env, &model_version)?;
-        c.validate().map_err(|e| Failure::Invalid(e.to_string()))?;
+        if settings.is_null() {
+            return Err(Failure::Invalid("no settings given".into()));
+        }
+        let mut texts = Vec::new();
+        for i in 0..settings.len(env)? {
+            let text = settings.get_element(env, i)?;
+            match crate::optional(env, &text)? {
+                Some(t) => texts.push(t),
+                None => return Err(Failure::Invalid(format!("setting {} is null", i / 2))),
+            }
+        }
+        if texts.len() % 2 != 0 {
+            return Err(Failure::Invalid("settings come as names and values, in pairs".into()));
+        }
+        let pairs = texts.chunks_exact(2).map(|p| (p[0].as_str(), p[1].as_str()));
+        let c = ClientConfig::from_settings(pairs).map_err(|e| Failure::Invalid(e.to_string()))?;
         Ok(register(c))
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.setting(config, name)`: the value the core holds for a setting
+/// (null when unset; a token reads `***`), to show what it made of the
+/// settings it was given.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_setting<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    config: jlong,
+    name: JString<'l>,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>, Failure> {
+        let c = configured(config)?;
+        let name = crate::optional(env, &name)?.unwrap_or_default();
+        match c.setting(&name) {
+            Some(value) => Ok(env.new_string(value)?),
+            None => Ok(JString::default()),
+        }
     })
     .resolve::<Throw>()
 }

@@ -21,6 +21,9 @@ public final class ApiCheck {
         check("errors ignore", () -> Scorer.builder(nowhere).errors("ignore"));
         check("bad url", () -> Scorer.builder("ftp://example").build());
         check("no server", () -> Scorer.builder(nowhere).maxAttempts(1).build().scoreColumns());
+        check("unknown setting", () -> Scorer.builder(nowhere).set("user_agnet", "x").build());
+        check("user agent", () -> Scorer.builder(nowhere).set("user_agent", "nightly-churn")
+                .build().setting("user_agent"));
 
         Scorer scorer = Scorer.builder(nowhere).model("m").token("s3cret").batchRows(10).build();
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();

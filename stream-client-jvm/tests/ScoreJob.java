@@ -14,7 +14,7 @@ import org.apache.spark.sql.SparkSession;
 import score.client.Scorer;
 
 /**
- * The Spark jobs the JVM tests (test_jvm.py) and the benchmark (load-tests/jvm-bench.sh) run
+ * The Spark jobs the JVM tests (test_jvm.py) and the benchmark (load-tests/jvm-throughput/run.sh) run
  * under spark-submit, with key=value arguments:
  *
  * <ul>

@@ -34,6 +34,10 @@ def test_the_builder_checks_its_arguments_and_the_scorer_serializes():
     assert lines["bad url"].startswith("IllegalArgumentException:"), lines["bad url"]
     assert lines["no server"].startswith("ScoreException: cannot read the model's description: "
                                          "http://127.0.0.1:9/models: "), lines["no server"]
+    assert lines["unknown setting"].startswith(
+        'IllegalArgumentException: invalid configuration: unknown setting "user_agnet"; '
+        'the settings are urls,'), lines["unknown setting"]
+    assert lines["user agent"] == "returned nightly-churn", lines["user agent"]
     assert lines["serialized"].startswith("true "), lines["serialized"]
     assert "s3cret" not in out.stdout
 

@@ -11,8 +11,6 @@
 
 mod ffi;
 
-use std::time::Duration;
-
 use arrow_array::RecordBatch;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -47,55 +45,21 @@ struct PyConfig {
 
 #[pymethods]
 impl PyConfig {
+    /// The configuration from settings by name (`{"urls": "http://...",
+    /// "batch_rows": "1024"}`): names, units, defaults and checks are the
+    /// core's (`stream_client::settings`); a bad one is a `ValueError`
+    /// naming it.
     #[new]
-    #[pyo3(signature = (
-        urls, *, model=None, output=None, batch_rows=None, batch_bytes=None, in_flight=None,
-        timeout=None, max_attempts=None, deadline=None, score_columns=None, token=None,
-        truncate=false, adaptive=true, model_version=None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        urls: Vec<String>,
-        model: Option<String>,
-        output: Option<String>,
-        batch_rows: Option<usize>,
-        batch_bytes: Option<usize>,
-        in_flight: Option<usize>,
-        timeout: Option<f64>,
-        max_attempts: Option<u32>,
-        deadline: Option<f64>,
-        score_columns: Option<usize>,
-        token: Option<String>,
-        truncate: bool,
-        adaptive: bool,
-        model_version: Option<String>,
-    ) -> PyResult<Self> {
-        let seconds = |what: &str, s: f64| {
-            Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
-                PyValueError::new_err(format!("{what} must be a positive number of seconds"))
-            })
-        };
-        let d = ClientConfig::default();
-        let config = ClientConfig {
-            // columns: learned from the first batch.
-            urls,
-            model,
-            output,
-            score_columns,
-            token: token.map(Token::new),
-            truncate,
-            adaptive,
-            model_version,
-            batch_rows: batch_rows.unwrap_or(d.batch_rows),
-            batch_bytes: batch_bytes.unwrap_or(d.batch_bytes),
-            in_flight: in_flight.unwrap_or(d.in_flight),
-            timeout: timeout.map(|t| seconds("timeout", t)).transpose()?.unwrap_or(d.timeout),
-            max_attempts: max_attempts.unwrap_or(d.max_attempts),
-            deadline: deadline.map(|t| seconds("deadline", t)).transpose()?,
-            ..d
-        };
-        config.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    fn new(settings: Vec<(String, String)>) -> PyResult<Self> {
+        let pairs = settings.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let config =
+            ClientConfig::from_settings(pairs).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyConfig { config })
+    }
+
+    /// A setting's value as the core holds it (`None` when unset).
+    fn setting(&self, name: &str) -> Option<String> {
+        self.config.setting(name)
     }
 }
 

@@ -154,6 +154,22 @@ def test_the_scorer_pickles_and_checks_its_arguments():
         list(scorer.score_batches([], "f", errors="ignore"))
 
 
+def test_settings_by_name_reach_the_core_and_unknown_ones_are_refused():
+    scorer = Scorer("http://127.0.0.1:1", user_agent="nightly-churn", backoff_max=30,
+                    keep_going=True, in_flight=3)
+    config = scorer._config()
+    assert config.setting("user_agent") == "nightly-churn"
+    assert config.setting("backoff_max") == "30s"
+    assert config.setting("keep_going") == "true"
+    assert config.setting("in_flight") == "3"
+    assert config.setting("deadline") is None
+    assert vars(pickle.loads(pickle.dumps(scorer))) == vars(scorer)
+    with pytest.raises(ValueError, match='unknown setting "user_agnet"; the settings are urls,'):
+        Scorer("http://127.0.0.1:1", user_agnet="x")
+    with pytest.raises(ValueError, match='timeout "-1.0" is not valid'):
+        Scorer("http://127.0.0.1:1", timeout=-1)
+
+
 def test_no_server_raises_after_the_retries():
     batch = pa.record_batch(
         [pa.array([1, 2]), pa.array([[0.0] * FEATURES] * 2, type=pa.list_(pa.float32()))],

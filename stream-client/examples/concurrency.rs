@@ -1,5 +1,5 @@
 //! One job of generated rows through stream-client with adaptive or fixed
-//! concurrency, for load-tests/adaptive.sh: prints one JSON line (rows/s,
+//! concurrency, for load-tests/adaptive/run.sh: prints one JSON line (rows/s,
 //! requests, retries by reason, the final limits) and, with a samples file,
 //! writes each endpoint's limit every 25 ms as JSON lines.
 //!

@@ -22,7 +22,7 @@
 //! (a far server, a proxy, a client sharing its cores) needs more
 //! requests in flight, and fewer of them waiting than the noise in that
 //! round trip leaves the workers idle now and then. Measured in
-//! `load-tests/adaptive.sh` (RESULTS.md "Adaptive concurrency").
+//! `load-tests/adaptive/run.sh` (RESULTS.md "Adaptive concurrency").
 //!
 //! A stream keeps [`headroom`] more batches than its endpoints' limits add
 //! up to, encoded and waiting for room, so a limit is reached whenever the

@@ -5,6 +5,26 @@ use score_protocol::media::BodyFormat;
 
 use crate::error::ScoreError;
 
+/// A scored batch: `rows × columns` floats in input order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    /// Index of the first row in the input.
+    pub first_row: u64,
+    /// Rows.
+    pub rows: usize,
+    /// Floats per row (k).
+    pub columns: usize,
+    /// The scores, row-major.
+    pub values: Vec<f32>,
+}
+
+impl Scored {
+    /// The scores row by row.
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.values.chunks_exact(self.columns.max(1))
+    }
+}
+
 /// A request's worth of rows, already encoded as the wire body.
 #[derive(Clone, Debug)]
 pub struct Batch {

@@ -10,31 +10,13 @@ use score_protocol::{ErrorBody, ErrorKind, codec, headers, retry_after};
 
 use crate::adaptive::Signal;
 use crate::batch::Batch;
+pub use crate::batch::Scored;
 use crate::config::{ClientConfig, Token};
 use crate::endpoints::Endpoints;
 use crate::error::ScoreError;
+use crate::policy::{Decision, Outcome, Step, decide};
 use crate::retry::{RetryBudget, Retryable, classify_status, classify_transport, describe};
 use crate::stats::{Counters, Stats};
-
-/// A scored batch: `rows × columns` floats in input order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scored {
-    /// Index of the first row in the input.
-    pub first_row: u64,
-    /// Rows.
-    pub rows: usize,
-    /// Floats per row (k).
-    pub columns: usize,
-    /// The scores, row-major.
-    pub values: Vec<f32>,
-}
-
-impl Scored {
-    /// The scores row by row.
-    pub fn rows(&self) -> std::slice::ChunksExact<'_, f32> {
-        self.values.chunks_exact(self.columns.max(1))
-    }
-}
 
 /// A scoring client. Cheap to clone; clones share endpoints, retry budget
 /// and counters. The runtime and connection pool are per process.
@@ -55,6 +37,8 @@ pub(crate) struct Inner {
     /// The model version every answer must come from: given, or the first
     /// answer's.
     pinned: OnceLock<String>,
+    /// The `User-Agent` header, formatted once.
+    user_agent: String,
 }
 
 impl Client {
@@ -73,6 +57,7 @@ impl Client {
         if let Some(version) = &config.model_version {
             let _ = pinned.set(version.clone());
         }
+        let user_agent = config.user_agent_header();
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -81,6 +66,7 @@ impl Client {
                 counters: Counters::default(),
                 width,
                 pinned,
+                user_agent,
             }),
         })
     }
@@ -101,21 +87,6 @@ impl Client {
     pub fn model_version(&self) -> Option<String> {
         self.inner.pinned.get().cloned()
     }
-}
-
-/// How one attempt went.
-enum Attempt {
-    /// Scored, shape and version checked; the server's queue time if it
-    /// said.
-    Scored(Scored, Option<Duration>),
-    /// Served by another model version than the job's.
-    WrongVersion { served: Option<String>, message: String },
-    /// Worth another attempt.
-    Transient { reason: Retryable, retry_after: Option<Duration>, message: String },
-    /// Refused for good by the server.
-    Refused { status: u16, message: String },
-    /// The answer contradicts the request or the protocol.
-    Bad(String),
 }
 
 impl Inner {
@@ -152,7 +123,8 @@ impl Inner {
     }
 
     /// Sends one batch until it is scored, fails for good, or runs out of
-    /// attempts, budget or time.
+    /// attempts, budget or time. What follows an attempt is
+    /// [`crate::policy::decide`]'s; this loop sends, records and sleeps.
     pub(crate) async fn score(
         &self,
         batch: Batch,
@@ -191,100 +163,63 @@ impl Inner {
                 self.counters.request(batch.body.len());
                 self.attempt(&http, url, &batch, timeout).await
             };
-            let signal = match &outcome {
-                Attempt::Scored(_, queued) => {
-                    Signal::Answer { rtt: started.elapsed(), queued: *queued }
-                }
-                Attempt::Transient { reason, .. } if reason.is_back_pressure() => {
-                    Signal::BackPressure
-                }
-                _ => Signal::Other,
+            self.record(ix, url, &outcome, started.elapsed());
+            let step = Step {
+                attempt,
+                max_attempts: self.config.max_attempts,
+                endpoint: ix,
+                endpoints: self.endpoints.len(),
+                url,
+                first_row: batch.first_row,
+                rows: batch.rows,
+                pinned: self.pinned.get().map(String::as_str),
+                deadline,
+                now: Instant::now(),
             };
-            self.endpoints.observe(ix, signal);
-            let (reason, retry_after, last) = match outcome {
-                Attempt::Scored(scored, _) => {
-                    self.endpoints.record(ix, true);
+            match decide(&step, outcome, &self.budget, &self.config.backoff) {
+                Decision::Done(scored) => {
                     self.counters.success(scored.values.len() * 4, started.elapsed());
                     return Ok(scored);
                 }
-                Attempt::WrongVersion { served, message } => {
-                    // Not broken, but of no use to this job while it
-                    // serves that version: the next attempts go elsewhere.
-                    self.endpoints.put_aside(ix);
-                    let pinned = self.pinned.get().map_or("?", String::as_str);
-                    if attempt >= self.config.max_attempts || !self.budget.withdraw() {
-                        self.counters.failed();
-                        return Err(ScoreError::WrongVersion {
-                            pinned: pinned.to_string(),
-                            url: url.clone(),
-                            served: served.unwrap_or_else(|| "another version".into()),
-                            first_row: batch.first_row,
-                            rows: batch.rows,
-                            attempts: attempt,
-                        });
-                    }
-                    self.counters.retry(Retryable::WrongVersion);
-                    tracing::debug!(%url, %message, attempt, "answer from another model version");
-                    avoid = (self.endpoints.len() > 1).then_some(ix);
-                    if self.endpoints.len() == 1 {
-                        // Behind one proxy address: the next attempt may
-                        // reach another replica; give the fleet a moment.
-                        tokio::time::sleep(self.config.backoff.delay(attempt - 1, None)).await;
-                    }
-                    continue;
-                }
-                Attempt::Refused { status, message } => {
+                Decision::Fail(error) => {
                     self.counters.failed();
-                    return Err(ScoreError::Rejected {
-                        url: url.clone(),
-                        status,
-                        message,
-                        first_row: batch.first_row,
-                        rows: batch.rows,
-                    });
+                    return Err(error);
                 }
-                Attempt::Bad(detail) => {
-                    self.counters.failed();
-                    return Err(ScoreError::BadResponse {
-                        url: url.clone(),
-                        first_row: batch.first_row,
-                        rows: batch.rows,
-                        detail,
-                    });
+                Decision::Retry { wait, avoid: next, reason, last } => {
+                    self.counters.retry(reason);
+                    tracing::debug!(%last, ?wait, attempt, "retrying batch");
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    avoid = next;
                 }
-                Attempt::Transient { reason, retry_after, message } => {
-                    (reason, retry_after, format!("{url}: {message}"))
+            }
+        }
+    }
+
+    /// What an attempt says of its endpoint: the adaptive limit's signal,
+    /// and its health (a version it should not serve puts it aside; 429
+    /// and 503 say "busy", not "broken", and do not eject).
+    fn record(&self, ix: usize, url: &str, outcome: &Outcome, rtt: Duration) {
+        let signal = match outcome {
+            Outcome::Scored(_, queued) => Signal::Answer { rtt, queued: *queued },
+            Outcome::Transient { reason, .. } if reason.is_back_pressure() => Signal::BackPressure,
+            _ => Signal::Other,
+        };
+        self.endpoints.observe(ix, signal);
+        match outcome {
+            Outcome::Scored(..) => {
+                self.endpoints.record(ix, true);
+            }
+            Outcome::WrongVersion { .. } => self.endpoints.put_aside(ix),
+            Outcome::Transient { reason, .. } => {
+                let busy = matches!(reason, Retryable::TooManyRequests | Retryable::Unavailable);
+                if self.endpoints.record(ix, busy) {
+                    self.counters.ejected();
+                    tracing::warn!(%url, "endpoint put aside after repeated failures");
                 }
-            };
-            // 429 and 503 say "busy", not "broken": they do not eject.
-            let broken = !matches!(reason, Retryable::TooManyRequests | Retryable::Unavailable);
-            if self.endpoints.record(ix, !broken) {
-                self.counters.ejected();
-                tracing::warn!(%url, "endpoint put aside after repeated failures");
             }
-            let give_up = |why: &str| {
-                self.counters.failed();
-                ScoreError::GaveUp {
-                    first_row: batch.first_row,
-                    rows: batch.rows,
-                    attempts: attempt,
-                    last: format!("{last} ({why})"),
-                }
-            };
-            if attempt >= self.config.max_attempts {
-                return Err(give_up("attempts exhausted"));
-            }
-            if !self.budget.withdraw() {
-                return Err(give_up("retry budget exhausted"));
-            }
-            let wait = self.config.backoff.delay(attempt - 1, retry_after);
-            if deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                return Err(give_up("the deadline would pass before the retry"));
-            }
-            self.counters.retry(reason);
-            tracing::debug!(%last, ?wait, attempt, "retrying batch");
-            tokio::time::sleep(wait).await;
-            avoid = (self.endpoints.len() > 1).then_some(ix);
+            Outcome::Refused { .. } | Outcome::Bad(_) => {}
         }
     }
 
@@ -296,13 +231,14 @@ impl Inner {
         url: &str,
         batch: &Batch,
         timeout: Duration,
-    ) -> Attempt {
-        let transport = |e: reqwest::Error| Attempt::Transient {
+    ) -> Outcome {
+        let transport = |e: reqwest::Error| Outcome::Transient {
             reason: classify_transport(&e),
             retry_after: None,
             message: describe(&e, timeout),
         };
         let mut request = authorized(http.put(url), self.config.token.as_ref())
+            .header(reqwest::header::USER_AGENT, self.user_agent.as_str())
             .header(reqwest::header::CONTENT_TYPE, batch.format.media_type());
         if let Some(version) = self.pinned.get() {
             // The server refuses (409) rather than score with another.
@@ -331,12 +267,12 @@ impl Inner {
             response.headers().get(name).map(|v| v.to_str().ok().and_then(|v| v.parse().ok()))
         };
         let Some(Some(columns)) = header(headers::COLUMNS) else {
-            return Attempt::Bad("no valid X-Score-Columns header".into());
+            return Outcome::Bad("no valid X-Score-Columns header".into());
         };
         if let Some(rows) = header(headers::ROWS)
             && rows != Some(batch.rows)
         {
-            return Attempt::Bad(format!(
+            return Outcome::Bad(format!(
                 "X-Score-Rows is {} for a request of {} rows",
                 rows.map_or("not a number".into(), |r| r.to_string()),
                 batch.rows
@@ -349,14 +285,14 @@ impl Inner {
                 served.clone()
             });
             if *pinned != served {
-                return Attempt::WrongVersion {
+                return Outcome::WrongVersion {
                     message: format!("answered by model version {served}, not {pinned}"),
                     served: Some(served),
                 };
             }
         }
         if let Err(detail) = self.check_width(columns) {
-            return Attempt::Bad(detail);
+            return Outcome::Bad(detail);
         }
         let queued = response
             .headers()
@@ -366,13 +302,13 @@ impl Inner {
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .map(|ms| Duration::from_secs_f64(ms / 1e3));
         let Some(expected) = codec::body_len(batch.rows, columns) else {
-            return Attempt::Bad(format!(
+            return Outcome::Bad(format!(
                 "X-Score-Columns {columns} cannot be the width of {} rows",
                 batch.rows
             ));
         };
         if let Some(len) = response.content_length().filter(|len| *len != expected as u64) {
-            return Attempt::Bad(format!(
+            return Outcome::Bad(format!(
                 "{len} bytes announced for {} rows × {columns} columns (expected {expected})",
                 batch.rows
             ));
@@ -381,7 +317,7 @@ impl Inner {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() > expected => {
-                    return Attempt::Bad(format!(
+                    return Outcome::Bad(format!(
                         "more than the {expected} bytes of {} rows × {columns} columns",
                         batch.rows
                     ));
@@ -389,10 +325,10 @@ impl Inner {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) => {
-                    let Attempt::Transient { reason, message, .. } = transport(e) else {
+                    let Outcome::Transient { reason, message, .. } = transport(e) else {
                         unreachable!("transport errors are transient")
                     };
-                    return Attempt::Transient {
+                    return Outcome::Transient {
                         reason,
                         retry_after: None,
                         message: format!(
@@ -404,7 +340,7 @@ impl Inner {
             }
         }
         if body.len() != expected {
-            return Attempt::Transient {
+            return Outcome::Transient {
                 reason: Retryable::Io,
                 retry_after: None,
                 message: format!("answer cut short: received {} of {expected} bytes", body.len()),
@@ -412,16 +348,16 @@ impl Inner {
         }
         let mut values = Vec::with_capacity(batch.rows * columns);
         if let Err(e) = codec::decode_into(&body, &mut values) {
-            return Attempt::Bad(e.to_string());
+            return Outcome::Bad(e.to_string());
         }
-        Attempt::Scored(
+        Outcome::Scored(
             Scored { first_row: batch.first_row, rows: batch.rows, columns, values },
             queued,
         )
     }
 
     /// A non-200 answer: transient or a refusal, with the server's sentence.
-    async fn failed(&self, response: reqwest::Response, status: u16) -> Attempt {
+    async fn failed(&self, response: reqwest::Response, status: u16) -> Outcome {
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -438,7 +374,7 @@ impl Inner {
         if let Some(body) = ErrorBody::parse(&text)
             && body.kind == ErrorKind::VersionMismatch
         {
-            return Attempt::WrongVersion { served, message: body.error };
+            return Outcome::WrongVersion { served, message: body.error };
         }
         let mut message = ErrorBody::message_of(&text, 500)
             .unwrap_or_else(|| format!("HTTP {status} with no message"));
@@ -450,12 +386,12 @@ impl Inner {
             );
         }
         match classify_status(status) {
-            Some(reason) => Attempt::Transient {
+            Some(reason) => Outcome::Transient {
                 reason,
                 retry_after,
                 message: format!("HTTP {status}: {message}"),
             },
-            None => Attempt::Refused { status, message },
+            None => Outcome::Refused { status, message },
         }
     }
 

@@ -1,7 +1,7 @@
 //! The client's configuration: every default written once
 //! ([`ClientConfig::default`]), every check made once
-//! ([`ClientConfig::validate`]). The CLI and the bindings take their
-//! defaults from here.
+//! ([`ClientConfig::validate`]). The CLI and the bindings set it by name
+//! ([`crate::settings`]) and take their defaults from here.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -99,6 +99,9 @@ pub struct ClientConfig {
     /// answer), yield its error and go on with the next batches instead of
     /// ending the output. For callers that record errors per row.
     pub keep_going: bool,
+    /// Added to the `User-Agent` header (`stream-client/VERSION TEXT`), so
+    /// a fleet's access logs tell jobs apart.
+    pub user_agent: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -130,6 +133,7 @@ impl Default for ClientConfig {
             eject_after: 3,
             eject_for: Duration::from_secs(10),
             keep_going: false,
+            user_agent: None,
         }
     }
 }
@@ -187,12 +191,28 @@ impl ClientConfig {
                 self.model_version.as_deref().unwrap_or_default()
             ));
         }
+        if self.user_agent.as_deref().is_some_and(|v| {
+            v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        }) {
+            return fail(
+                "user_agent must be 1 to 200 printable ASCII characters (no line breaks)".into(),
+            );
+        }
         for (what, name) in [("model", &self.model), ("output", &self.output)] {
             if name.as_deref().is_some_and(|n| n.is_empty() || n.contains(['/', '?', '&', '#'])) {
                 return fail(format!("{what} {name:?} is not a valid name"));
             }
         }
         Ok(())
+    }
+
+    /// The `User-Agent` header every request carries.
+    pub(crate) fn user_agent_header(&self) -> String {
+        let ours = concat!("stream-client/", env!("CARGO_PKG_VERSION"));
+        match &self.user_agent {
+            Some(extra) => format!("{ours} {extra}"),
+            None => ours.to_string(),
+        }
     }
 
     /// The scoring URL of the server at `base`.
@@ -224,7 +244,7 @@ impl ClientConfig {
         (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
         (Duration, Duration, u64, u64, u32, Duration, bool, bool),
-        (bool, &Option<String>),
+        (bool, &Option<String>, &Option<String>),
     ) {
         (
             (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
@@ -246,7 +266,7 @@ impl ClientConfig {
                 self.keep_going,
                 self.truncate,
             ),
-            (self.adaptive, &self.model_version),
+            (self.adaptive, &self.model_version, &self.user_agent),
         )
     }
 }

@@ -10,48 +10,8 @@ use std::path::{Path, PathBuf};
 
 use score_protocol::codec;
 
-use crate::arrow::{FeatureBlock, FeatureError};
-
-/// Why a file cannot be read or written. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    /// The operating system refused.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the system said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The contents are not what the format needs.
-    #[error("{}: {detail}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, in a sentence.
-        detail: String,
-    },
-    /// The feature columns cannot be used.
-    #[error("{}: {source}", path.display())]
-    Features {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: FeatureError,
-    },
-}
-
-impl FileError {
-    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-        move |source| FileError::Io { path: path.to_path_buf(), source }
-    }
-
-    pub(crate) fn invalid(path: &Path, detail: impl std::fmt::Display) -> FileError {
-        FileError::Invalid { path: path.to_path_buf(), detail: detail.to_string() }
-    }
-}
+use crate::arrow::FeatureBlock;
+pub use crate::file_error::FileError;
 
 /// A file format, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,11 +44,15 @@ mod config;
 mod endpoints;
 mod error;
 #[cfg(feature = "files")]
+mod file_error;
+#[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "files")]
 pub mod parquet_io;
+mod policy;
 pub mod retry;
 mod runtime;
+pub mod settings;
 mod stats;
 mod stream;
 

@@ -85,22 +85,21 @@ struct Args {
     model_version: Option<String>,
     /// Per-request timeout (e.g. 30s, 500ms; default 60s); a timed-out
     /// request is cancelled and retried.
-    #[arg(long, env = "SCORE_TIMEOUT", value_parser = humantime_secs)]
-    timeout: Option<Duration>,
+    #[arg(long, env = "SCORE_TIMEOUT")]
+    timeout: Option<String>,
+    /// Any client setting by name, as NAME=VALUE (repeat the flag; in the
+    /// environment variable, separate them with ';'), applied after the
+    /// flags above: e.g. --set max_attempts=3 --set user_agent=nightly-churn.
+    /// An unknown name is refused with the list of settings.
+    #[arg(long = "set", env = "SCORE_SET", value_delimiter = ';', value_name = "NAME=VALUE",
+          value_parser = name_value)]
+    set: Vec<(String, String)>,
 }
 
-fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) =
-        s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit in {s:?}; use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+fn name_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(n, v)| (n.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 fn main() {
@@ -121,18 +120,31 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let mut config = ClientConfig::new(args.urls.clone(), 0);
-    config.model = args.model.clone();
+    // The flags are settings by another name: one parser and one set of
+    // checks for all of them (`stream_client::settings`).
+    let mut pairs = vec![
+        ("urls", args.urls.join(",")),
+        ("truncate", args.truncate.to_string()),
+        ("batch_rows", args.batch_rows.to_string()),
+        ("in_flight", args.in_flight.to_string()),
+        ("adaptive", (!args.fixed_concurrency).to_string()),
+    ];
+    for (name, value) in [
+        ("model", &args.model),
+        ("output", &args.output_name),
+        ("token", &args.token),
+        ("model_version", &args.model_version),
+        ("timeout", &args.timeout),
+    ] {
+        if let Some(value) = value {
+            pairs.push((name, value.clone()));
+        }
+    }
+    let extra = args.set.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let mut config =
+        ClientConfig::from_settings(pairs.iter().map(|(n, v)| (*n, v.as_str())).chain(extra))?;
     config.score_columns =
         doc.as_ref().and_then(|d| d.output(args.output_name.as_deref())).map(|o| o.columns);
-    config.output = args.output_name.clone();
-    config.truncate = args.truncate;
-    config.token = token;
-    config.batch_rows = args.batch_rows;
-    config.in_flight = args.in_flight;
-    config.adaptive = !args.fixed_concurrency;
-    config.model_version = args.model_version.clone();
-    config.timeout = args.timeout.unwrap_or(config.timeout);
     // A model fed by name (several inputs, string categories) gets the
     // Parquet columns named after its inputs, sent as Arrow as they are.
     if let Some(doc) = doc.as_ref().filter(|d| !d.takes_matrix()) {

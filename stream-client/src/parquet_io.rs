@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::arrow::{FeatureBlock, Features, score_column, score_type};
-use crate::files::FileError;
+use crate::file_error::FileError;
 
 /// The record batches of the columns `names` of a Parquet file (the
 /// inputs of a model fed by name, sent as they are) and the file's row

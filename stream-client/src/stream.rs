@@ -247,7 +247,7 @@ impl Session {
     }
 
     /// The client's counters.
-    pub fn stats(&self) -> crate::Stats {
+    pub fn stats(&self) -> crate::stats::Stats {
         self.w.client.stats()
     }
 
@@ -324,7 +324,7 @@ impl Client {
 
 impl<I> ScoreIter<I> {
     /// The client's counters.
-    pub fn stats(&self) -> crate::Stats {
+    pub fn stats(&self) -> crate::stats::Stats {
         self.s.stats()
     }
 }

@@ -88,6 +88,10 @@ fn f32_and_npy_round_trips() {
             dir.join("out.f32").to_str().unwrap(),
             "--batch-rows",
             "500",
+            "--set",
+            "user_agent=cli-test",
+            "--set",
+            "max_attempts=3",
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -144,6 +148,25 @@ fn malformed_inputs_fail_and_leave_no_output() {
             vec![0u8; 4 * 50 * 10],
             vec!["--columns", "50"],
             "X-Score-Columns is 50",
+        ),
+        // Settings by name: one parser, one sentence, for flags and --set.
+        (
+            "set-unknown.f32",
+            vec![0u8; 400],
+            vec!["--columns", "100", "--set", "user_agnet=x"],
+            "unknown setting \"user_agnet\"; the settings are urls,",
+        ),
+        (
+            "set-bad.f32",
+            vec![0u8; 400],
+            vec!["--columns", "100", "--set", "max_attempts=never"],
+            "max_attempts \"never\" is not valid",
+        ),
+        (
+            "timeout.f32",
+            vec![0u8; 400],
+            vec!["--columns", "100", "--timeout", "0s"],
+            "timeout \"0s\" is not valid: must be a positive number of seconds",
         ),
     ];
     for (name, bytes, extra, message) in cases {

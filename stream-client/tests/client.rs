@@ -197,6 +197,41 @@ fn the_retry_budget_stops_a_retry_storm() {
     assert_eq!(hits.load(Ordering::Relaxed), 2);
 }
 
+/// A setting given by name reaches the wire: the `User-Agent` the server
+/// sees carries the job's `user_agent` after the library's own name. (The
+/// stub only records the header; scoring is the echo's.)
+#[test]
+fn the_user_agent_setting_reaches_the_server() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let server = stub(Router::new().route(
+        "/score",
+        put(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let record = record.clone();
+            async move {
+                let agent = headers.get("user-agent").and_then(|v| v.to_str().ok());
+                record.lock().expect("lock").push(agent.unwrap_or("(none)").to_string());
+                echo_first(&body, 3)
+            }
+        }),
+    ));
+    let url = server.url();
+    let ours = concat!("stream-client/", env!("CARGO_PKG_VERSION"));
+    for (extra, expected) in
+        [(None, ours.to_string()), (Some("nightly-churn 7"), format!("{ours} nightly-churn 7"))]
+    {
+        seen.lock().expect("lock").clear();
+        let mut pairs = vec![("urls", url.as_str()), ("columns", "3"), ("batch_rows", "4")];
+        pairs.extend(extra.map(|v| ("user_agent", v)));
+        let client = Client::new(ClientConfig::from_settings(pairs).expect("valid")).expect("client");
+        let scored = collect(client.score_rows(rows(10, 3).iter())).expect("scored");
+        assert_eq!(scored.len(), 10);
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.len(), 3, "three requests of at most 4 rows");
+        assert!(seen.iter().all(|a| *a == expected), "{seen:?}, expected {expected:?}");
+    }
+}
+
 #[test]
 fn a_client_error_fails_at_once_with_the_servers_message() {
     let server = real_server("logreg", &[]);

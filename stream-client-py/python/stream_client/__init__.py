@@ -94,6 +94,11 @@ class Scorer:
             executor process pins the version of its first answer. For one
             version across a whole Spark job, pin it on the driver:
             ``scorer = scorer.pinned()``.
+        **settings: any other client setting by name, checked by the Rust
+            core (a ``ValueError`` names an unknown one and lists them all):
+            for example ``user_agent="nightly-churn"`` (added to the
+            ``User-Agent`` header), ``keep_going``, ``backoff_max=30``,
+            ``eject_after``. See the client settings in the docs.
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class Scorer:
         truncate: bool = False,
         adaptive: bool = True,
         model_version: str | None = None,
+        **settings: Any,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.model = model
@@ -128,16 +134,23 @@ class Scorer:
         self.truncate = bool(truncate)
         self.adaptive = bool(adaptive)
         self.model_version = model_version
+        self.settings = dict(settings)
         self._config()  # checks every setting now (ValueError), in one place: Rust
 
     def _config(self, score_columns: int | None = None) -> Any:
         """The native, validated client configuration."""
-        return _native.Config(
-            self.urls, model=self.model, output=self.output, batch_rows=self.batch_rows,
-            batch_bytes=self.batch_bytes, in_flight=self.in_flight, timeout=self.timeout,
-            max_attempts=self.max_attempts, deadline=self.deadline,
-            score_columns=score_columns or self.score_columns, token=self.token,
-            truncate=self.truncate, adaptive=self.adaptive, model_version=self.model_version)
+        values = {
+            "urls": ",".join(self.urls), "model": self.model, "output": self.output,
+            "batch_rows": self.batch_rows, "batch_bytes": self.batch_bytes,
+            "in_flight": self.in_flight, "timeout": self.timeout,
+            "max_attempts": self.max_attempts, "deadline": self.deadline,
+            "score_columns": score_columns or self.score_columns, "token": self.token,
+            "truncate": self.truncate, "adaptive": self.adaptive,
+            "model_version": self.model_version,
+            **self.settings,
+        }
+        return _native.Config([(name, _setting_text(value)) for name, value in values.items()
+                               if value is not None])
 
     def __repr__(self) -> str:
         return (f"Scorer(urls={self.urls!r}, model={self.model!r}, output={self.output!r}, "
@@ -292,3 +305,12 @@ def _feature_list(features: str | Sequence[str] | None) -> list[str] | None:
     if isinstance(features, str):
         return [features]
     return list(features)
+
+
+def _setting_text(value: Any) -> str:
+    """A setting's value as the core parses it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Schema};
 
-use crate::Scored;
+use crate::batch::Scored;
 
 /// The Arrow type of a score column of `k` floats per row: `float32` for
 /// one, else a `list<float32>` (items named `element`, as Spark and

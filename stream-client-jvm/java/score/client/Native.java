@@ -55,11 +55,15 @@ final class Native {
     /** What {@link #turn} returns when the session wants a block of rows. */
     static final int FEED = -1;
 
-    static native long configure(String[] urls, String model, String output, String token,
-            int batchRows, int inFlight, double timeoutSeconds, int maxAttempts, boolean truncate,
-            boolean adaptive, String modelVersion);
+    /**
+     * Checks a scorer's settings (names and values alternating, as {@code
+     * stream_client::settings} names them) and returns this JVM's number for them.
+     */
+    static native long configure(String[] settings);
 
     static native String servedVersion(long config);
+
+    static native String setting(long config, String name);
 
     static native String pinned();
 

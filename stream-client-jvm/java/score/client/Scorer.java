@@ -41,34 +41,19 @@ public final class Scorer implements Serializable {
     /** The {@code errors} settings. */
     private static final List<String> ERRORS = List.of("raise", "column");
 
-    private final String[] urls;
-    private final String model;
-    private final String output;
-    private final String token;
-    private final int batchRows;
-    private final int inFlight;
-    private final double timeoutSeconds;
-    private final int maxAttempts;
-    private final boolean truncate;
-    private final boolean adaptive;
-    private final String modelVersion;
+    /**
+     * The client's settings by name, as the Rust core parses them ({@code stream_client::settings}):
+     * the builder's methods and {@link Builder#set} fill it; names, defaults and checks are the
+     * core's.
+     */
+    private final LinkedHashMap<String, String> settings;
     private final String errors;
     private final String errorColumn;
     /** {@link #config()}'s number: per JVM, so not serialized. */
     private transient long config;
 
     private Scorer(Builder b) {
-        this.urls = b.urls.clone();
-        this.model = b.model;
-        this.output = b.output;
-        this.token = b.token;
-        this.batchRows = b.batchRows;
-        this.inFlight = b.inFlight;
-        this.timeoutSeconds = b.timeoutSeconds;
-        this.maxAttempts = b.maxAttempts;
-        this.truncate = b.truncate;
-        this.adaptive = b.adaptive;
-        this.modelVersion = b.modelVersion;
+        this.settings = new LinkedHashMap<>(b.settings);
         this.errors = b.errors;
         this.errorColumn = b.errorColumn;
     }
@@ -88,33 +73,47 @@ public final class Scorer implements Serializable {
      * (stream-client's {@code ClientConfig::default}, also listed in the README).
      */
     public static final class Builder {
-        private final String[] urls;
-        private String model;
-        private String output;
-        private String token = System.getenv("SCORE_TOKEN");
-        private int batchRows = -1;
-        private int inFlight = -1;
-        private double timeoutSeconds = Double.NaN;
-        private int maxAttempts = -1;
-        private boolean truncate;
-        private boolean adaptive = true;
-        private String modelVersion;
+        private final LinkedHashMap<String, String> settings = new LinkedHashMap<>();
         private String errors = "raise";
         private String errorColumn = "score_error";
 
         private Builder(String[] urls) {
-            this.urls = Objects.requireNonNull(urls, "urls").clone();
+            for (String url : Objects.requireNonNull(urls, "urls")) {
+                Objects.requireNonNull(url, "a server URL is null");
+            }
+            settings.put("urls", String.join(",", urls));
+            set("token", System.getenv("SCORE_TOKEN"));
+        }
+
+        /**
+         * Any client setting by name, as text: the Rust core parses and checks it when {@link
+         * #build} runs ({@code IllegalArgumentException} naming an unknown one, with the list).
+         * For example {@code set("user_agent", "nightly-churn")} (added to the {@code User-Agent}
+         * header), {@code set("keep_going", "true")}, {@code set("backoff_max", "30s")}.
+         *
+         * @param name the setting's name, as the docs list it ({@code max_attempts})
+         * @param value its value; {@code null} takes the default
+         * @return this builder
+         */
+        public Builder set(String name, String value) {
+            Objects.requireNonNull(name, "name");
+            if (value == null) {
+                settings.remove(name);
+            } else {
+                settings.put(name, value);
+            }
+            return this;
         }
 
         /** @param name the model to score with ({@code /models/NAME}); default: the server's */
         public Builder model(String name) {
-            this.model = name;
+            set("model", name);
             return this;
         }
 
         /** @param name the model output to return ({@code ?output=}); default: the model's */
         public Builder output(String name) {
-            this.output = name;
+            set("output", name);
             return this;
         }
 
@@ -123,13 +122,13 @@ public final class Scorer implements Serializable {
          *     the environment variable {@code SCORE_TOKEN} where the builder runs
          */
         public Builder token(String token) {
-            this.token = token;
+            set("token", token);
             return this;
         }
 
         /** @param rows most rows per request */
         public Builder batchRows(int rows) {
-            this.batchRows = positive("batchRows", rows);
+            set("batch_rows", Integer.toString(positive("batchRows", rows)));
             return this;
         }
 
@@ -139,7 +138,7 @@ public final class Scorer implements Serializable {
          *     {@link #adaptive(boolean)} turns that off; this is the ceiling.
          */
         public Builder inFlight(int requests) {
-            this.inFlight = positive("inFlight", requests);
+            set("in_flight", Integer.toString(positive("inFlight", requests)));
             return this;
         }
 
@@ -149,13 +148,13 @@ public final class Scorer implements Serializable {
                 throw new IllegalArgumentException(
                         "timeoutSeconds must be a positive number of seconds, got " + seconds);
             }
-            this.timeoutSeconds = seconds;
+            set("timeout", Double.toString(seconds));
             return this;
         }
 
         /** @param attempts most attempts per batch, the first included */
         public Builder maxAttempts(int attempts) {
-            this.maxAttempts = positive("maxAttempts", attempts);
+            set("max_attempts", Integer.toString(positive("maxAttempts", attempts)));
             return this;
         }
 
@@ -164,7 +163,7 @@ public final class Scorer implements Serializable {
          *     {@link #inFlight(int)} requests in flight per task
          */
         public Builder adaptive(boolean on) {
-            this.adaptive = on;
+            set("adaptive", Boolean.toString(on));
             return this;
         }
 
@@ -176,7 +175,7 @@ public final class Scorer implements Serializable {
          *     across a whole Spark job, pin it on the driver.
          */
         public Builder modelVersion(String version) {
-            this.modelVersion = version;
+            set("model_version", version);
             return this;
         }
 
@@ -186,7 +185,7 @@ public final class Scorer implements Serializable {
          *     with the server's sentence naming it
          */
         public Builder truncate(boolean cut) {
-            this.truncate = cut;
+            set("truncate", Boolean.toString(cut));
             return this;
         }
 
@@ -370,9 +369,20 @@ public final class Scorer implements Serializable {
 
     @Override
     public String toString() {
-        return "Scorer(urls=" + Arrays.toString(urls) + ", model=" + model + ", output=" + output
-                + ", token=" + (token == null ? "none" : "***") + ", errors=" + errors
-                + (truncate ? ", truncate" : "") + ")";
+        StringBuilder s = new StringBuilder("Scorer(");
+        settings.forEach((name, value) ->
+                s.append(name).append('=').append(name.equals("token") ? "***" : value).append(", "));
+        return s.append("errors=").append(errors).append(')').toString();
+    }
+
+    /**
+     * The value the Rust client uses for a setting, after its parsing and defaults.
+     *
+     * @param name the setting's name ({@code user_agent}, {@code batch_rows}, ...)
+     * @return its value as text, or {@code null} when unset (a token reads {@code ***})
+     */
+    public String setting(String name) {
+        return Native.setting(config(), name);
     }
 
     // For Scoring.
@@ -387,14 +397,20 @@ public final class Scorer implements Serializable {
      */
     private synchronized long config() {
         if (config == 0) {
-            config = Native.configure(urls, model, output, token, batchRows, inFlight,
-                    timeoutSeconds, maxAttempts, truncate, adaptive, modelVersion);
+            String[] pairs = new String[settings.size() * 2];
+            int i = 0;
+            for (Map.Entry<String, String> e : settings.entrySet()) {
+                pairs[i++] = e.getKey();
+                pairs[i++] = e.getValue();
+            }
+            config = Native.configure(pairs);
         }
         return config;
     }
 
     int batchRows() {
-        return batchRows > 0 ? batchRows : Native.defaultBatchRows();
+        String rows = settings.get("batch_rows");
+        return rows != null ? Integer.parseInt(rows.trim()) : Native.defaultBatchRows();
     }
 
     boolean errorsAsColumn() {
