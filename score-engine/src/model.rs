@@ -170,61 +170,7 @@ impl Model {
             },
             _ => None,
         };
-        let (plan, outputs, engine_reason) = match (tract, ort) {
-            (Some(Ok(t)), None) => {
-                let reason = match choice {
-                    EngineChoice::Auto => "auto: onnxruntime is not available".to_string(),
-                    EngineChoice::Default => "the default engine".to_string(),
-                    EngineChoice::Fixed(_) => "--engine tract".to_string(),
-                };
-                (t.0, t.1, reason)
-            }
-            (None, Some(Ok(o))) => (o.0, o.1, "--engine onnxruntime".to_string()),
-            (Some(Err(e)), None) | (None, Some(Err(e))) => return Err(e),
-            (Some(Ok(t)), Some(Ok(o))) => {
-                let sizes = options.probe_rows();
-                let choice = crate::select::select(
-                    &t.1,
-                    &feeds,
-                    &t.0,
-                    &o.0,
-                    &sizes,
-                    options.probe_budget,
-                )
-                .map_err(|why| {
-                    unservable(format!(
-                        "engine auto: tract and onnxruntime disagree, so neither is trusted: {why}"
-                    ))
-                })?;
-                let reason = choice.reason();
-                tracing::info!(model = name, engine = %choice.engine, reason = %reason,
-                    "engine chosen");
-                match choice.engine {
-                    EngineKind::Tract => (t.0, t.1, reason),
-                    EngineKind::OnnxRuntime => (o.0, o.1, reason),
-                }
-            }
-            (Some(Err(te)), Some(Ok(o))) => {
-                let te = te.reason();
-                tracing::warn!(model = name, tract = %te,
-                    "engine auto: tract cannot load the model; onnxruntime serves it");
-                (o.0, o.1, format!("auto: tract cannot load it ({te})"))
-            }
-            (Some(Ok(t)), Some(Err(oe))) => {
-                let oe = oe.reason();
-                tracing::warn!(model = name, onnxruntime = %oe,
-                    "engine auto: onnxruntime cannot load the model; tract serves it");
-                (t.0, t.1, format!("auto: onnxruntime cannot load it ({oe})"))
-            }
-            (Some(Err(te)), Some(Err(oe))) => {
-                return Err(unservable(format!(
-                    "neither engine can load it: tract: {}; onnxruntime: {}",
-                    te.reason(),
-                    oe.reason()
-                )));
-            }
-            (None, None) => unreachable!("an engine is always asked for"),
-        };
+        let (plan, outputs, engine_reason) = settle(name, choice, options, &feeds, tract, ort)?;
         for output in &outputs {
             if !is_servable_dtype(&output.dtype) {
                 // Kept in the metadata, refused with 404 when asked for.
@@ -430,4 +376,77 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// What loading in one engine gave: its plan and the outputs' docs, or why
+/// it could not load the model.
+type Loaded = Result<(Plan, Vec<OutputDoc>), LoadError>;
+
+/// The engine that serves a model, given what each engine asked for made
+/// of it (`None`: not asked), and why, in a sentence. Under `auto` with
+/// both loaded, they run sample rows and must agree ([`crate::select`]).
+fn settle(
+    name: &str,
+    choice: EngineChoice,
+    options: &EngineOptions,
+    feeds: &[Feed],
+    tract: Option<Loaded>,
+    ort: Option<Loaded>,
+) -> Result<(Plan, Vec<OutputDoc>, String), LoadError> {
+    let unservable = |reason: String| LoadError::Unservable { name: name.to_string(), reason };
+    Ok(match (tract, ort) {
+        (Some(Ok(t)), None) => {
+            let reason = match choice {
+                EngineChoice::Auto => "auto: onnxruntime is not available".to_string(),
+                EngineChoice::Default => "the default engine".to_string(),
+                EngineChoice::Fixed(_) => "--engine tract".to_string(),
+            };
+            (t.0, t.1, reason)
+        }
+        (None, Some(Ok(o))) => (o.0, o.1, "--engine onnxruntime".to_string()),
+        (Some(Err(e)), None) | (None, Some(Err(e))) => return Err(e),
+        (Some(Ok(t)), Some(Ok(o))) => {
+            let sizes = options.probe_rows();
+            let choice = crate::select::select(
+                &t.1,
+                feeds,
+                &t.0,
+                &o.0,
+                &sizes,
+                options.probe_budget,
+            )
+            .map_err(|why| {
+                unservable(format!(
+                    "engine auto: tract and onnxruntime disagree, so neither is trusted: {why}"
+                ))
+            })?;
+            let reason = choice.reason();
+            tracing::info!(model = name, engine = %choice.engine, reason = %reason,
+                "engine chosen");
+            match choice.engine {
+                EngineKind::Tract => (t.0, t.1, reason),
+                EngineKind::OnnxRuntime => (o.0, o.1, reason),
+            }
+        }
+        (Some(Err(te)), Some(Ok(o))) => {
+            let te = te.reason();
+            tracing::warn!(model = name, tract = %te,
+                "engine auto: tract cannot load the model; onnxruntime serves it");
+            (o.0, o.1, format!("auto: tract cannot load it ({te})"))
+        }
+        (Some(Ok(t)), Some(Err(oe))) => {
+            let oe = oe.reason();
+            tracing::warn!(model = name, onnxruntime = %oe,
+                "engine auto: onnxruntime cannot load the model; tract serves it");
+            (t.0, t.1, format!("auto: onnxruntime cannot load it ({oe})"))
+        }
+        (Some(Err(te)), Some(Err(oe))) => {
+            return Err(unservable(format!(
+                "neither engine can load it: tract: {}; onnxruntime: {}",
+                te.reason(),
+                oe.reason()
+            )));
+        }
+        (None, None) => unreachable!("an engine is always asked for"),
+    })
 }

@@ -301,51 +301,10 @@ impl Inner {
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .map(|ms| Duration::from_secs_f64(ms / 1e3));
-        let Some(expected) = codec::body_len(batch.rows, columns) else {
-            return Outcome::Bad(format!(
-                "X-Score-Columns {columns} cannot be the width of {} rows",
-                batch.rows
-            ));
+        let body = match read_answer(&mut response, batch.rows, columns, timeout).await {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
         };
-        if let Some(len) = response.content_length().filter(|len| *len != expected as u64) {
-            return Outcome::Bad(format!(
-                "{len} bytes announced for {} rows × {columns} columns (expected {expected})",
-                batch.rows
-            ));
-        }
-        let mut body = Vec::with_capacity(expected);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() > expected => {
-                    return Outcome::Bad(format!(
-                        "more than the {expected} bytes of {} rows × {columns} columns",
-                        batch.rows
-                    ));
-                }
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    let Outcome::Transient { reason, message, .. } = transport(e) else {
-                        unreachable!("transport errors are transient")
-                    };
-                    return Outcome::Transient {
-                        reason,
-                        retry_after: None,
-                        message: format!(
-                            "answer cut short: received {} of {expected} bytes ({message})",
-                            body.len()
-                        ),
-                    };
-                }
-            }
-        }
-        if body.len() != expected {
-            return Outcome::Transient {
-                reason: Retryable::Io,
-                retry_after: None,
-                message: format!("answer cut short: received {} of {expected} bytes", body.len()),
-            };
-        }
         let mut values = Vec::with_capacity(batch.rows * columns);
         if let Err(e) = codec::decode_into(&body, &mut values) {
             return Outcome::Bad(e.to_string());
@@ -416,6 +375,57 @@ impl Inner {
 /// version that scored it, on a 409 the one the server serves).
 fn model_version(response: &reqwest::Response) -> Option<String> {
     response.headers().get(headers::MODEL_VERSION)?.to_str().ok().map(str::to_string)
+}
+
+/// The answer's body: exactly `rows × columns` floats' bytes, never more
+/// read than that (a longer or shorter answer is an [`Outcome`] too).
+async fn read_answer(
+    response: &mut reqwest::Response,
+    rows: usize,
+    columns: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, Outcome> {
+    let Some(expected) = codec::body_len(rows, columns) else {
+        return Err(Outcome::Bad(format!(
+            "X-Score-Columns {columns} cannot be the width of {rows} rows"
+        )));
+    };
+    if let Some(len) = response.content_length().filter(|len| *len != expected as u64) {
+        return Err(Outcome::Bad(format!(
+            "{len} bytes announced for {rows} rows × {columns} columns (expected {expected})"
+        )));
+    }
+    let mut body = Vec::with_capacity(expected);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > expected => {
+                return Err(Outcome::Bad(format!(
+                    "more than the {expected} bytes of {rows} rows × {columns} columns"
+                )));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Outcome::Transient {
+                    reason: classify_transport(&e),
+                    retry_after: None,
+                    message: format!(
+                        "answer cut short: received {} of {expected} bytes ({})",
+                        body.len(),
+                        describe(&e, timeout)
+                    ),
+                });
+            }
+        }
+    }
+    if body.len() != expected {
+        return Err(Outcome::Transient {
+            reason: Retryable::Io,
+            retry_after: None,
+            message: format!("answer cut short: received {} of {expected} bytes", body.len()),
+        });
+    }
+    Ok(body)
 }
 
 /// `request` with the bearer token, if there is one.

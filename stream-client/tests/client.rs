@@ -223,7 +223,8 @@ fn the_user_agent_setting_reaches_the_server() {
         seen.lock().expect("lock").clear();
         let mut pairs = vec![("urls", url.as_str()), ("columns", "3"), ("batch_rows", "4")];
         pairs.extend(extra.map(|v| ("user_agent", v)));
-        let client = Client::new(ClientConfig::from_settings(pairs).expect("valid")).expect("client");
+        let client =
+            Client::new(ClientConfig::from_settings(pairs).expect("valid")).expect("client");
         let scored = collect(client.score_rows(rows(10, 3).iter())).expect("scored");
         assert_eq!(scored.len(), 10);
         let seen = seen.lock().expect("lock");
