@@ -233,7 +233,11 @@ def main():
         return
     crates = [Path(a) for a in sys.argv[1:]]
     if not crates:
-        crates = sorted(p.parent for p in ROOT.glob("*/Cargo.toml") if (p.parent / "src").is_dir())
+        crates = sorted(
+            p.parent
+            for p in [*ROOT.glob("*/Cargo.toml"), *ROOT.glob("*/*/Cargo.toml")]
+            if (p.parent / "src").is_dir()
+        )
     bad = 0
     for crate in crates:
         edges = graph(crate)

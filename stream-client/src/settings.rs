@@ -100,7 +100,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting!(
         "truncate",
-        "true|false",
+        "true or false",
         "cut texts longer than an embedding model's limit",
         |c, v| c.truncate = boolean(v)?,
         |c| Some(c.truncate.to_string())
@@ -128,7 +128,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting!(
         "adaptive",
-        "true|false",
+        "true or false",
         "adapt each server's concurrency to its answers",
         |c, v| c.adaptive = boolean(v)?,
         |c| Some(c.adaptive.to_string())
@@ -205,7 +205,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting!(
         "keep_going",
-        "true|false",
+        "true or false",
         "after a batch fails for good, yield its error and go on",
         |c, v| c.keep_going = boolean(v)?,
         |c| Some(c.keep_going.to_string())
@@ -247,6 +247,24 @@ impl ClientConfig {
     pub fn setting(&self, name: &str) -> Option<String> {
         find(name).ok().and_then(|s| (s.show)(self))
     }
+}
+
+/// The settings as a Markdown table (name, value, default, what it does):
+/// `docs/client-settings.md` is this, checked by a test.
+pub fn markdown() -> String {
+    let defaults = ClientConfig::default();
+    let mut out = String::from("| Setting | Value | Default | What it does |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let default = (s.show)(&defaults).filter(|d| !d.is_empty());
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            s.unit,
+            default.map_or("(none)".to_string(), |d| format!("`{d}`")),
+            s.doc
+        ));
+    }
+    out
 }
 
 fn find(name: &str) -> Result<&'static Setting, ScoreError> {
@@ -315,6 +333,30 @@ mod tests {
             SETTINGS.iter().map(|s| s.name).collect::<std::collections::HashSet<_>>().len(),
             SETTINGS.len(),
             "names are unique"
+        );
+    }
+
+    /// The docs list every setting with its default as the code has it;
+    /// `SCORE_WRITE_DOCS=1 cargo test -p stream-client settings` rewrites
+    /// the table after a change.
+    #[test]
+    fn the_docs_table_is_the_code_s() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/client-settings.md");
+        let doc = std::fs::read_to_string(path).expect("docs/client-settings.md");
+        let (start, end) = ("<!-- settings table -->\n", "<!-- end of settings table -->");
+        let (Some(a), Some(b)) = (doc.find(start), doc.find(end)) else {
+            panic!("{path} lacks the table markers")
+        };
+        let table = markdown();
+        if std::env::var_os("SCORE_WRITE_DOCS").is_some() {
+            let new = format!("{}{table}{}", &doc[..a + start.len()], &doc[b..]);
+            std::fs::write(path, new).expect("write the docs");
+            return;
+        }
+        assert_eq!(
+            &doc[a + start.len()..b],
+            table,
+            "{path} is out of date: SCORE_WRITE_DOCS=1 cargo test -p stream-client settings"
         );
     }
 

@@ -15,7 +15,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::Built;
-use super::tree::{PostTransform, exp, logistic, probit};
+use super::post::{PostTransform, exp, logistic, probit};
 
 /// Coefficients, one row of `features` per model (class or target).
 #[derive(Debug, Clone, PartialEq)]

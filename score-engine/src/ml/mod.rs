@@ -22,6 +22,7 @@ mod conformance;
 mod label;
 mod linear;
 mod onehot;
+mod post;
 mod svm;
 mod tree;
 
@@ -394,8 +395,8 @@ impl Expansion for ZipMap {
 }
 
 /// The `post_transform` attribute (NONE when absent).
-fn post_transform(node: &NodeProto) -> TractResult<tree::PostTransform> {
-    tree::PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
+fn post_transform(node: &NodeProto) -> TractResult<post::PostTransform> {
+    post::PostTransform::parse(node.get_attr_opt::<&str>("post_transform")?.unwrap_or("NONE"))
 }
 
 /// A classifier's labels: the int64 list `ints` (its name differs between

@@ -14,7 +14,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::Built;
-use super::tree::{PostTransform, logistic, probit};
+use super::post::{PostTransform, logistic, probit};
 
 /// The kernel and its parameters (`kernel_params`: gamma, coef0, degree).
 #[derive(Debug, Clone, Copy, PartialEq)]
