@@ -12,7 +12,7 @@ models/ml-cases/:
                          outputs, in the format of models/zoo/
 
 Converters only ever produce a few of these variants; these cases pin the
-rest. The Rust unit tests in score-server/src/ml/ load each case and compare
+rest. The Rust unit tests in score-engine/src/ml/ load each case and compare
 every output with onnxruntime's. Run through `models/generate.sh` (its venv
 has onnx and onnxruntime); seeded, so a re-run writes the same bytes.
 """

@@ -51,7 +51,7 @@ def in_process(model_dir, batches, seconds, sort=False):
 
     def embed(batch):
         if sort:
-            # As the server does (engine/embed.rs, call_rows): longest
+            # As the server does (score-engine/src/embed.rs, call_rows): longest
             # first; a call ends at 8,192 padded tokens or, once it holds
             # 16 texts, at a text shorter than 0.9x its longest; answers
             # back in input order.
