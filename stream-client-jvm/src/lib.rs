@@ -8,8 +8,11 @@
 //! side (`java/score/client/Scoring.java`) drives it: it asks
 //! [`Java_score_client_Native_turn`] what is needed, and either fills a
 //! block of rows from Spark's iterator ([`Java_score_client_Native_feed`])
-//! or takes the next scored batch. Rows are thus pulled only when the
-//! window has room, and the client never calls back into the JVM.
+//! or takes the next rows' results. Rows are thus pulled only when the
+//! window has room, and the client never calls back into the JVM. A row
+//! Java cannot send is reported here ([`Java_score_client_Native_reject`]);
+//! the [`ledger`] puts it back in its place among the scored rows, so Java
+//! only pairs each result with the row's pass-through values, in order.
 //!
 //! Every JVM has one client per configuration ([`Client::shared`]), so the
 //! task threads of an executor share one runtime, one connection pool, the
@@ -17,6 +20,7 @@
 //! number; closing it (or dropping it here) aborts its requests in flight.
 
 mod direct;
+mod ledger;
 mod natives;
 
 use std::collections::HashMap;
@@ -142,13 +146,23 @@ fn configured(id: jlong) -> Result<ClientConfig, Failure> {
         .ok_or_else(|| Failure::Invalid(format!("no configuration numbered {id}")))
 }
 
-/// An open session and what the Java side needs to read its results.
+/// A partition being scored: its session, once the first row to send
+/// gives the width (`Native.begin`), and the ledger of its rows in input
+/// order.
 struct Open {
-    session: Session,
-    /// Failed batches are reported (errors as a column), not thrown.
+    /// The configuration the session is made from.
+    config: ClientConfig,
+    session: Option<Session>,
+    /// Failed batches and rejected rows are reported (errors as a
+    /// column), not thrown.
     keep_going: bool,
-    /// The message of the last batch that failed with `keep_going`.
+    /// The message of the last rows `turn` reported failed.
     last_error: Option<String>,
+    ledger: ledger::Ledger,
+    /// The input ended before any row was sent (no session needed).
+    ended: bool,
+    /// The session said every result has been returned.
+    done: bool,
 }
 
 /// The open sessions by number.

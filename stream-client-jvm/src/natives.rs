@@ -10,7 +10,9 @@ use jni::EnvUnowned;
 use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, JString};
 use jni::sys::{jboolean, jint, jlong};
 use score_protocol::media::BodyFormat;
-use stream_client::{Client, ClientConfig, Input, Turn};
+use stream_client::{Client, ClientConfig, Input, Session, Turn};
+
+use crate::ledger::{Ledger, Out};
 
 use crate::{
     Failure, NEXT_SESSION, Open, Throw, configured, direct, lock, register, session, sessions,
@@ -90,26 +92,30 @@ pub extern "system" fn Java_score_client_Native_scoreColumns<'l>(
     .resolve::<Throw>()
 }
 
-/// `Native.open(config, keepGoing, columns, scoreColumns)`: starts a
-/// session over `columns` features per row, expecting `score_columns`
-/// scores per row; returns its number.
+/// `Native.open(config, keepGoing)`: starts scoring a partition; returns
+/// its number. The session itself starts at `Native.begin`, once a row to
+/// send gives the width; rows rejected before that are still reported in
+/// their place.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_score_client_Native_open<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     config: jlong,
     keep_going: jboolean,
-    columns: jint,
-    score_columns: jint,
 ) -> jlong {
     env.with_env(|_env| -> Result<jlong, Failure> {
         stream_client::log_to_stderr("STREAM_CLIENT_LOG");
-        let mut c = configured(config)?;
-        c.keep_going = keep_going;
-        c.columns = usize::try_from(columns).unwrap_or(0);
-        c.score_columns = usize::try_from(score_columns).ok().filter(|&k| k > 0);
-        let client = Client::shared(c).map_err(|e| Failure::Invalid(e.to_string()))?;
-        let open = Open { session: client.session(), keep_going, last_error: None };
+        let mut config = configured(config)?;
+        config.keep_going = keep_going;
+        let open = Open {
+            config,
+            session: None,
+            keep_going,
+            last_error: None,
+            ledger: Ledger::default(),
+            ended: false,
+            done: false,
+        };
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         sessions().get_or_insert_default().insert(id, Arc::new(Mutex::new(open)));
         Ok(id)
@@ -117,15 +123,60 @@ pub extern "system" fn Java_score_client_Native_open<'l>(
     .resolve::<Throw>()
 }
 
+/// `Native.begin(session, columns, scoreColumns)`: starts the session over
+/// `columns` features per row, expecting `scoreColumns` scores per row.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_begin<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+    columns: jint,
+    score_columns: jint,
+) {
+    env.with_env(|_env| -> Result<(), Failure> {
+        let open = session(id)?;
+        let mut open = lock(&open);
+        let mut c = open.config.clone();
+        c.columns = usize::try_from(columns).unwrap_or(0);
+        c.score_columns = usize::try_from(score_columns).ok().filter(|&k| k > 0);
+        let client = Client::shared(c).map_err(|e| Failure::Invalid(e.to_string()))?;
+        open.session = Some(client.session());
+        Ok(())
+    })
+    .resolve::<Throw>()
+}
+
+/// `Native.reject(session, before, why)`: the next input row cannot be
+/// sent (`why`), after `before` rows of the block being filled. With
+/// errors as a column it comes back in its place from `turn`; otherwise
+/// this throws `ScoreException` naming the row.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_reject<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    id: jlong,
+    before: jint,
+    why: JString<'l>,
+) {
+    env.with_env(|env| -> Result<(), Failure> {
+        let why = why.try_to_string(env)?;
+        let open = session(id)?;
+        let mut open = lock(&open);
+        let message = open.ledger.reject(u64::try_from(before).unwrap_or(0), &why);
+        if open.keep_going { Ok(()) } else { Err(Failure::Score(message)) }
+    })
+    .resolve::<Throw>()
+}
+
 /// What `Native.turn` returns when the session needs a block of rows.
 const FEED: jint = -1;
 
-/// `Native.turn(session, out)`: what the session needs next. `-1`: a block
-/// of rows (`Native.feed`); `0`: every result has been returned; `n > 0`:
+/// `Native.turn(session, out)`: what the partition needs next. `-1`: a
+/// block of rows (`Native.feed`); `0`: every row has come back; `n > 0`:
 /// the next `n` rows' scores are in `out` (row-major); `n < -1`: the next
-/// `-n - 1` rows failed (errors as a column) and `Native.lastError` says
-/// why. Other failures throw `ScoreException`. Blocks while waiting for the
-/// servers.
+/// `-n - 1` rows failed (errors as a column; rejected rows included) and
+/// `Native.lastError` says why. Other failures throw `ScoreException`.
+/// Blocks while waiting for the servers.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_score_client_Native_turn<'l>(
     mut env: EnvUnowned<'l>,
@@ -136,27 +187,43 @@ pub extern "system" fn Java_score_client_Native_turn<'l>(
     env.with_env(|env| -> Result<jint, Failure> {
         let open = session(id)?;
         let mut open = lock(&open);
-        match open.session.turn() {
-            Turn::Feed => Ok(FEED),
-            Turn::Done => Ok(0),
-            Turn::Result(Ok(scored)) => {
-                let room = out.len(env)?;
-                if scored.values.len() > room {
-                    return Err(Failure::Invalid(format!(
-                        "the score array holds {room} floats, a batch has {}",
-                        scored.values.len()
-                    )));
+        let open = &mut *open;
+        loop {
+            match open.ledger.next() {
+                Some(Out::Scores { values, rows: n }) => {
+                    let room = out.len(env)?;
+                    if values.len() > room {
+                        return Err(Failure::Invalid(format!(
+                            "the score array holds {room} floats, a batch has {}",
+                            values.len()
+                        )));
+                    }
+                    out.set_region(env, 0, &values)?;
+                    return rows(n);
                 }
-                out.set_region(env, 0, &scored.values)?;
-                Ok(rows(scored.rows)?)
+                Some(Out::Failed { rows: n, message }) => {
+                    open.last_error = Some(message);
+                    return Ok(-rows(n)? - 1);
+                }
+                None => {}
             }
-            Turn::Result(Err(e)) => match e.batch() {
-                Some((_, n)) if open.keep_going => {
-                    open.last_error = Some(e.to_string());
-                    Ok(-rows(n)? - 1)
+            let session = match &mut open.session {
+                Some(session) if !open.done => session,
+                _ if open.done || open.ended => return Ok(0),
+                None => return Ok(FEED),
+                Some(_) => unreachable!("matched above"),
+            };
+            match session.turn() {
+                Turn::Feed => return Ok(FEED),
+                Turn::Done => open.done = true,
+                Turn::Result(Ok(scored)) => {
+                    open.ledger.scored(scored.values, scored.columns, scored.rows);
                 }
-                _ => Err(Failure::Score(e.to_string())),
-            },
+                Turn::Result(Err(e)) => match e.batch() {
+                    Some((_, n)) if open.keep_going => open.ledger.failed(n, e.to_string()),
+                    _ => return Err(Failure::Score(e.to_string())),
+                },
+            }
         }
     })
     .resolve::<Throw>()
@@ -198,7 +265,10 @@ pub extern "system" fn Java_score_client_Native_feed<'l>(
         let open = session(id)?;
         let mut open = lock(&open);
         if rows <= 0 {
-            open.session.feed(None);
+            match &mut open.session {
+                Some(session) => session.feed(None),
+                None => open.ended = true,
+            }
             return Ok(());
         }
         let floats = usize::try_from(rows)
@@ -207,7 +277,8 @@ pub extern "system" fn Java_score_client_Native_feed<'l>(
             .and_then(|(r, c)| r.checked_mul(c))
             .ok_or_else(|| Failure::Invalid(format!("{rows} rows of {columns} columns")))?;
         let values = direct::floats(env, &block, floats).map_err(Failure::Invalid)?;
-        open.session.feed(Some(values));
+        started(&mut open)?.feed(Some(values));
+        open.ledger.sent(floats / columns.max(1) as usize);
         Ok(())
     })
     .resolve::<Throw>()
@@ -237,7 +308,7 @@ pub extern "system" fn Java_score_client_Native_feedTexts<'l>(
         let column = column.try_to_string(env)?;
         let (offsets, values) =
             direct::texts(env, &block, rows, bytes).map_err(Failure::Invalid)?;
-        let config = open.session.config().clone();
+        let config = started(&mut open)?.config().clone();
         let bodies = stream_client::arrow::typed::text_bodies(
             &column,
             offsets,
@@ -246,12 +317,19 @@ pub extern "system" fn Java_score_client_Native_feedTexts<'l>(
             config.batch_bytes,
         )
         .map_err(Failure::Invalid)?;
+        let session = started(&mut open)?;
         for (rows, body) in bodies {
-            open.session.feed_input(Some(Input::Body { rows, body, format: BodyFormat::Arrow }));
+            session.feed_input(Some(Input::Body { rows, body, format: BodyFormat::Arrow }));
         }
+        open.ledger.sent(rows);
         Ok(())
     })
     .resolve::<Throw>()
+}
+
+/// The partition's session, which `Native.begin` started.
+fn started(open: &mut Open) -> Result<&mut Session, Failure> {
+    open.session.as_mut().ok_or_else(|| Failure::Invalid("rows fed before Native.begin".into()))
 }
 
 /// `Native.close(session)`: ends a session; its requests still in flight

@@ -1,5 +1,7 @@
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.expr;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.when;
 
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
@@ -23,7 +25,8 @@ import score.client.Scorer;
  *       as that array or as separate columns {@code f0..}, the last {@code drop} left out;
  *       writes {@code id}, the score (and the error column) to Parquet. {@code features=C}
  *       names the feature column instead (a string column {@code text} for an embedding model,
- *       with {@code model=NAME} and {@code truncate=1});
+ *       with {@code model=NAME} and {@code truncate=1}); {@code nulls=N} makes every row whose
+ *       {@code id} is a multiple of N null in {@code features} (rows that cannot be sent);
  *   <li>{@code job=limit input=P urls=U}: {@code limit(10)} of the scored rows, collected;
  *       with {@code hold=1} the JVM then waits for its stdin to close;
  *   <li>{@code job=heap rows=N width=W urls=U}: N generated rows of W features in one
@@ -72,6 +75,11 @@ public final class ScoreJob {
         switch (a.get("job")) {
             case "parquet": {
                 Dataset<Row> df = spark.read().parquet(a.get("input"));
+                if (a.containsKey("nulls")) {
+                    df = df.withColumn("features",
+                            when(col("id").mod(Long.parseLong(a.get("nulls"))).equalTo(0),
+                                    lit(null)).otherwise(col("features")));
+                }
                 String[] features = {a.getOrDefault("features", "features")};
                 if (a.getOrDefault("layout", "array").equals("columns")) {
                     int width = Integer.parseInt(a.getOrDefault("width", "100"))

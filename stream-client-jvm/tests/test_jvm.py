@@ -11,6 +11,7 @@ import urllib.request
 
 import numpy as np
 import requests
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import (MODELS, Job, Server, as_matrix, command, embedding_reference, spark_submit,
@@ -144,6 +145,33 @@ def test_an_error_column_instead_of_failing(dataset, start_server, tmp_path):
     reasons = set(table["score_error"].to_pylist())
     assert len(reasons) > 0 and all(
         "X-Score-Columns is 99 but model logreg takes 100 columns" in r for r in reasons)
+
+
+def test_rows_that_cannot_be_sent_come_back_in_their_place(dataset, start_server, tmp_path):
+    """Every 7th row's features are null, the partition's first row among
+    them: with errors as a column each comes back in its place with a null
+    score and its reason, the others scored as always, none missing or
+    repeated; without, the job fails naming the row."""
+    server = start_server()
+    submit(job="parquet", input=dataset.path, output=tmp_path / "scored", urls=server.url,
+           nulls=7, errors="column").check()
+    table = pq.read_table(tmp_path / "scored").sort_by("id")
+    ids = table["id"].to_numpy()
+    assert np.array_equal(ids, np.arange(dataset.ROWS)), "a row missing or repeated"
+    bad = ids % 7 == 0
+    errors = table["score_error"].to_pylist()
+    assert errors[0] == "row 0 of the partition: feature column features is null", errors[0]
+    reason = re.compile(r"row \d+ of the partition: feature column features is null")
+    assert all(reason.fullmatch(errors[i]) for i in np.flatnonzero(bad))
+    assert all(errors[i] is None for i in np.flatnonzero(~bad))
+    assert table["score"].null_count == bad.sum()
+    good = as_matrix(table.filter(pa.array(~bad))["score"])
+    assert np.abs(good - dataset.expected[~bad]).max() <= 1e-6
+
+    job = submit(job="parquet", input=dataset.path, output=tmp_path / "raised", urls=server.url,
+                 nulls=7)
+    assert job.returncode != 0
+    assert "of the partition: feature column features is null" in job.stderr, job.stderr[-4000:]
 
 
 def test_a_single_score_per_row_is_a_float_column(linreg_dataset, start_server, tmp_path):

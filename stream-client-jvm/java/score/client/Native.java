@@ -69,7 +69,11 @@ final class Native {
 
     static native int scoreColumns(long config);
 
-    static native long open(long config, boolean keepGoing, int columns, int scoreColumns);
+    static native long open(long config, boolean keepGoing);
+
+    static native void begin(long session, int columns, int scoreColumns);
+
+    static native void reject(long session, int before, String why);
 
     static native int turn(long session, float[] out);
 

@@ -387,8 +387,8 @@ public final class Scorer implements Serializable {
 
     // For Scoring.
 
-    long open(int columns, int scoreColumns) {
-        return Native.open(config(), errors.equals("column"), columns, scoreColumns);
+    long open() {
+        return Native.open(config(), errors.equals("column"));
     }
 
     /**

@@ -18,20 +18,12 @@ import scala.collection.immutable.ArraySeq;
 /**
  * One partition being scored: drives the native session (see stream-client-jvm/src/lib.rs).
  * Each turn the session either wants a block of rows, filled here from Spark's iterator into a
- * direct buffer, or hands back the next scored batch, matched here with the rows that were sent
- * (their {@code keep} values wait in {@link #sent}). Used by one thread, the task's.
+ * direct buffer, or hands back the next rows' results in input order, scored or failed (a row
+ * that could not be sent is reported to the native side, which puts it back in its place). Each
+ * result is paired with the oldest row's {@code keep} values ({@link #kept}). Used by one
+ * thread, the task's.
  */
 final class Scoring implements Iterator<Row>, AutoCloseable {
-    /** An input row on its way: its passthrough values, and why it failed if it did locally. */
-    private static final class Pending {
-        final Object[] keep;
-        final String error;
-
-        Pending(Object[] keep, String error) {
-            this.keep = keep;
-            this.error = error;
-        }
-    }
 
     private final Scorer scorer;
     private final Iterator<Row> input;
@@ -50,12 +42,12 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
     private byte[] textBytes;
     private int[] textOffsets;
     private float[] scores;
-    /** The first good row, read to learn the width before the session opens. */
+    /** The first good row, read to learn the width before the session begins. */
     private Row peeked;
-    private long rowsRead;
     private boolean inputDone;
     private boolean finished;
-    private final ArrayDeque<Pending> sent = new ArrayDeque<>();
+    /** The pass-through values of every row read and not yet output, in input order. */
+    private final ArrayDeque<Object[]> kept = new ArrayDeque<>();
     private final ArrayDeque<Row> ready = new ArrayDeque<>();
 
     Scoring(Scorer scorer, Iterator<Row> input, String[] features, String[] keep) {
@@ -112,12 +104,10 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         if (r == Native.FEED) {
             fill();
         } else if (r == 0) {
-            release();
             close();
         } else if (r > 0) {
             FloatBuffer view = FloatBuffer.wrap(scores);
             for (int i = 0; i < r; i++) {
-                Pending p = nextSent();
                 Object score;
                 if (width == 1) {
                     score = view.get(i);
@@ -127,25 +117,23 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
                     view.get(row);
                     score = ArraySeq.unsafeWrapArray(row);
                 }
-                ready.add(output(p.keep, score, null));
+                ready.add(output(score, null));
             }
-            release();
         } else {
             int failed = -r - 1;
             String why = Native.lastError(session);
             for (int i = 0; i < failed; i++) {
-                ready.add(output(nextSent().keep, null, why));
+                ready.add(output(null, why));
             }
-            release();
         }
     }
 
-    /** Learns the layout and the width from the first good row, then opens the session. */
+    /** Learns the layout and the width from the first good row, then begins the session. */
     private void start() {
         started = true;
+        session = scorer.open();
         while (peeked == null && input.hasNext()) {
             Row row = input.next();
-            rowsRead++;
             if (layout == null) {
                 StructType schema = row.schema();
                 if (schema == null) {
@@ -160,7 +148,7 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             }
             int w = layout.width(row);
             if (w < 0) {
-                fail(row, "feature column " + layout.names[0] + " is null");
+                reject(row, 0, "feature column " + layout.names[0] + " is null");
             } else {
                 columns = w;
                 peeked = row;
@@ -168,8 +156,9 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         }
         if (peeked == null) {
             // An empty partition, or only rows that failed here: no server asked.
-            release();
-            finished = true;
+            inputDone = true;
+            Native.feed(session, null, 0, 1);
+            scores = new float[0];
             return;
         }
         width = scorer.scoreColumns();
@@ -183,7 +172,7 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
                     .order(ByteOrder.nativeOrder());
         }
         scores = new float[Math.multiplyExact(rows, width)];
-        session = scorer.open(columns, width);
+        Native.begin(session, columns, width);
     }
 
     /** Fills the block with up to batchRows rows (local failures skip it) and feeds it. */
@@ -204,10 +193,10 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             looked++;
             String bad = layout.write(row, view, columns);
             if (bad == null) {
-                sent.add(new Pending(keepValues(row), null));
+                kept.add(keepValues(row));
                 rows++;
             } else {
-                fail(row, bad);
+                reject(row, rows, bad);
             }
         }
         if (rows > 0 || inputDone) {
@@ -216,7 +205,6 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
                 Native.feed(session, block, 0, columns);
             }
         }
-        release();
     }
 
     /**
@@ -236,12 +224,12 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             }
             looked++;
             if (row.isNullAt(layout.fields[0])) {
-                fail(row, "feature column " + layout.names[0] + " is null");
+                reject(row, rows, "feature column " + layout.names[0] + " is null");
                 continue;
             }
             byte[] utf8 = row.getString(layout.fields[0]).getBytes(StandardCharsets.UTF_8);
             if (utf8.length > Integer.MAX_VALUE - 8 - end) {
-                fail(row, "the texts of one batch pass 2 GiB; lower batchRows");
+                reject(row, rows, "the texts of one batch pass 2 GiB; lower batchRows");
                 continue;
             }
             if (end + utf8.length > textBytes.length) {
@@ -252,7 +240,7 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             System.arraycopy(utf8, 0, textBytes, end, utf8.length);
             end += utf8.length;
             textOffsets[++rows] = end;
-            sent.add(new Pending(keepValues(row), null));
+            kept.add(keepValues(row));
         }
         if (rows > 0) {
             int need = Math.addExact(Math.multiplyExact(rows + 1, 4), end);
@@ -270,7 +258,6 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         if (inputDone) {
             Native.feed(session, null, 0, 1);
         }
-        release();
     }
 
     /** The next input row (the one peeked at start first), or null once the input has ended. */
@@ -281,39 +268,24 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
             return row;
         }
         if (input.hasNext()) {
-            Row row = input.next();
-            rowsRead++;
-            return row;
+            return input.next();
         }
         inputDone = true;
         return null;
     }
 
-    /** A row that cannot be sent: the task fails, or the row gets a null score and the reason. */
-    private void fail(Row row, String why) {
-        String message = "row " + (rowsRead - 1) + " of the partition: " + why;
-        if (!scorer.errorsAsColumn()) {
+    /**
+     * A row that cannot be sent, after {@code before} rows of the block being filled: the native
+     * side puts it in its place among the results (a null score and the reason), or, unless
+     * errors go to a column, throws naming the row.
+     */
+    private void reject(Row row, int before, String why) {
+        kept.add(keepValues(row));
+        try {
+            Native.reject(session, before, why);
+        } catch (RuntimeException e) {
             close();
-            throw new ScoreException(message);
-        }
-        sent.add(new Pending(keepValues(row), message));
-    }
-
-    /** The oldest row sent, after any locally failed rows before it. */
-    private Pending nextSent() {
-        release();
-        Pending p = sent.poll();
-        if (p == null || p.error != null) {
-            throw new IllegalStateException("the native session returned more rows than sent");
-        }
-        return p;
-    }
-
-    /** Moves the locally failed rows at the head of {@link #sent} to the output. */
-    private void release() {
-        while (!sent.isEmpty() && sent.peek().error != null) {
-            Pending p = sent.poll();
-            ready.add(output(p.keep, null, p.error));
+            throw e;
         }
     }
 
@@ -325,13 +297,17 @@ final class Scoring implements Iterator<Row>, AutoCloseable {
         return values;
     }
 
-    private Row output(Object[] kept, Object score, String error) {
+    /** The oldest row's output: its pass-through values, the score and the error column. */
+    private Row output(Object score, String error) {
+        Object[] keep = kept.poll();
+        if (keep == null) {
+            throw new IllegalStateException("the native session returned more rows than read");
+        }
         boolean column = scorer.errorsAsColumn();
-        Object[] values = new Object[kept.length + (column ? 2 : 1)];
-        System.arraycopy(kept, 0, values, 0, kept.length);
-        values[kept.length] = score;
+        Object[] values = Arrays.copyOf(keep, keep.length + (column ? 2 : 1));
+        values[keep.length] = score;
         if (column) {
-            values[kept.length + 1] = error;
+            values[keep.length + 1] = error;
         }
         return RowFactory.create(values);
     }
