@@ -24,6 +24,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod features;
 pub mod headers;
 pub mod media;
 pub mod models;

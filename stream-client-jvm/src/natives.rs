@@ -7,12 +7,15 @@
 #![allow(unsafe_code)]
 
 use jni::EnvUnowned;
-use jni::objects::{JByteBuffer, JClass, JFloatArray, JLongArray, JObjectArray, JString};
+use jni::objects::{
+    JByteBuffer, JClass, JFloatArray, JIntArray, JLongArray, JObjectArray, JString,
+};
 use jni::sys::{jboolean, jint, jlong};
 use score_protocol::media::BodyFormat;
 use stream_client::{Client, ClientConfig, Input, Session, Turn};
 
 use crate::ledger::{Ledger, Out};
+use score_protocol::features::{Column, ColumnKind, FeatureColumns, find_features};
 
 use crate::{
     Failure, NEXT_SESSION, Open, Throw, configured, direct, lock, register, session, sessions,
@@ -36,14 +39,7 @@ pub extern "system" fn Java_score_client_Native_configure<'l>(
         if settings.is_null() {
             return Err(Failure::Invalid("no settings given".into()));
         }
-        let mut texts = Vec::new();
-        for i in 0..settings.len(env)? {
-            let text = settings.get_element(env, i)?;
-            match crate::optional(env, &text)? {
-                Some(t) => texts.push(t),
-                None => return Err(Failure::Invalid(format!("setting {} is null", i / 2))),
-            }
-        }
+        let texts = strings(env, &settings)?;
         if texts.len() % 2 != 0 {
             return Err(Failure::Invalid("settings come as names and values, in pairs".into()));
         }
@@ -73,6 +69,75 @@ pub extern "system" fn Java_score_client_Native_setting<'l>(
         }
     })
     .resolve::<Throw>()
+}
+
+/// `Native.features(names, kinds, types, wanted)`: where a Spark schema's
+/// features are, by the rules the whole client shares
+/// (`score_protocol::features`): the schema's column names, what each
+/// holds (`float`, `number`, `number_list`, `other_list`, `text`, `other`)
+/// and its type as Spark writes it, and the columns asked for (none: found
+/// by the rules). Returns `[layout, index...]`, layout 0 for numeric
+/// columns, 1 for one array column, 2 for one text column; throws
+/// `IllegalArgumentException` with the reason.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_score_client_Native_features<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    names: JObjectArray<'l, JString<'l>>,
+    kinds: JObjectArray<'l, JString<'l>>,
+    types: JObjectArray<'l, JString<'l>>,
+    wanted: JObjectArray<'l, JString<'l>>,
+) -> JIntArray<'l> {
+    env.with_env(|env| -> Result<JIntArray<'l>, Failure> {
+        let (names, kinds) = (strings(env, &names)?, strings(env, &kinds)?);
+        let (types, wanted) = (strings(env, &types)?, strings(env, &wanted)?);
+        let mut columns = Vec::with_capacity(names.len());
+        for ((name, kind), type_name) in names.iter().zip(&kinds).zip(&types) {
+            let kind = match kind.as_str() {
+                "float" => ColumnKind::Float,
+                "number" => ColumnKind::Number,
+                "number_list" => ColumnKind::NumberList,
+                "other_list" => ColumnKind::OtherList,
+                "text" => ColumnKind::Text,
+                _ => ColumnKind::Other,
+            };
+            columns.push(Column { name, kind, type_name });
+        }
+        let found = find_features(&columns, Some(&wanted), true)
+            .map_err(|e| Failure::Invalid(e.to_string()))?;
+        let (layout, indices) = match found {
+            FeatureColumns::Columns(indices) => (0, indices),
+            FeatureColumns::List(ix) => (1, vec![ix]),
+            FeatureColumns::Text(ix) => (2, vec![ix]),
+        };
+        let mut out = vec![layout];
+        for ix in indices {
+            out.push(jint::try_from(ix).map_err(|_| Failure::Invalid("too many columns".into()))?);
+        }
+        let array = env.new_int_array(out.len())?;
+        array.set_region(env, 0, &out)?;
+        Ok(array)
+    })
+    .resolve::<Throw>()
+}
+
+/// A Java `String[]` without nulls.
+fn strings(
+    env: &mut jni::Env<'_>,
+    array: &JObjectArray<'_, JString<'_>>,
+) -> Result<Vec<String>, Failure> {
+    if array.is_null() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for i in 0..array.len(env)? {
+        let element = array.get_element(env, i)?;
+        match crate::optional(env, &element)? {
+            Some(s) => out.push(s),
+            None => return Err(Failure::Invalid(format!("element {i} is null"))),
+        }
+    }
+    Ok(out)
 }
 
 /// `Native.scoreColumns(config)`: scores per row of the chosen output, from

@@ -15,6 +15,9 @@ use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Schema};
+use score_protocol::features::{
+    Column, ColumnKind, FeatureColumns, FeatureRuleError, find_features,
+};
 
 /// How the features sit in a batch.
 #[derive(Clone, Debug)]
@@ -43,6 +46,12 @@ pub enum FeatureError {
         column: String,
         /// Its Arrow type.
         found: String,
+    },
+    /// Nothing was named and several list columns could be the features.
+    #[error("{} list columns ({}) could be the features; name the one to score", lists.len(), lists.join(", "))]
+    Ambiguous {
+        /// The list columns' names.
+        lists: Vec<String>,
     },
     /// The selected features do not have the model's width.
     #[error("{found} features selected, the model takes {expected}")]
@@ -121,56 +130,42 @@ impl Features {
         names: Option<&[String]>,
         width: Option<usize>,
     ) -> Result<Features, FeatureError> {
-        let chosen: Vec<usize> = match names {
-            Some(names) => names
-                .iter()
-                .map(|n| schema.index_of(n).map_err(|_| FeatureError::NoColumn(n.clone())))
-                .collect::<Result<_, _>>()?,
-            None => {
-                let fields = schema.fields();
-                let lists: Vec<usize> =
-                    (0..fields.len()).filter(|&i| is_list(fields[i].data_type())).collect();
-                if lists.len() == 1 {
-                    lists
-                } else {
-                    (0..fields.len()).filter(|&i| fields[i].data_type().is_floating()).collect()
-                }
-            }
-        };
-        if chosen.is_empty() {
-            return Err(FeatureError::NoFeatures);
-        }
-        let names: Vec<String> = chosen.iter().map(|&i| schema.field(i).name().clone()).collect();
-        let first = schema.field(chosen[0]).data_type();
-        let (layout, found) = if chosen.len() == 1 && is_list(first) {
-            let item = match first {
-                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                    f.data_type()
-                }
-                _ => first,
-            };
-            if !is_number(item) {
+        // The choice is score-protocol's, shared with the JVM binding.
+        let types: Vec<String> =
+            schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+        let columns: Vec<Column<'_>> = schema
+            .fields()
+            .iter()
+            .zip(&types)
+            .map(|(f, t)| Column { name: f.name(), kind: kind(f.data_type()), type_name: t })
+            .collect();
+        let (layout, found) = match find_features(&columns, names, false)? {
+            // A fixed-size list says its width; another learns it from its
+            // first row.
+            FeatureColumns::Text(ix) => {
+                let field = schema.field(ix);
                 return Err(FeatureError::NotNumeric {
-                    column: names[0].clone(),
-                    found: first.to_string(),
+                    column: field.name().clone(),
+                    found: field.data_type().to_string(),
                 });
             }
-            let fixed = match first {
-                DataType::FixedSizeList(_, n) => Some(*n as usize),
-                _ => None,
-            };
-            (Layout::List(chosen[0]), fixed)
-        } else {
-            for &i in &chosen {
-                let dt = schema.field(i).data_type();
-                if !is_number(dt) {
-                    return Err(FeatureError::NotNumeric {
-                        column: schema.field(i).name().clone(),
-                        found: dt.to_string(),
-                    });
-                }
+            FeatureColumns::List(ix) => {
+                let fixed = match schema.field(ix).data_type() {
+                    DataType::FixedSizeList(_, n) => Some(*n as usize),
+                    _ => None,
+                };
+                (Layout::List(ix), fixed)
             }
-            (Layout::Columns(chosen.clone()), Some(chosen.len()))
+            FeatureColumns::Columns(indices) => {
+                let n = indices.len();
+                (Layout::Columns(indices), Some(n))
+            }
+        };
+        let names: Vec<String> = match &layout {
+            Layout::List(ix) => vec![schema.field(*ix).name().clone()],
+            Layout::Columns(indices) => {
+                indices.iter().map(|&i| schema.field(i).name().clone()).collect()
+            }
         };
         if let (Some(found), Some(n)) = (found, width)
             && found != n
@@ -284,6 +279,32 @@ impl Features {
             out.extend_from_slice(&flat[offsets[r]..offsets[r + 1]]);
         }
         Ok(Extracted { block: FeatureBlock::Owned(out), bad })
+    }
+}
+
+impl From<FeatureRuleError> for FeatureError {
+    fn from(e: FeatureRuleError) -> Self {
+        match e {
+            FeatureRuleError::NoColumn(name) => FeatureError::NoColumn(name),
+            FeatureRuleError::NoFeatures => FeatureError::NoFeatures,
+            FeatureRuleError::Ambiguous { lists } => FeatureError::Ambiguous { lists },
+            FeatureRuleError::NotNumeric { column, found } => {
+                FeatureError::NotNumeric { column, found }
+            }
+        }
+    }
+}
+
+/// What an Arrow column holds, for [`find_features`].
+fn kind(dt: &DataType) -> ColumnKind {
+    match dt {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            if is_number(f.data_type()) { ColumnKind::NumberList } else { ColumnKind::OtherList }
+        }
+        DataType::Float32 | DataType::Float64 => ColumnKind::Float,
+        d if is_number(d) => ColumnKind::Number,
+        DataType::Utf8 | DataType::LargeUtf8 => ColumnKind::Text,
+        _ => ColumnKind::Other,
     }
 }
 
@@ -434,5 +455,17 @@ mod tests {
         assert!(err.starts_with("column \"s\" is Utf8, not a number"), "{err}");
         let schema = Schema::new(vec![Field::new("y", DataType::Utf8, true)]);
         assert!(Features::resolve(&schema, None, None).is_err());
+        // Two list columns and nothing named: which one is meant is not
+        // guessed (score-protocol's rule, shared with the JVM).
+        let list = || DataType::List(Arc::new(Field::new("item", DataType::Float32, true)));
+        let schema = Schema::new(vec![
+            Field::new("a", list(), true),
+            Field::new("b", list(), true),
+            Field::new("x", DataType::Float32, true),
+        ]);
+        let err = Features::resolve(&schema, None, None).unwrap_err();
+        assert_eq!(err, FeatureError::Ambiguous { lists: vec!["a".into(), "b".into()] });
+        let named = ["b".to_string()];
+        assert_eq!(Features::resolve(&schema, Some(&named), None).unwrap().names(), ["b"]);
     }
 }

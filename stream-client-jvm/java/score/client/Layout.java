@@ -1,8 +1,7 @@
 package score.client;
 
 import java.nio.FloatBuffer;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Arrays;
 import org.apache.spark.ml.linalg.Vector;
 import org.apache.spark.ml.linalg.VectorUDT;
 import org.apache.spark.sql.Row;
@@ -10,6 +9,7 @@ import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.DecimalType;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import scala.collection.mutable.ArraySeq;
 
@@ -35,61 +35,52 @@ final class Layout {
     }
 
     /**
-     * The layout of {@code features} in {@code schema}.
+     * The layout of {@code features} in {@code schema}, by the rules the whole client shares
+     * (score-protocol's {@code features}: the Rust side chooses, this side says what each column
+     * holds).
      *
      * @param features the feature columns; {@code null} or empty: the only array column, else
      *     every float or double column
      * @throws IllegalArgumentException when a column is missing or not numeric
      */
     static Layout of(StructType schema, String[] features) {
-        if (features == null || features.length == 0) {
-            features = guess(schema);
+        String[] wanted = features == null ? new String[0] : features;
+        for (String name : wanted) {
+            Scorer.field(schema, name); // a missing column named with the input's columns
         }
-        int[] fields = new int[features.length];
-        for (int i = 0; i < features.length; i++) {
-            fields[i] = Scorer.field(schema, features[i]);
+        StructField[] all = schema.fields();
+        String[] names = new String[all.length];
+        String[] kinds = new String[all.length];
+        String[] types = new String[all.length];
+        for (int i = 0; i < all.length; i++) {
+            names[i] = all[i].name();
+            kinds[i] = kind(all[i].dataType());
+            types[i] = all[i].dataType().simpleString();
         }
-        DataType first = schema.fields()[fields[0]].dataType();
-        if (features.length == 1 && first.equals(DataTypes.StringType)) {
-            return new Layout(fields, features, false, true);
-        }
-        if (features.length == 1 && (first instanceof ArrayType || first instanceof VectorUDT)) {
-            if (first instanceof ArrayType && !numeric(((ArrayType) first).elementType())) {
-                throw new IllegalArgumentException("feature column " + features[0] + " is "
-                        + first.simpleString() + "; an array column must hold numbers");
-            }
-            return new Layout(fields, features, true, false);
-        }
+        int[] found = Native.features(names, kinds, types, wanted);
+        int[] fields = Arrays.copyOfRange(found, 1, found.length);
+        String[] chosen = new String[fields.length];
         for (int i = 0; i < fields.length; i++) {
-            DataType t = schema.fields()[fields[i]].dataType();
-            if (!numeric(t)) {
-                throw new IllegalArgumentException("feature column " + features[i] + " is "
-                        + t.simpleString() + "; give numeric columns, one array column, or "
-                        + "one string column for an embedding model");
-            }
+            chosen[i] = names[fields[i]];
         }
-        return new Layout(fields, features, false, false);
+        return new Layout(fields, chosen, found[0] == 1, found[0] == 2);
     }
 
-    private static String[] guess(StructType schema) {
-        List<String> arrays = new ArrayList<>();
-        List<String> floats = new ArrayList<>();
-        for (var f : schema.fields()) {
-            if (f.dataType() instanceof ArrayType || f.dataType() instanceof VectorUDT) {
-                arrays.add(f.name());
-            } else if (f.dataType().equals(DataTypes.FloatType)
-                    || f.dataType().equals(DataTypes.DoubleType)) {
-                floats.add(f.name());
-            }
+    /** What a column holds, in the words of {@code Native.features}. */
+    private static String kind(DataType t) {
+        if (t instanceof VectorUDT) {
+            return "number_list";
         }
-        if (arrays.size() == 1) {
-            return arrays.toArray(new String[0]);
+        if (t instanceof ArrayType) {
+            return numeric(((ArrayType) t).elementType()) ? "number_list" : "other_list";
         }
-        if (arrays.isEmpty() && !floats.isEmpty()) {
-            return floats.toArray(new String[0]);
+        if (t.equals(DataTypes.FloatType) || t.equals(DataTypes.DoubleType)) {
+            return "float";
         }
-        throw new IllegalArgumentException("name the feature columns: the input has "
-                + arrays.size() + " array columns and " + floats.size() + " float columns");
+        if (numeric(t)) {
+            return "number";
+        }
+        return t.equals(DataTypes.StringType) ? "text" : "other";
     }
 
     private static boolean numeric(DataType t) {

@@ -65,6 +65,8 @@ final class Native {
 
     static native String setting(long config, String name);
 
+    static native int[] features(String[] names, String[] kinds, String[] types, String[] wanted);
+
     static native String pinned();
 
     static native int scoreColumns(long config);
