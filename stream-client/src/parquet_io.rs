@@ -36,7 +36,7 @@ pub fn open_columns(
         .map(|n| {
             schema.index_of(n).map_err(|_| FileError::Features {
                 path: path.to_path_buf(),
-                source: crate::arrow::FeatureError::NoColumn(n.clone()),
+                source: score_protocol::features::FeatureRuleError::NoColumn(n.clone()).into(),
             })
         })
         .collect::<Result<Vec<usize>, _>>()?;

@@ -31,28 +31,10 @@ enum Layout {
 /// Why features cannot be taken from a schema or a batch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FeatureError {
-    /// A named column is not in the schema.
-    #[error("no column named {0:?}")]
-    NoColumn(String),
-    /// No column was named and none looks like features.
-    #[error("no feature columns found; name them")]
-    NoFeatures,
-    /// A feature column (or a list's items) does not hold numbers.
-    #[error(
-        "column {column:?} is {found}, not a number (name one list column, or numeric columns)"
-    )]
-    NotNumeric {
-        /// Column name.
-        column: String,
-        /// Its Arrow type.
-        found: String,
-    },
-    /// Nothing was named and several list columns could be the features.
-    #[error("{} list columns ({}) could be the features; name the one to score", lists.len(), lists.join(", "))]
-    Ambiguous {
-        /// The list columns' names.
-        lists: Vec<String>,
-    },
+    /// No column, or not the right ones, by the rules every front end
+    /// shares (score-protocol's `features`), in its words.
+    #[error(transparent)]
+    Rule(#[from] FeatureRuleError),
     /// The selected features do not have the model's width.
     #[error("{found} features selected, the model takes {expected}")]
     Width {
@@ -114,11 +96,6 @@ pub fn first_error(bad: &[(usize, String)], first_row: u64) -> Option<String> {
     bad.first().map(|(r, why)| format!("row {}: {why}", first_row + *r as u64))
 }
 
-/// Whether `dt` is a list type a feature column may have.
-pub fn is_list(dt: &DataType) -> bool {
-    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _))
-}
-
 impl Features {
     /// Finds the features in `schema`. `names`: one list column, or several
     /// numeric columns in the model's order; by default the only list
@@ -144,10 +121,11 @@ impl Features {
             // first row.
             FeatureColumns::Text(ix) => {
                 let field = schema.field(ix);
-                return Err(FeatureError::NotNumeric {
+                return Err(FeatureRuleError::NotNumeric {
                     column: field.name().clone(),
                     found: field.data_type().to_string(),
-                });
+                }
+                .into());
             }
             FeatureColumns::List(ix) => {
                 let fixed = match schema.field(ix).data_type() {
@@ -238,10 +216,11 @@ impl Features {
                 (l.values().clone(), (0..=rows).map(|r| start + r * size).collect())
             }
             other => {
-                return Err(FeatureError::NotNumeric {
+                return Err(FeatureRuleError::NotNumeric {
                     column: name.clone(),
                     found: other.to_string(),
-                });
+                }
+                .into());
             }
         };
         let mut bad = Vec::new();
@@ -279,19 +258,6 @@ impl Features {
             out.extend_from_slice(&flat[offsets[r]..offsets[r + 1]]);
         }
         Ok(Extracted { block: FeatureBlock::Owned(out), bad })
-    }
-}
-
-impl From<FeatureRuleError> for FeatureError {
-    fn from(e: FeatureRuleError) -> Self {
-        match e {
-            FeatureRuleError::NoColumn(name) => FeatureError::NoColumn(name),
-            FeatureRuleError::NoFeatures => FeatureError::NoFeatures,
-            FeatureRuleError::Ambiguous { lists } => FeatureError::Ambiguous { lists },
-            FeatureRuleError::NotNumeric { column, found } => {
-                FeatureError::NotNumeric { column, found }
-            }
-        }
     }
 }
 
@@ -337,10 +303,11 @@ fn scatter(
             put(column.as_primitive::<Int64Type>().values(), out, c, n, |v| v as f32)
         }
         other => {
-            return Err(FeatureError::NotNumeric {
+            return Err(FeatureRuleError::NotNumeric {
                 column: name.to_string(),
                 found: other.to_string(),
-            });
+            }
+            .into());
         }
     }
     Ok(())
@@ -464,7 +431,10 @@ mod tests {
             Field::new("x", DataType::Float32, true),
         ]);
         let err = Features::resolve(&schema, None, None).unwrap_err();
-        assert_eq!(err, FeatureError::Ambiguous { lists: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            err,
+            FeatureError::Rule(FeatureRuleError::Ambiguous { lists: vec!["a".into(), "b".into()] })
+        );
         let named = ["b".to_string()];
         assert_eq!(Features::resolve(&schema, Some(&named), None).unwrap().names(), ["b"]);
     }

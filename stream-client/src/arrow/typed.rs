@@ -14,6 +14,8 @@ use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Schema};
 use bytes::Bytes;
 
+use score_protocol::features::FeatureRuleError;
+
 use super::features::FeatureError;
 
 /// The feature columns of batches of one schema, sent by name.
@@ -59,7 +61,11 @@ impl TypedFeatures {
     pub fn resolve(schema: &Schema, names: &[String]) -> Result<TypedFeatures, FeatureError> {
         let indices = names
             .iter()
-            .map(|n| schema.index_of(n).map_err(|_| FeatureError::NoColumn(n.clone())))
+            .map(|n| {
+                schema
+                    .index_of(n)
+                    .map_err(|_| FeatureError::from(FeatureRuleError::NoColumn(n.clone())))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TypedFeatures { indices, names: names.to_vec() })
     }
