@@ -161,6 +161,16 @@ pub struct EmbeddingConfig {
     pub pooling: Pooling,
     /// L2-normalise the pooled vector (`modules.json` lists a Normalize).
     pub normalize: bool,
+    /// Named prompts put before a text (`config_sentence_transformers.json`'s
+    /// `prompts`, as sentence-transformers reads them), by name.
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// The prompt used when a request names none (`default_prompt_name`).
+    pub default_prompt: Option<String>,
+    /// Whether the model was trained to be cut to fewer dimensions
+    /// (Matryoshka): `config_sentence_transformers.json` says
+    /// `"matryoshka": true`, or the model card (`README.md`) has a tag
+    /// naming Matryoshka (sentence-transformers writes `loss:MatryoshkaLoss`).
+    pub matryoshka: bool,
     /// Most tokens a text keeps (special tokens included): the tokenizer's
     /// truncation length, else `sentence_bert_config.json`'s
     /// `max_seq_length`, else 512.
@@ -323,7 +333,57 @@ fn read_config(
             .and_then(|c| c.get("max_seq_length").and_then(serde_json::Value::as_u64))
             .map_or(512, |n| n as usize),
     };
-    Ok(EmbeddingConfig { pooling, normalize, max_tokens })
+    let st = json("config_sentence_transformers.json")?;
+    let prompts: std::collections::BTreeMap<String, String> = st
+        .as_ref()
+        .and_then(|c| c.get("prompts"))
+        .and_then(serde_json::Value::as_object)
+        .map(|p| p.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    let default_prompt = st
+        .as_ref()
+        .and_then(|c| c.get("default_prompt_name"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    if let Some(name) = default_prompt.as_ref().filter(|n| !prompts.contains_key(*n)) {
+        return Err(format!(
+            "config_sentence_transformers.json names {name:?} as the default prompt but defines \
+             no prompt of that name"
+        ));
+    }
+    let matryoshka =
+        st.as_ref().and_then(|c| c.get("matryoshka")).and_then(serde_json::Value::as_bool)
+            == Some(true)
+            || card_tags(dir).iter().any(|t| t.to_ascii_lowercase().contains("matryoshka"));
+    Ok(EmbeddingConfig { pooling, normalize, prompts, default_prompt, matryoshka, max_tokens })
+}
+
+/// The `tags:` of a model card's YAML front matter (`README.md` as the
+/// Hugging Face hub writes it: `---`, `tags:`, `- name` lines, `---`);
+/// none without a card.
+fn card_tags(dir: &Path) -> Vec<String> {
+    let Ok(card) = std::fs::read_to_string(dir.join("README.md")) else { return Vec::new() };
+    let mut lines = card.lines();
+    if lines.next().map(str::trim) != Some("---") {
+        return Vec::new();
+    }
+    let mut tags = Vec::new();
+    let mut in_tags = false;
+    for line in lines.take_while(|l| l.trim() != "---") {
+        if let Some(item) = line.trim_start().strip_prefix("- ").filter(|_| in_tags) {
+            tags.push(item.trim().trim_matches(['"', '\'']).to_string());
+        } else {
+            in_tags = line.trim_end() == "tags:";
+        }
+    }
+    tags
+}
+
+/// Scales `v` to unit length (L2); a zero vector stays zero. What a
+/// Normalize module does, and what the routes do to vectors they cut.
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
 }
 
 /// One worker's tokenizer use and encoder state.
@@ -375,8 +435,7 @@ impl EmbedState {
                 let v = &mut out[i * dim..][..dim];
                 v.copy_from_slice(raw);
                 if plan.config.normalize {
-                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                    v.iter_mut().for_each(|x| *x /= norm);
+                    l2_normalize(v);
                 }
             }
             start += rows;

@@ -18,7 +18,7 @@ use score_protocol::models::{InputDoc, OutputDoc};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use crate::embed::{EmbeddingPlan, OUTPUTS, TextEngine};
+use crate::embed::{EmbeddingConfig, EmbeddingPlan, OUTPUTS, TextEngine};
 use crate::error::{LoadError, panic_message};
 use crate::input::{Feed, Kind, Values};
 use crate::proto::{feature_names, input_dims, input_docs, is_servable_dtype};
@@ -48,6 +48,9 @@ pub struct Model {
     pub engine_reason: String,
     /// When this version was loaded.
     pub loaded_at: std::time::SystemTime,
+    /// For an embedding model, what its directory says around the encoder
+    /// (pooling, prompts, Matryoshka support).
+    pub text: Option<EmbeddingConfig>,
 }
 
 impl fmt::Debug for Model {
@@ -195,6 +198,7 @@ impl Model {
             plan,
             engine_reason,
             loaded_at: std::time::SystemTime::now(),
+            text: None,
         };
         model.smoke_test()?;
         Ok(model)
@@ -285,6 +289,7 @@ impl Model {
                 options.max_batch_tokens,
             ),
             loaded_at: std::time::SystemTime::now(),
+            text: Some(config),
         };
         model.smoke_test()?;
         Ok(model)

@@ -314,3 +314,151 @@ async fn the_pooling_flag_serves_directories_without_a_pooling_config() {
     assert!(e.contains("--pooling says Cls but 1_Pooling/config.json says Mean"), "{e}");
     std::fs::remove_dir_all(bare).expect("clean");
 }
+
+/// A copy of the directory (files linked) without `modules.json` (so no
+/// Normalize module), with prompts and a model card that tags Matryoshka
+/// training: what TEI's and OpenAI's clients expect of it holds anyway.
+fn variant_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(std::env::var_os("SCORE_EMBED_DIR").expect("dir"));
+    let out = std::env::temp_dir().join(format!("score-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("1_Pooling")).expect("mkdir");
+    for file in
+        ["model.onnx", "tokenizer.json", "sentence_bert_config.json", "1_Pooling/config.json"]
+    {
+        if dir.join(file).exists() {
+            std::os::unix::fs::symlink(dir.join(file), out.join(file)).expect("link");
+        }
+    }
+    std::fs::write(
+        out.join("config_sentence_transformers.json"),
+        json!({"prompts": {"query": "query: ", "passage": "passage: "}}).to_string(),
+    )
+    .expect("write");
+    std::fs::write(
+        out.join("README.md"),
+        "---\ntags:\n- sentence-transformers\n- loss:MatryoshkaLoss\n---\n# A card\n",
+    )
+    .expect("write");
+    out
+}
+
+fn vectors(bytes: &[u8]) -> Vec<Vec<f32>> {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tei_normalises_by_default_and_serves_the_root_and_prompts() {
+    let Some((_, r)) = setup("TEI defaults") else { return };
+    let dir = variant_dir("tei");
+    let state = state(&[], &["--model", &format!("bare={}", dir.display())]);
+    let texts = [r.texts[0].as_str(), r.texts[1].as_str()];
+
+    // No Normalize module, yet /embed's default is unit vectors.
+    let (status, _, bytes) = send(&state, post("/embed", json!({"inputs": texts}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let unit = vectors(&bytes);
+    for (i, v) in unit.iter().enumerate() {
+        assert!((norm(v) - 1.0).abs() < 1e-4, "text {i}: norm {}", norm(v));
+        assert_close(v, &r, i, "/embed without a Normalize module");
+    }
+    let (_, _, bytes) =
+        send(&state, post("/embed", json!({"inputs": texts, "normalize": false}))).await;
+    assert!((norm(&vectors(&bytes)[0]) - 1.0).abs() > 1e-3, "normalize: false is not unit");
+
+    // POST / takes /embed's body, as TEI does.
+    let (status, _, bytes) = send(&state, post("/", json!({"inputs": texts}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(vectors(&bytes), unit);
+
+    // A named prompt is put before each text.
+    let (status, _, bytes) =
+        send(&state, post("/embed", json!({"inputs": texts, "prompt_name": "query"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let prompted = vectors(&bytes);
+    let by_hand: Vec<String> = texts.iter().map(|t| format!("query: {t}")).collect();
+    let (_, _, bytes) = send(&state, post("/embed", json!({"inputs": by_hand}))).await;
+    assert_eq!(prompted, vectors(&bytes));
+    assert!(cosine(&prompted[0], &unit[0]) < 0.9999, "the prompt changed nothing");
+    let (status, _, bytes) =
+        send(&state, post("/embed", json!({"inputs": texts, "prompt_name": "doc"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = serde_json::from_slice::<Value>(&bytes).expect("JSON")["error"].to_string();
+    assert!(error.contains(r#"model bare defines the prompts \"passage\", \"query\""#), "{error}");
+    std::fs::remove_dir_all(dir).expect("clean");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_answers_base64_and_cuts_matryoshka_dimensions() {
+    let Some((state, r)) = setup("OpenAI base64 and dimensions") else { return };
+    let dir = variant_dir("openai");
+    let cut = score_server::AppState::new({
+        use clap::Parser;
+        score_server::Args::parse_from([
+            "score-server",
+            "--model",
+            &format!("bare={}", dir.display()),
+        ])
+        .into_config()
+        .expect("flags")
+    })
+    .expect("loads");
+    let text = r.texts[0].as_str();
+    let embedding = |body: &[u8], i: usize| -> Value {
+        serde_json::from_slice::<Value>(body).expect("JSON")["data"][i]["embedding"].clone()
+    };
+    let (_, _, floats) =
+        send(&state, post("/v1/embeddings", json!({"input": [text], "model": "mini"}))).await;
+    let floats: Vec<f32> = serde_json::from_value(embedding(&floats, 0)).expect("floats");
+    // The SDK's default: little-endian float32 in base64.
+    let (status, _, bytes) = send(
+        &state,
+        post(
+            "/v1/embeddings",
+            json!({"input": [text], "model": "mini", "encoding_format": "base64", "user": "u-1"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(embedding(&bytes, 0).as_str().expect("a base64 string"))
+        .expect("base64");
+    assert_eq!(common::router::floats(&decoded), floats);
+
+    // MiniLM's own directory does not claim Matryoshka training.
+    let (status, _, bytes) = send(
+        &state,
+        post("/v1/embeddings", json!({"input": [text], "model": "mini", "dimensions": 128})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = serde_json::from_slice::<Value>(&bytes).expect("JSON")["error"].to_string();
+    assert!(error.contains("was not trained to be cut (Matryoshka)"), "{error}");
+
+    // The tagged copy is cut, then made unit length again.
+    let (status, _, bytes) = send(
+        &cut,
+        post("/v1/embeddings", json!({"input": [text], "model": "bare", "dimensions": 128})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let short: Vec<f32> = serde_json::from_value(embedding(&bytes, 0)).expect("floats");
+    assert_eq!(short.len(), 128);
+    assert!((norm(&short) - 1.0).abs() < 1e-4);
+    let mut want = floats[..128].to_vec();
+    score_engine::embed::l2_normalize(&mut want);
+    assert!(cosine(&short, &want) > 0.99999, "{}", cosine(&short, &want));
+    let (status, _, _) = send(
+        &cut,
+        post("/v1/embeddings", json!({"input": [text], "model": "bare", "dimensions": 1000})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    std::fs::remove_dir_all(dir).expect("clean");
+}

@@ -1,13 +1,18 @@
 //! JSON routes for embedding models, for people and for clients written
-//! against other servers: `POST /embed` (Hugging Face
+//! against other servers: `POST /embed` and `POST /` (Hugging Face
 //! text-embeddings-inference: `{"inputs": str | [str], "normalize",
-//! "truncate"}` → `[[f32]]`) and `POST /v1/embeddings` (OpenAI:
-//! `{"input": str | [str], "model"}` → `{"data": [{"embedding", "index"}],
-//! ...}`). They serve the default model when it is an embedding model,
-//! else the first embedding model (OpenAI's `model` names one). The texts
-//! go through the same admission, worker pool and deadlines as scoring
-//! requests; for throughput use the scoring routes with an Arrow body of
-//! one utf8 column, `text`.
+//! "truncate", "prompt_name"}` → `[[f32]]`) and `POST /v1/embeddings`
+//! (OpenAI: `{"input": str | [str], "model", "encoding_format",
+//! "dimensions"}` → `{"data": [{"embedding", "index"}], ...}`). They serve
+//! the default model when it is an embedding model, else the first
+//! embedding model (OpenAI's `model` names one). The texts go through the
+//! request pipeline as scoring requests do; for throughput use the scoring
+//! routes with an Arrow body of one utf8 column, `text`.
+//!
+//! Vectors are L2-normalised unless asked not to (TEI's default, and
+//! OpenAI's vectors are unit length), whatever the directory's modules
+//! say: the workers' `pooled` output is normalised here, so one rule holds
+//! for every model.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,20 +20,19 @@ use std::time::Instant;
 use arrow_array::{ArrayRef, StringArray};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use score_protocol::codec;
 use score_protocol::media::BodyFormat;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pipeline::{
-    Encoding, Head, answer_bytes, charge, check_texts, dispatch, off_io, receive, refuse_truncated,
-};
+use super::pipeline::{Encoding, Head, Work, off_io, open, receive, run};
 use crate::admission::Permit;
 use crate::error::ApiError;
-use crate::metrics::Rejection;
-use crate::pool::{Input, ScoreJob};
+use crate::pool::Input;
 use crate::state::AppState;
 use score_engine::Model;
+use score_engine::embed::l2_normalize;
 use score_engine::input::TypedRows;
 
 /// One text or several.
@@ -57,10 +61,11 @@ struct EmbedRequest {
     normalize: bool,
     #[serde(default)]
     truncate: bool,
-    /// Accepted for compatibility; only `Right` is done.
+    /// Which end of a text over the limit is kept: `Right` cuts the end
+    /// (the default), `Left` the start.
     #[serde(default)]
     truncation_direction: Option<String>,
-    /// Accepted for compatibility; the model's own prompt handling only.
+    /// A prompt of the directory's `config_sentence_transformers.json`.
     #[serde(default)]
     prompt_name: Option<String>,
 }
@@ -71,12 +76,24 @@ fn yes() -> bool {
 
 /// `POST /v1/embeddings`'s body (OpenAI).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OpenAiRequest {
     input: Texts,
     #[serde(default)]
     model: Option<String>,
+    /// `float` (the default) or `base64`: little-endian float32, as the
+    /// OpenAI SDK asks unless told otherwise and decodes.
     #[serde(default)]
     encoding_format: Option<String>,
+    /// Fewer dimensions than the model's, for a Matryoshka model: the
+    /// vector's start, normalised again.
+    #[serde(default)]
+    dimensions: Option<usize>,
+    /// The caller's end user, for abuse tracking at OpenAI: accepted and
+    /// not used.
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
 }
 
 /// What embedding a request gave: per text its vector and token count.
@@ -87,22 +104,46 @@ struct Embedded {
     model: Arc<Model>,
 }
 
-/// `POST /embed`.
+impl Embedded {
+    /// Each vector cut to its first `dim` values, if that is fewer.
+    fn cut(&mut self, dim: usize) {
+        if dim >= self.dim {
+            return;
+        }
+        let mut cut = Vec::with_capacity(self.vectors.len() / self.dim.max(1) * dim);
+        for v in self.vectors.chunks(self.dim.max(1)) {
+            cut.extend_from_slice(&v[..dim]);
+        }
+        (self.vectors, self.dim) = (cut, dim);
+    }
+
+    /// Each vector scaled to unit length.
+    fn normalize(&mut self) {
+        self.vectors.chunks_mut(self.dim.max(1)).for_each(l2_normalize);
+    }
+}
+
+/// `POST /embed` and `POST /`.
 pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
         let (request, head, mut permit): (EmbedRequest, _, _) = json_body(&state, request).await?;
-        if request.truncation_direction.as_deref().is_some_and(|d| !d.eq_ignore_ascii_case("right"))
-        {
-            return Err(ApiError::BadParameter(
-                "truncation_direction: only \"Right\" is supported".into(),
-            ));
+        match request.truncation_direction.as_deref() {
+            None => {}
+            Some(d) if d.eq_ignore_ascii_case("right") => {}
+            Some(d) => {
+                return Err(ApiError::BadParameter(format!(
+                    "truncation_direction {d:?}: only \"Right\" (keep a long text's start) is \
+                     supported"
+                )));
+            }
         }
-        let _ = request.prompt_name;
         let model = embedding_model(&state, None)?;
-        let output = if request.normalize { "embedding" } else { "pooled" };
-        let texts = request.inputs.into_vec();
-        let embedded =
-            run(&state, model, texts, output, request.truncate, &head, &mut permit).await?;
+        let texts = with_prompt(&model, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+        let mut embedded =
+            embed_texts(&state, model, texts, request.truncate, &head, &mut permit).await?;
+        if request.normalize {
+            embedded.normalize();
+        }
         let row: super::json_rows::WriteRow = |out, _, v| super::json_rows::floats(out, v);
         let answer =
             super::json_rows::answer(embedded.vectors, embedded.dim, "[".into(), row, "]".into());
@@ -112,26 +153,98 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `texts` behind the directory's prompt `name`, else its default
+/// prompt, else as they are; a 400 naming the prompts it has when it has
+/// no prompt `name`.
+fn with_prompt(
+    model: &Model,
+    name: Option<&str>,
+    texts: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
+    let Some(config) = &model.text else { return Ok(texts) };
+    let prompt = match name {
+        Some(name) => Some(config.prompts.get(name).ok_or_else(|| {
+            let names: Vec<String> = config.prompts.keys().map(|k| format!("{k:?}")).collect();
+            ApiError::BadParameter(if names.is_empty() {
+                format!(
+                    "prompt_name {name:?}: model {} defines no prompts \
+                     (config_sentence_transformers.json)",
+                    model.name
+                )
+            } else {
+                format!(
+                    "prompt_name {name:?}: model {} defines the prompts {}",
+                    model.name,
+                    names.join(", ")
+                )
+            })
+        })?),
+        None => config.default_prompt.as_ref().and_then(|n| config.prompts.get(n)),
+    };
+    Ok(match prompt {
+        Some(prompt) if !prompt.is_empty() => {
+            texts.into_iter().map(|text| format!("{prompt}{text}")).collect()
+        }
+        _ => texts,
+    })
+}
+
 /// `POST /v1/embeddings`.
 pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
         let (request, head, mut permit): (OpenAiRequest, _, _) = json_body(&state, request).await?;
-        if request.encoding_format.as_deref().is_some_and(|f| f != "float") {
-            return Err(ApiError::BadParameter(
-                "encoding_format: only \"float\" is supported".into(),
-            ));
-        }
+        let base64 = match request.encoding_format.as_deref() {
+            None | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(ApiError::BadParameter(format!(
+                    "encoding_format {other:?}: give \"float\" or \"base64\""
+                )));
+            }
+        };
         let model = embedding_model(&state, request.model.as_deref())?;
-        // OpenAI's embeddings are normalised and long inputs are an error.
-        let texts = request.input.into_vec();
-        let embedded = run(&state, model, texts, "embedding", false, &head, &mut permit).await?;
+        let dim = model.outputs[model.default_output].columns;
+        if let Some(asked) = request.dimensions {
+            let matryoshka = model.text.as_ref().is_some_and(|c| c.matryoshka);
+            if asked != dim && !matryoshka {
+                return Err(ApiError::BadParameter(format!(
+                    "dimensions {asked}: model {} gives {dim} and was not trained to be cut \
+                     (Matryoshka); leave dimensions out",
+                    model.name
+                )));
+            }
+            if asked == 0 || asked > dim {
+                return Err(ApiError::BadParameter(format!(
+                    "dimensions {asked}: model {} gives {dim}; ask for 1 to {dim}",
+                    model.name
+                )));
+            }
+        }
+        // OpenAI's embeddings are unit length and long inputs are an error.
+        let texts = with_prompt(&model, None, request.input.into_vec())?;
+        let mut embedded = embed_texts(&state, model, texts, false, &head, &mut permit).await?;
+        embedded.cut(request.dimensions.unwrap_or(dim));
+        embedded.normalize();
         let tokens = embedded.tokens.iter().sum::<f32>() as u64;
-        let row: super::json_rows::WriteRow = |out, index, v| {
-            out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
-            out.extend_from_slice(index.to_string().as_bytes());
-            out.extend_from_slice(b",\"embedding\":");
-            super::json_rows::floats(out, v);
-            out.push(b'}');
+        let row: super::json_rows::WriteRow = if base64 {
+            |out, index, v| {
+                openai_row(out, index);
+                out.push(b'"');
+                let bytes = codec::encode(v);
+                let at = out.len();
+                out.resize(at + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+                let written = base64::engine::general_purpose::STANDARD
+                    .encode_slice(&bytes, &mut out[at..])
+                    .unwrap_or(0);
+                out.truncate(at + written);
+                out.extend_from_slice(b"\"}");
+            }
+        } else {
+            |out, index, v| {
+                openai_row(out, index);
+                super::json_rows::floats(out, v);
+                out.push(b'}');
+            }
         };
         let close = json!({"prompt_tokens": tokens, "total_tokens": tokens});
         let answer = super::json_rows::answer(
@@ -147,6 +260,13 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The start of an OpenAI `data` item, up to its `embedding` value.
+fn openai_row(out: &mut Vec<u8>, index: usize) {
+    out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
+    out.extend_from_slice(index.to_string().as_bytes());
+    out.extend_from_slice(b",\"embedding\":");
+}
+
 /// A JSON route's request, received as scoring bodies are (draining
 /// refused, admission charged, deadline read) and parsed into `T`. Only
 /// `Content-Type: application/json` is taken: a web page can send a
@@ -157,10 +277,7 @@ async fn json_body<T: serde::de::DeserializeOwned + Send + 'static>(
     request: Request,
 ) -> Result<(T, Head, Permit), ApiError> {
     let arrival = Instant::now();
-    if state.is_draining() {
-        state.metrics.reject(Rejection::draining);
-        return Err(ApiError::Draining);
-    }
+    open(state)?;
     let (parts, body) = request.into_parts();
     if super::body::format(&parts.headers).ok() != Some(BodyFormat::Json)
         || !parts.headers.contains_key(axum::http::header::CONTENT_TYPE)
@@ -202,15 +319,13 @@ fn embedding_model(state: &AppState, name: Option<&str>) -> Result<Arc<Model>, A
     })
 }
 
-/// Embeds `texts` with `model` on the worker pool: `output`'s vectors and
-/// the token counts, the answer (a JSON float a value) charged to `permit`
-/// first. A text cut at the model's limit is a 413 naming it unless
-/// `truncate`.
-async fn run(
+/// Embeds `texts` with `model` through the request pipeline: the pooled
+/// vectors (not normalised) and the token counts. A text over the
+/// model's limit is a 413 naming it unless `truncate`.
+async fn embed_texts(
     state: &AppState,
     model: Arc<Model>,
     texts: Vec<String>,
-    output: &str,
     truncate: bool,
     head: &Head,
     permit: &mut Permit,
@@ -218,7 +333,7 @@ async fn run(
     let index = |name: &str| {
         model.output_index(name).ok_or_else(|| ApiError::Internal(format!("no {name} output")))
     };
-    let outputs = vec![index(output)?, index("tokens")?, index("truncated")?];
+    let answered = vec![index("pooled")?, index("tokens")?];
     super::body::check_version(head.pinned.as_deref(), &model)?;
     let rows = texts.len();
     let bytes: usize = texts.iter().map(String::len).sum();
@@ -228,25 +343,18 @@ async fn run(
     let decoded = bytes + rows * std::mem::size_of::<String>();
     let array: ArrayRef = Arc::new(StringArray::from(texts));
     let typed = TypedRows::new(vec![vec![array]], decoded);
-    check_texts(state, &model, &typed, truncate)?;
-    let answer = answer_bytes(&model, &outputs, &outputs[..1], Encoding::Streamed, rows);
-    charge(state, permit, rows, decoded, answer)?;
-    let scored = dispatch(
-        state,
-        ScoreJob {
-            model: model.clone(),
-            outputs,
-            rows,
-            input: Input::Typed { rows: Arc::new(typed), bytes },
-            deadline: head.deadline(),
-        },
-    )
-    .await?;
-    if !truncate {
-        refuse_truncated(&model, &scored.outputs[2])?;
-    }
+    let work = Work {
+        model: model.clone(),
+        input: Input::Typed { rows: Arc::new(typed), bytes },
+        rows,
+        answered: answered.clone(),
+        truncate,
+        encoding: Encoding::Streamed,
+        deadline: head.deadline(),
+    };
+    let scored = run(state, permit, work).await?;
     let floats = |i: usize| codec::decode(&scored.outputs[i].data).unwrap_or_default();
     let (vectors, tokens) = (floats(0), floats(1));
-    let dim = model.outputs[model.output_index(output).unwrap_or_default()].columns;
+    let dim = model.outputs[answered[0]].columns;
     Ok(Embedded { vectors, dim, tokens, model })
 }

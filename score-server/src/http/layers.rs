@@ -21,7 +21,9 @@ pub(super) async fn authenticate(
 ) -> Response {
     if let Some(auth) = &state.auth {
         let open = match request.uri().path() {
-            "/healthz" | "/readyz" | "/openapi.json" => true,
+            "/healthz" | "/readyz" | "/openapi.json" | "/v2/health/live" | "/v2/health/ready" => {
+                true
+            }
             "/metrics" => !state.config.metrics_auth,
             _ => false,
         };

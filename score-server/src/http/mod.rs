@@ -10,6 +10,7 @@ mod layers;
 mod pipeline;
 mod score;
 pub mod stall;
+mod v2;
 
 use std::sync::Arc;
 
@@ -34,7 +35,22 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/score", put(score::score_default).post(score::score_default))
         .route("/models/{name}/score", put(score::score_named).post(score::score_named))
         .route("/embed", post(embed::embed))
+        // TEI endpoints take /embed's body at the root: huggingface_hub's
+        // InferenceClient posts there when given a base URL.
+        .route("/", post(embed::embed))
         .route("/v1/embeddings", post(embed::openai_embeddings))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/repository/index", post(v2::repository_index))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/config", get(v2::model_config))
+        .route("/v2/models/{name}/versions/{version}/config", get(v2::model_config))
+        .route("/v2/models/{name}/infer", post(v2::infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(v2::infer))
         .route("/models", get(control::list_models))
         .route("/models/{name}", get(control::model_info))
         .route("/healthz", get(control::healthz))

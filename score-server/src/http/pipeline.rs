@@ -1,10 +1,12 @@
 //! The one request pipeline every scoring route runs, one function per
-//! step: [`Head::parse`] the headers, [`receive`] the body under admission,
-//! [`decode`] the rows, [`charge`] what they and the answer will cost,
-//! [`dispatch`] them to the workers. The routes (`score.rs` for the v1
-//! protocol, `embed.rs` for TEI's and OpenAI's bodies) parse their own
-//! query and body shape and write their own answer around these steps; a
-//! new protocol is a new caller, not a copy.
+//! step: [`open`] (not while draining), [`Head::parse`] the headers,
+//! [`receive`] the body under admission, [`decode`] the rows, then [`run`]
+//! them: texts checked, the decoded rows and the answer charged
+//! ([`charge`]), the work [`dispatch`]ed to the workers, cut texts
+//! refused. The routes (`score.rs` for the v1 protocol, `embed.rs` for
+//! TEI's and OpenAI's bodies, `v2.rs` for the Open Inference Protocol)
+//! parse their own query and body shape and write their own answer around
+//! these steps; a new protocol is a new caller, not a copy.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,8 +55,9 @@ pub(super) enum Encoding {
     Binary,
     /// An Arrow stream: a copy of every output.
     Arrow,
-    /// JSON numbers: at most [`JSON_FLOAT`] bytes a float, and the floats
-    /// decoded once more for the serializer.
+    /// JSON numbers: at most [`JSON_FLOAT`] bytes a float of every
+    /// answered output, and the floats decoded once more for the
+    /// serializer.
     Json,
     /// JSON written a few rows at a time (the embedding routes): the
     /// floats decoded once more; the text is never whole.
@@ -80,7 +83,7 @@ pub(super) fn answer_bytes(
     };
     let encoded = match encoding {
         Encoding::Binary => 0,
-        Encoding::Json => floats(&answered[..1.min(answered.len())]) * (JSON_FLOAT + 4),
+        Encoding::Json => floats(answered) * (JSON_FLOAT + 4),
         Encoding::Streamed => floats(&answered[..1.min(answered.len())]) * 4,
         Encoding::Arrow => answered
             .iter()
@@ -137,6 +140,9 @@ pub(super) struct Head {
     declared: Option<usize>,
     /// The model version the request is pinned to (`X-Model-Version`).
     pub(super) pinned: Option<String>,
+    /// Bytes of JSON at the start of a binary body (the Open Inference
+    /// Protocol's `Inference-Header-Content-Length`), charged as JSON.
+    json_prefix: Option<usize>,
 }
 
 impl Head {
@@ -147,13 +153,32 @@ impl Head {
 
     /// A JSON body of some other route (`/embed`), answered in JSON.
     pub(super) fn json(headers: &HeaderMap, arrival: Instant) -> Result<Head, ApiError> {
+        Head::tensors(headers, arrival, None)
+    }
+
+    /// A body of JSON, or (`json_prefix`: its length) of JSON and then
+    /// binary data: the Open Inference Protocol's.
+    pub(super) fn tensors(
+        headers: &HeaderMap,
+        arrival: Instant,
+        json_prefix: Option<usize>,
+    ) -> Result<Head, ApiError> {
         Ok(Head {
-            format: BodyFormat::Json,
+            format: if json_prefix.is_some() { BodyFormat::Binary } else { BodyFormat::Json },
             arrow_answer: false,
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
             pinned: body::pinned_version(headers)?,
+            json_prefix,
         })
+    }
+
+    /// The earlier of the request's deadline and `other`.
+    pub(super) fn deadline_or(&self, other: Option<Instant>) -> Option<Instant> {
+        match (self.deadline, other) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The headers of a scoring request for `model`.
@@ -188,6 +213,7 @@ impl Head {
             deadline: body::deadline(headers, arrival)?,
             declared: body::content_length(headers)?,
             pinned,
+            json_prefix: None,
         })
     }
 }
@@ -236,7 +262,7 @@ pub(super) async fn receive(
         }
     };
     let decoded = match head.format {
-        BodyFormat::Binary => 0,
+        BodyFormat::Binary => head.json_prefix.map_or(0, body::json_decoded_bound),
         BodyFormat::Json => body::json_decoded_bound(bytes.len()),
         BodyFormat::Arrow => super::arrow::decoded_bound(bytes.len()),
     };
@@ -272,6 +298,16 @@ async fn read_charged(
         }
         Err(ReadError::Transport(detail)) => Err(ApiError::BodyRead(detail)),
     }
+}
+
+/// Refuses (503) a request that arrives while the server drains: the
+/// first step of every route that scores.
+pub(super) fn open(state: &AppState) -> Result<(), ApiError> {
+    if state.is_draining() {
+        state.metrics.reject(Rejection::draining);
+        return Err(ApiError::Draining);
+    }
+    Ok(())
 }
 
 /// A 429, counted.
@@ -395,8 +431,88 @@ fn decode_now(
     Ok((Input::Matrix(bytes), rows))
 }
 
+/// The outputs `names` names (`?output=`, a v2 request's `outputs`), or
+/// the model's default when it names none.
+pub(super) fn output_indices(model: &Model, names: &[String]) -> Result<Vec<usize>, ApiError> {
+    if names.is_empty() {
+        return Ok(vec![model.default_output]);
+    }
+    names
+        .iter()
+        .map(|name| {
+            model.output_index(name).ok_or_else(|| ApiError::UnknownOutput {
+                model: model.name.clone(),
+                output: name.to_string(),
+                available: model
+                    .outputs
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        })
+        .collect()
+}
+
+/// What a route asks of the workers once its rows are decoded.
+pub(super) struct Work {
+    /// The model version to score with.
+    pub(super) model: Arc<Model>,
+    /// The rows.
+    pub(super) input: Input,
+    /// Row count.
+    pub(super) rows: usize,
+    /// The outputs the answer carries, in its order.
+    pub(super) answered: Vec<usize>,
+    /// For an embedding model: cut a text over the model's limit there
+    /// (true), or refuse the request with a 413 naming it (false).
+    pub(super) truncate: bool,
+    /// How the answer is encoded, for what it costs.
+    pub(super) encoding: Encoding,
+    /// Work not started by then is dropped (504).
+    pub(super) deadline: Option<Instant>,
+}
+
+/// Runs decoded rows: an embedding model's texts checked ([`check_texts`]),
+/// the decoded rows and the answer charged to `permit` ([`charge`]), the
+/// rows scored ([`dispatch`]) and, unless `truncate`, a text the model
+/// cut refused ([`refuse_truncated`]). The outputs are `answered`'s, in
+/// order.
+pub(super) async fn run(
+    state: &AppState,
+    permit: &mut Permit,
+    work: Work,
+) -> Result<Scored, ApiError> {
+    let Work { model, input, rows, answered, truncate, encoding, deadline } = work;
+    let mut outputs = answered.clone();
+    // An embedding model also reports which texts it cut, unless asked to.
+    let truncated = match model.output_index("truncated") {
+        Some(t) if model.is_embedding() && !truncate => {
+            Some(outputs.iter().position(|&o| o == t).unwrap_or_else(|| {
+                outputs.push(t);
+                outputs.len() - 1
+            }))
+        }
+        _ => None,
+    };
+    if let Input::Typed { rows: typed, .. } = &input
+        && model.is_embedding()
+    {
+        check_texts(state, &model, typed, truncate)?;
+    }
+    let answer = answer_bytes(&model, &outputs, &answered, encoding, rows);
+    charge(state, permit, rows, input.decoded_bytes(), answer)?;
+    let mut scored =
+        dispatch(state, ScoreJob { model: model.clone(), outputs, rows, input, deadline }).await?;
+    if let Some(t) = truncated {
+        refuse_truncated(&model, &scored.outputs[t])?;
+        scored.outputs.truncate(answered.len());
+    }
+    Ok(scored)
+}
+
 /// Scores the rows on the worker pool (nothing for no rows).
-pub(super) async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
+async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
     if job.rows == 0 {
         let model = &job.model;
         return Ok(Scored {
@@ -421,7 +537,7 @@ pub(super) async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, 
 /// text within the model's token limit can be
 /// ([`score_engine::embed::max_text_bytes`]; with `truncate` the worker
 /// cuts it there before tokenizing).
-pub(super) fn check_texts(
+fn check_texts(
     state: &AppState,
     model: &Model,
     texts: &TypedRows,
@@ -447,7 +563,7 @@ pub(super) fn check_texts(
 
 /// A 413 naming the first text the model cut at its limit, given its
 /// `truncated` output (1 for a cut text).
-pub(super) fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
+fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
     let flags = codec::decode(&truncated.data).unwrap_or_default();
     match flags.iter().position(|&t| t != 0.0) {
         Some(row) => {

@@ -15,12 +15,10 @@ use score_protocol::models::JsonScores;
 use score_protocol::{codec, headers, media};
 
 use super::pipeline::{
-    Encoding, Head, ModelName, answer_bytes, charge, check_texts, decode, dispatch, receive,
-    refuse_truncated,
+    Encoding, Head, ModelName, Work, decode, open, output_indices, receive, run,
 };
 use crate::error::ApiError;
-use crate::metrics::Rejection;
-use crate::pool::{Input, ScoreJob, Scored};
+use crate::pool::Scored;
 use crate::state::AppState;
 use score_engine::Model;
 
@@ -100,32 +98,16 @@ async fn score(
     request: Request,
 ) -> Result<Response, ApiError> {
     let arrival = Instant::now();
-    if state.is_draining() {
-        state.metrics.reject(Rejection::draining);
-        return Err(ApiError::Draining);
-    }
+    open(&state)?;
     let model = state.models.get(model_ix);
     let params = ScoreParams::parse(query.as_deref())?;
     let outputs = output_indices(&model, &params.outputs)?;
-    // An embedding model also reports which texts it cut, unless asked to.
-    let truncated = match (model.is_embedding(), params.truncate) {
-        (true, Some(true)) => None,
-        (true, _) => model.output_index("truncated"),
-        (false, None) => None,
-        (false, Some(_)) => {
-            return Err(ApiError::BadParameter(format!(
-                "?truncate is for embedding models (text in); {} is not one",
-                model.name
-            )));
-        }
-    };
-    let mut job_outputs = outputs.clone();
-    let truncated = truncated.map(|t| {
-        job_outputs.iter().position(|&o| o == t).unwrap_or_else(|| {
-            job_outputs.push(t);
-            job_outputs.len() - 1
-        })
-    });
+    if !model.is_embedding() && params.truncate.is_some() {
+        return Err(ApiError::BadParameter(format!(
+            "?truncate is for embedding models (text in); {} is not one",
+            model.name
+        )));
+    }
     let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
     if outputs.len() > 1 && !head.arrow_answer {
@@ -138,57 +120,23 @@ async fn score(
     }
     let (bytes, mut permit) = receive(&state, &head, request_body).await?;
     let (input, rows) = decode(&state, &mut permit, head.format, bytes, &model).await?;
-    if let Input::Typed { rows: typed, .. } = &input
-        && model.is_embedding()
-    {
-        check_texts(&state, &model, typed, params.truncate == Some(true))?;
-    }
     let encoding = match head.format {
         _ if head.arrow_answer => Encoding::Arrow,
         BodyFormat::Json => Encoding::Json,
         BodyFormat::Binary | BodyFormat::Arrow => Encoding::Binary,
     };
-    let answer_cost = answer_bytes(&model, &job_outputs, &outputs, encoding, rows);
-    charge(&state, &mut permit, rows, input.decoded_bytes(), answer_cost)?;
-    let mut scored = dispatch(
-        &state,
-        ScoreJob {
-            model: model.clone(),
-            outputs: job_outputs,
-            rows,
-            input,
-            deadline: head.deadline(),
-        },
-    )
-    .await?;
-    if let Some(t) = truncated {
-        refuse_truncated(&model, &scored.outputs[t])?;
-        scored.outputs.truncate(outputs.len());
-    }
+    let work = Work {
+        model: model.clone(),
+        input,
+        rows,
+        answered: outputs.clone(),
+        truncate: params.truncate == Some(true),
+        encoding,
+        deadline: head.deadline(),
+    };
+    let scored = run(&state, &mut permit, work).await?;
     let response = answer(&model, &outputs, &head, rows, scored)?;
     Ok(super::held::until_sent(response, permit))
-}
-
-/// The output `?output=` names, or the model's default.
-fn output_indices(model: &Model, names: &[String]) -> Result<Vec<usize>, ApiError> {
-    if names.is_empty() {
-        return Ok(vec![model.default_output]);
-    }
-    names
-        .iter()
-        .map(|name| {
-            model.output_index(name).ok_or_else(|| ApiError::UnknownOutput {
-                model: model.name.clone(),
-                output: name.to_string(),
-                available: model
-                    .outputs
-                    .iter()
-                    .map(|o| o.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-        })
-        .collect()
 }
 
 /// The answer in the form the request asks for, with the protocol's

@@ -109,6 +109,22 @@ pub fn typed_of(scanned: Scanned, model: &Model) -> Result<TypedRows, ApiError> 
     })
 }
 
+/// Checks a record batch another decoder built (the Open Inference
+/// Protocol's tensors, one column per input) against a model fed by name,
+/// by the rules an Arrow body's columns follow.
+pub fn typed_batch(batch: &RecordBatch, model: &Model) -> Result<TypedRows, ApiError> {
+    let schema = batch.schema();
+    let matched = match_columns(&schema, model)?;
+    let mut columns = Vec::with_capacity(matched.len());
+    let mut decoded = 0usize;
+    for (feed, &ix) in model.feeds.iter().zip(&matched) {
+        let array = batch.column(ix);
+        decoded = decoded.saturating_add(check_typed(array, feed, schema.field(ix).name(), 0)?);
+        columns.push(vec![array.clone()]);
+    }
+    Ok(TypedRows::new(columns, decoded))
+}
+
 /// Decodes the stream's record batches one at a time (zero-copy views of
 /// the body where its buffers are aligned), handing each to `each`. The
 /// body has passed [`scan`].
