@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use score_protocol::{ErrorBody, ErrorKind, retry_after};
 
@@ -233,39 +233,60 @@ fn capped(mut sentence: String) -> String {
     sentence
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status, the sentence sent (a 5xx's detail goes to the log
+    /// instead) and the headers that go with them.
+    fn parts(&self) -> (StatusCode, String, HeaderMap) {
         let (status, _) = self.status_and_kind();
-        let error = match &self {
+        let error = match self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 "internal error; see the server log".to_string()
             }
             _ => capped(self.to_string()),
         };
-        let retry_after = match &self {
+        let mut headers = HeaderMap::new();
+        let retry_after = match self {
             ApiError::Overloaded { retry_after } => Some(retry_after::format(*retry_after)),
             ApiError::Draining => Some(1),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { error, kind: self.kind() })).into_response();
         if let Some(secs) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let ApiError::VersionMismatch { serving, .. } = &self
+        if let ApiError::VersionMismatch { serving, .. } = self
             && let Ok(value) = HeaderValue::from_str(serving)
         {
             // The version served, as on a 200: the client need not parse
             // the sentence.
-            response.headers_mut().insert(score_protocol::headers::MODEL_VERSION, value);
+            headers.insert(score_protocol::headers::MODEL_VERSION, value);
         }
         if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"score-server\""),
             );
         }
-        response
+        (status, error, headers)
+    }
+
+    /// The answer in OpenAI's error shape, `{"error": {"message", "type",
+    /// "param", "code"}}` (`code` is the kind): what the OpenAI SDKs read
+    /// the sentence from.
+    pub fn into_openai_response(self) -> Response {
+        let (status, message, headers) = self.parts();
+        let kind = if status.is_client_error() { "invalid_request_error" } else { "server_error" };
+        let body = serde_json::json!({"error": {
+            "message": message, "type": kind, "param": null, "code": self.kind().as_str(),
+        }});
+        (status, headers, Json(body)).into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, headers) = self.parts();
+        (status, headers, Json(ErrorBody { error, kind: self.kind() })).into_response()
     }
 }
 

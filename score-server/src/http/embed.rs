@@ -189,7 +189,8 @@ fn with_prompt(
     })
 }
 
-/// `POST /v1/embeddings`.
+/// `POST /v1/embeddings`. Errors are in OpenAI's shape
+/// ([`ApiError::into_openai_response`]).
 pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
         let (request, head, mut permit): (OpenAiRequest, _, _) = json_body(&state, request).await?;
@@ -257,7 +258,7 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
         Ok(super::held::until_sent(answer, permit))
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    result.unwrap_or_else(ApiError::into_openai_response)
 }
 
 /// The start of an OpenAI `data` item, up to its `embedding` value.
