@@ -13,10 +13,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams};
 use tract_onnx::prelude::*;
 
-use crate::seam::{Engine, EngineKind, Plan, Runner, State, TextLimits};
+use crate::seam::{Engine, EngineKind, Plan, RunOptions, Runner, State, TextLimits};
 
 /// An embedding model's outputs, in order (see [`EmbedState::run`]).
 pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
@@ -84,37 +84,64 @@ fn cut_to(text: &str, bytes: usize) -> (&str, bool) {
     (&text[..end], true)
 }
 
+/// `text`'s last `bytes` bytes at most, from a character boundary, and
+/// whether it was cut.
+fn tail_of(text: &str, bytes: usize) -> (&str, bool) {
+    if text.len() <= bytes {
+        return (text, false);
+    }
+    let mut start = text.len() - bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    (&text[start..], true)
+}
+
 /// Bytes a token of the limit the first try at a long text tokenizes
 /// ([`encode_start`]): most texts of most languages take fewer.
 const FIRST_TRY_BYTES_PER_TOKEN: usize = 8;
 
 /// Tokenizes `text` as the model sees it, at most `max_tokens` tokens,
-/// and says whether it was cut. A long text's start is tokenized, not all
-/// of it: first `FIRST_TRY_BYTES_PER_TOKEN` bytes a token of the limit,
-/// doubled until the tokens kept end before a word that starts in the
-/// start (so the cut cannot have changed them), at most [`max_text_bytes`].
-/// The tokens are those of the whole text, for the cost of its start; the
-/// overflowing tokens the tokenizer also makes are dropped at once.
+/// and says whether it was cut. A long text's start (its end with
+/// `keep_end`, for a tokenizer truncating on the left) is tokenized, not
+/// all of it: first `FIRST_TRY_BYTES_PER_TOKEN` bytes a token of the
+/// limit, doubled until the tokens kept stay clear of a word the cut may
+/// have split (a space lies between them and the cut), at most
+/// [`max_text_bytes`]. The tokens are those of the whole text, for the
+/// cost of its start; the overflowing tokens the tokenizer also makes are
+/// dropped at once.
 fn encode_start(
     tokenizer: &Tokenizer,
     text: &str,
     max_tokens: usize,
+    keep_end: bool,
 ) -> TractResult<(tokenizers::Encoding, bool)> {
     let most = max_text_bytes(max_tokens);
     let mut bytes = max_tokens.saturating_mul(FIRST_TRY_BYTES_PER_TOKEN).min(most);
     loop {
-        let (start, cut) = cut_to(text, bytes);
+        let (part, cut) = if keep_end { tail_of(text, bytes) } else { cut_to(text, bytes) };
         let mut encoding =
-            tokenizer.encode(start, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+            tokenizer.encode(part, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
         let overflowed = !encoding.take_overflowing().is_empty();
         if !cut {
             return Ok((encoding, overflowed));
         }
-        // Where the kept tokens end in `start`: a space after it means the
-        // word the cut may have split is not among them.
-        let kept_end = encoding.get_offsets().iter().map(|&(_, end)| end).max().unwrap_or(0);
+        let words = encoding
+            .get_offsets()
+            .iter()
+            .zip(encoding.get_special_tokens_mask())
+            .filter(|&(_, &special)| special == 0)
+            .map(|(&offsets, _)| offsets);
         let settled = overflowed
-            && start.get(kept_end..).is_some_and(|rest| rest.contains(char::is_whitespace));
+            && if keep_end {
+                // Where the kept tokens start in `part`: a space before it
+                // means the word the cut may have split is not among them.
+                let kept_start = words.map(|(start, _)| start).min().unwrap_or(part.len());
+                part.get(..kept_start).is_some_and(|rest| rest.contains(char::is_whitespace))
+            } else {
+                let kept_end = words.map(|(_, end)| end).max().unwrap_or(0);
+                part.get(kept_end..).is_some_and(|rest| rest.contains(char::is_whitespace))
+            };
         if settled || bytes >= most {
             return Ok((encoding, true));
         }
@@ -180,6 +207,8 @@ pub struct EmbeddingConfig {
 /// The tokenizer, the encoder's plan and the pooling, shared by workers.
 pub struct EmbeddingPlan {
     tokenizer: Arc<Tokenizer>,
+    /// The same tokenizer truncating on the left (keeping a text's end).
+    tokenizer_left: Arc<Tokenizer>,
     encoder: Plan,
     /// The encoder's input names in its order.
     inputs: Vec<String>,
@@ -215,14 +244,22 @@ impl EmbeddingPlan {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let config = read_config(dir, &tokenizer, pooling)?;
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: config.max_tokens,
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| format!("tokenizer truncation: {e}"))?;
+        let truncating = |tokenizer: &mut Tokenizer, direction| {
+            tokenizer
+                .with_truncation(Some(TruncationParams {
+                    max_length: config.max_tokens,
+                    direction,
+                    ..TruncationParams::default()
+                }))
+                .map(|_| ())
+                .map_err(|e| format!("tokenizer truncation: {e}"))
+        };
+        let mut tokenizer_left = tokenizer.clone();
+        truncating(&mut tokenizer, TruncationDirection::Right)?;
+        truncating(&mut tokenizer_left, TruncationDirection::Left)?;
         Ok(EmbeddingPlan {
             tokenizer: Arc::new(tokenizer),
+            tokenizer_left: Arc::new(tokenizer_left),
             encoder,
             inputs,
             config,
@@ -274,7 +311,15 @@ impl Engine for TextEngine {
 
 impl Runner for EmbedState {
     fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        EmbedState::run(self, inputs)
+        EmbedState::run(self, inputs, &RunOptions::default())
+    }
+
+    fn run_with(
+        &mut self,
+        inputs: TVec<TValue>,
+        options: &RunOptions,
+    ) -> TractResult<TVec<TValue>> {
+        EmbedState::run(self, inputs, options)
     }
 }
 
@@ -398,16 +443,19 @@ impl EmbedState {
     /// when the export says so), `pooled` `[N, dim]` (never normalised),
     /// `tokens` `[N]` (tokens the encoder saw, special ones included) and
     /// `truncated` `[N]` (1 where the text was longer than the model's
-    /// limit and cut there).
-    pub fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    /// limit and cut there: its start kept, or its end with
+    /// `options.keep_end`).
+    pub fn run(&mut self, inputs: TVec<TValue>, options: &RunOptions) -> TractResult<TVec<TValue>> {
         let texts = inputs.first().ok_or_else(|| anyhow::anyhow!("no text input"))?;
         let plain = texts.try_as_plain_ram()?;
         let texts: &[String] = plain.as_slice::<String>()?;
         let plan = self.plan.clone();
         let mut encodings = Vec::with_capacity(texts.len());
         let mut truncated = Vec::with_capacity(texts.len());
+        let tokenizer = if options.keep_end { &plan.tokenizer_left } else { &plan.tokenizer };
         for text in texts {
-            let (encoding, cut) = encode_start(&plan.tokenizer, text, plan.config.max_tokens)?;
+            let (encoding, cut) =
+                encode_start(tokenizer, text, plan.config.max_tokens, options.keep_end)?;
             truncated.push(f32::from(u8::from(cut)));
             encodings.push(encoding);
         }

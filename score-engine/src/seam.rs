@@ -97,6 +97,26 @@ pub trait Runner: Send {
     /// Runs the model on `inputs` (one tensor per model input, in order)
     /// and returns one tensor per model output, in order.
     fn run(&mut self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>>;
+
+    /// [`Runner::run`] as a request's `options` ask; engines with nothing
+    /// to choose ignore them.
+    fn run_with(
+        &mut self,
+        inputs: TVec<TValue>,
+        options: &RunOptions,
+    ) -> TractResult<TVec<TValue>> {
+        let _ = options;
+        self.run(inputs)
+    }
+}
+
+/// What a request chooses about how its rows are run. The pool merges
+/// only requests whose options are equal into one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// A text over the token limit keeps its end (TEI's
+    /// `truncation_direction: Left`) instead of its start.
+    pub keep_end: bool,
 }
 
 /// A loaded model as one engine runs it, shared by the workers.

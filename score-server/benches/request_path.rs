@@ -136,6 +136,7 @@ fn one(part: &str, state: &Arc<AppState>, body: &Bytes, runtime: &tokio::runtime
                 rows: ROWS,
                 input: Input::Matrix(body.clone()),
                 deadline: None,
+                options: Default::default(),
             };
             black_box(runtime.block_on(state.pool.score(job)).expect("scored"));
         }

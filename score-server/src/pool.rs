@@ -43,6 +43,7 @@ use score_engine::Model;
 use score_engine::State;
 use score_engine::error::panic_message;
 use score_engine::input::{SharedRows, Values};
+use score_engine::seam::RunOptions;
 
 /// Requests smaller than this many rows per worker are not split: below it the
 /// per-call overhead outweighs the parallelism. Jobs smaller than it are the
@@ -168,6 +169,8 @@ pub struct ScoreJob {
     pub input: Input,
     /// Work not started by then is dropped.
     pub deadline: Option<Instant>,
+    /// How the rows are run (a text's cut end, for an embedding model).
+    pub options: RunOptions,
 }
 
 /// One output of a scored request.
@@ -198,6 +201,7 @@ struct Job {
     tokens: usize,
     input: ChunkInput,
     deadline: Option<Instant>,
+    options: RunOptions,
     enqueued: Instant,
     reply: oneshot::Sender<Result<ChunkOut, ComputeError>>,
     span: tracing::Span,
@@ -304,6 +308,7 @@ impl Pool {
                         tokens,
                         input,
                         deadline: job.deadline,
+                        options: job.options,
                         enqueued: Instant::now(),
                         reply,
                         span: span.clone(),
@@ -442,6 +447,7 @@ impl Worker {
             while rows < MIN_CHUNK_ROWS && rows < self.max_batch_rows {
                 let Ok(job) = self.small.try_recv() else { break };
                 if !Arc::ptr_eq(&job.model, &model)
+                    || job.options != batch[0].options
                     || rows + job.rows > self.max_batch_rows
                     || tokens + job.tokens > budget
                 {
@@ -500,7 +506,7 @@ impl Worker {
         let result = match state.as_mut() {
             Ok(state) => {
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    state.run(build_inputs(model, &batch, rows)?)
+                    state.run_with(build_inputs(model, &batch, rows)?, &batch[0].options)
                 }));
                 match run {
                     Ok(result) => result.map_err(|e| ModelFailure::Engine(format!("{e:#}"))),

@@ -462,3 +462,36 @@ async fn openai_answers_base64_and_cuts_matryoshka_dimensions() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     std::fs::remove_dir_all(dir).expect("clean");
 }
+
+/// `truncation_direction: Left` keeps a long text's end: its vector is
+/// that of the text cut by hand to the tokens that fit (a word a token
+/// here, two special tokens around them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn left_truncation_keeps_a_long_texts_end() {
+    let Some((state, r)) = setup("truncation_direction Left") else { return };
+    let tail = "the end of the review";
+    let fits = r.max_tokens - 2 - tail.split(' ').count();
+    let long = format!("{}{tail}", "word ".repeat(fits + 300));
+    let cut_by_hand = format!("{}{tail}", "word ".repeat(fits));
+    let embed = |body: Value| {
+        let state = state.clone();
+        async move {
+            let (status, _, bytes) = send(&state, post("/embed", body)).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+            vectors(&bytes).remove(0)
+        }
+    };
+    let left =
+        embed(json!({"inputs": long, "truncate": true, "truncation_direction": "Left"})).await;
+    let by_hand = embed(json!({"inputs": cut_by_hand})).await;
+    assert!(cosine(&left, &by_hand) > 0.99999, "{}", cosine(&left, &by_hand));
+    let right =
+        embed(json!({"inputs": long, "truncate": true, "truncation_direction": "right"})).await;
+    let start = embed(json!({"inputs": "word ".repeat(r.max_tokens - 2)})).await;
+    assert!(cosine(&right, &start) > 0.99999, "{}", cosine(&right, &start));
+    assert!(cosine(&left, &right) < 0.99, "the two ends gave the same vector");
+    let (status, _, _) =
+        send(&state, post("/embed", json!({"inputs": "x", "truncation_direction": "Middle"})))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -34,6 +34,7 @@ use crate::state::AppState;
 use score_engine::Model;
 use score_engine::embed::l2_normalize;
 use score_engine::input::TypedRows;
+use score_engine::seam::RunOptions;
 
 /// One text or several.
 #[derive(Deserialize)]
@@ -127,20 +128,23 @@ impl Embedded {
 pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let result = async {
         let (request, head, mut permit): (EmbedRequest, _, _) = json_body(&state, request).await?;
-        match request.truncation_direction.as_deref() {
-            None => {}
-            Some(d) if d.eq_ignore_ascii_case("right") => {}
+        let keep_end = match request.truncation_direction.as_deref() {
+            None => false,
+            Some(d) if d.eq_ignore_ascii_case("right") => false,
+            Some(d) if d.eq_ignore_ascii_case("left") => true,
             Some(d) => {
                 return Err(ApiError::BadParameter(format!(
-                    "truncation_direction {d:?}: only \"Right\" (keep a long text's start) is \
-                     supported"
+                    "truncation_direction {d:?}: give \"Right\" (a text over the limit keeps \
+                     its start) or \"Left\" (it keeps its end)"
                 )));
             }
-        }
+        };
+        let options = RunOptions { keep_end };
         let model = embedding_model(&state, None)?;
         let texts = with_prompt(&model, request.prompt_name.as_deref(), request.inputs.into_vec())?;
         let mut embedded =
-            embed_texts(&state, model, texts, request.truncate, &head, &mut permit).await?;
+            embed_texts(&state, model, texts, request.truncate, options, &head, &mut permit)
+                .await?;
         if request.normalize {
             embedded.normalize();
         }
@@ -223,7 +227,9 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
         }
         // OpenAI's embeddings are unit length and long inputs are an error.
         let texts = with_prompt(&model, None, request.input.into_vec())?;
-        let mut embedded = embed_texts(&state, model, texts, false, &head, &mut permit).await?;
+        let mut embedded =
+            embed_texts(&state, model, texts, false, RunOptions::default(), &head, &mut permit)
+                .await?;
         embedded.cut(request.dimensions.unwrap_or(dim));
         embedded.normalize();
         let tokens = embedded.tokens.iter().sum::<f32>() as u64;
@@ -328,6 +334,7 @@ async fn embed_texts(
     model: Arc<Model>,
     texts: Vec<String>,
     truncate: bool,
+    options: RunOptions,
     head: &Head,
     permit: &mut Permit,
 ) -> Result<Embedded, ApiError> {
@@ -352,6 +359,7 @@ async fn embed_texts(
         truncate,
         encoding: Encoding::Streamed,
         deadline: head.deadline(),
+        options,
     };
     let scored = run(state, permit, work).await?;
     let floats = |i: usize| codec::decode(&scored.outputs[i].data).unwrap_or_default();

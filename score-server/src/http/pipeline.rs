@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use score_engine::Model;
 use score_engine::input::TypedRows;
+use score_engine::seam::RunOptions;
 use score_protocol::codec;
 use score_protocol::media::{self, BodyFormat};
 
@@ -471,6 +472,8 @@ pub(super) struct Work {
     pub(super) encoding: Encoding,
     /// Work not started by then is dropped (504).
     pub(super) deadline: Option<Instant>,
+    /// How the rows are run (which end of a cut text is kept).
+    pub(super) options: RunOptions,
 }
 
 /// Runs decoded rows: an embedding model's texts checked ([`check_texts`]),
@@ -483,7 +486,7 @@ pub(super) async fn run(
     permit: &mut Permit,
     work: Work,
 ) -> Result<Scored, ApiError> {
-    let Work { model, input, rows, answered, truncate, encoding, deadline } = work;
+    let Work { model, input, rows, answered, truncate, encoding, deadline, options } = work;
     let mut outputs = answered.clone();
     // An embedding model also reports which texts it cut, unless asked to.
     let truncated = match model.output_index("truncated") {
@@ -503,7 +506,8 @@ pub(super) async fn run(
     let answer = answer_bytes(&model, &outputs, &answered, encoding, rows);
     charge(state, permit, rows, input.decoded_bytes(), answer)?;
     let mut scored =
-        dispatch(state, ScoreJob { model: model.clone(), outputs, rows, input, deadline }).await?;
+        dispatch(state, ScoreJob { model: model.clone(), outputs, rows, input, deadline, options })
+            .await?;
     if let Some(t) = truncated {
         refuse_truncated(&model, &scored.outputs[t])?;
         scored.outputs.truncate(answered.len());

@@ -133,6 +133,7 @@ async fn score(
         truncate: params.truncate == Some(true),
         encoding,
         deadline: head.deadline(),
+        options: Default::default(),
     };
     let scored = run(&state, &mut permit, work).await?;
     let response = answer(&model, &outputs, &head, rows, scored)?;

@@ -291,6 +291,7 @@ pub async fn infer(
         truncate,
         encoding,
         deadline: head.deadline_or(timeout),
+        options: Default::default(),
     };
     let scored = run(&state, &mut permit, work).await?;
     let outputs: Vec<Answered<'_>> = asked
