@@ -39,7 +39,18 @@ pub struct Answer {
 
 /// Encodes `PUT path` with the given headers and body as one buffer.
 pub fn encode_put(path: &str, host: &str, headers: &[(&str, String)], body: &[u8]) -> Bytes {
-    let mut head = format!("PUT {path} HTTP/1.1\r\nhost: {host}\r\n");
+    encode("PUT", path, host, headers, body)
+}
+
+/// Encodes `METHOD path` with the given headers and body as one buffer.
+pub fn encode(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Bytes {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -75,6 +75,9 @@ pub struct Args {
     /// holds separate feature columns).
     #[arg(long, value_enum, default_value_t = BodyLayout::Binary)]
     pub format: BodyLayout,
+    /// The input's name for `--format v2-binary`.
+    #[arg(long, default_value = "X")]
+    pub input: String,
     /// Do not send X-Score-Columns (for endpoints that do not know it).
     #[arg(long)]
     pub no_columns_header: bool,
@@ -232,6 +235,11 @@ pub enum BodyLayout {
     ArrowList,
     /// An Arrow IPC stream of one float32 column per feature.
     ArrowColumns,
+    /// The Open Inference Protocol with the binary tensor data extension:
+    /// a JSON header naming one FP32 `[rows, columns]` input (`--input`)
+    /// and the output `probabilities` in binary, then the rows, `POST`ed
+    /// to `/v2/models/NAME/infer` (`--model`, else the URL's path).
+    V2Binary,
 }
 
 /// The same rows as [`body`], as an Arrow IPC stream laid out as `layout`
@@ -242,7 +250,7 @@ pub fn body_as(layout: BodyLayout, rows: usize, columns: usize) -> anyhow::Resul
     use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
     let values = values(rows, columns);
     let batch = match layout {
-        BodyLayout::Binary => return Ok(body(rows, columns)),
+        BodyLayout::Binary | BodyLayout::V2Binary => return Ok(body(rows, columns)),
         BodyLayout::ArrowList => {
             let item =
                 Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, false));
@@ -282,7 +290,9 @@ impl Target {
         }
         let authority = uri.authority().context("--url has no host")?;
         let port = authority.port_u16().unwrap_or(80);
+        let v2 = args.format == BodyLayout::V2Binary;
         let path = match &args.model {
+            Some(model) if v2 => format!("/v2/models/{model}/infer"),
             Some(model) => format!("/models/{model}/score"),
             None => uri.path_and_query().map_or("/score".into(), |p| p.to_string()),
         };
@@ -290,17 +300,32 @@ impl Target {
             bail!("--rows and --columns must be at least 1");
         }
         let media = match args.format {
-            BodyLayout::Binary => score_protocol::media::OCTET_STREAM,
+            BodyLayout::Binary | BodyLayout::V2Binary => score_protocol::media::OCTET_STREAM,
             BodyLayout::ArrowList | BodyLayout::ArrowColumns => score_protocol::media::ARROW_STREAM,
         };
         let mut headers = vec![("content-type", media.to_string())];
-        if !args.no_columns_header {
+        if !args.no_columns_header && !v2 {
             headers.push((score_protocol::headers::COLUMNS, args.columns.to_string()));
         }
-        let body = body_as(args.format, args.rows, args.columns)?;
+        let mut body = body_as(args.format, args.rows, args.columns)?;
+        let mut method = "PUT";
+        if v2 {
+            // As tritonclient sends it: the JSON header, then the tensor.
+            let header = serde_json::json!({
+                "inputs": [{"name": args.input, "shape": [args.rows, args.columns],
+                            "datatype": "FP32", "parameters": {"binary_data_size": body.len()}}],
+                "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}],
+            })
+            .to_string();
+            headers.push(("inference-header-content-length", header.len().to_string()));
+            let mut joined = header.into_bytes();
+            joined.extend_from_slice(&body);
+            body = joined.into();
+            method = "POST";
+        }
         Ok(Target {
             address: format!("{}:{port}", authority.host()),
-            request: http1::encode_put(&path, authority.as_str(), &headers, &body),
+            request: http1::encode(method, &path, authority.as_str(), &headers, &body),
             rows: args.rows,
             timeout: args.timeout,
         })

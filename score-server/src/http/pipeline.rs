@@ -38,14 +38,25 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelName {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
-        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(name)) => Ok(ModelName(name)),
-            Err(e) => Err(ApiError::BadParameter(format!(
-                "the model name in {} is not valid: {}",
-                parts.uri.path(),
-                e.body_text()
-            ))),
-        }
+        let params = path_params(parts, state).await?;
+        Ok(ModelName(params.into_iter().next().map(|(_, v)| v).unwrap_or_default()))
+    }
+}
+
+/// A route's path parameters, by name, in order; one that is not UTF-8
+/// (`%ff%fe`) is the protocol's JSON 400, not axum's plain-text one.
+pub(super) async fn path_params<S: Send + Sync>(
+    parts: &mut axum::http::request::Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
+    use axum::extract::FromRequestParts;
+    match axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+        Ok(axum::extract::Path(params)) => Ok(params),
+        Err(e) => Err(ApiError::BadParameter(format!(
+            "the model name in {} is not valid: {}",
+            parts.uri.path(),
+            e.body_text()
+        ))),
     }
 }
 

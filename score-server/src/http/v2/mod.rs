@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use score_engine::Model;
@@ -51,17 +51,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Target {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
-        match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
-            Ok(Path(params)) => {
-                let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-                Ok(Target { name: get("name").unwrap_or_default(), version: get("version") })
-            }
-            Err(e) => Err(ApiError::BadParameter(format!(
-                "the model name in {} is not valid: {}",
-                parts.uri.path(),
-                e.body_text()
-            ))),
-        }
+        let params = super::pipeline::path_params(parts, state).await?;
+        let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        Ok(Target { name: get("name").unwrap_or_default(), version: get("version") })
     }
 }
 
@@ -246,10 +238,13 @@ pub async fn infer(
     let (bytes, permit) = receive(&state, &head, body).await?;
 
     // Parsing, the decoding charge and decoding, off the I/O threads when
-    // the body is large.
+    // the body is large, unless it is float32 rows in binary for a matrix
+    // model: then decoding is a glance at a small JSON header, as the v1
+    // route's binary body is a length check.
+    let work = if as_it_came(&model, &bytes, header_length) { 0 } else { bytes.len() };
     let decoding = {
         let (state, model) = (state.clone(), model.clone());
-        off_io(bytes.len(), move || {
+        off_io(work, move || {
             let mut permit = permit;
             let (json, binary) = tensor::split(&bytes, header_length)?;
             let request = tensor::parse(&json)?;
@@ -318,6 +313,17 @@ pub async fn infer(
         response.headers_mut().insert(score_protocol::headers::MODEL_VERSION, version);
     }
     Ok(super::held::until_sent(response, permit))
+}
+
+/// Whether a body is a matrix model's float32 rows in binary after a JSON
+/// header of at most 64 KiB: the rows go to the workers as they came.
+fn as_it_came(model: &Model, bytes: &bytes::Bytes, header_length: Option<usize>) -> bool {
+    let Some(length) = header_length.filter(|&n| n <= 64 << 10) else { return false };
+    model.matrix().is_some()
+        && tensor::split(bytes, Some(length)).is_ok_and(|(json, _)| {
+            tensor::parse(&json)
+                .is_ok_and(|r| r.inputs.iter().all(|t| t.datatype == "FP32" && t.data.is_none()))
+        })
 }
 
 /// A request, decoded and charged.
