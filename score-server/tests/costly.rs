@@ -363,7 +363,9 @@ fn the_json_routes_take_only_json() {
         let body = br#"{"inputs": "hello", "input": "hello"}"#.to_vec();
         let (status, answer) = post(&server, path, "text/plain", body);
         assert_eq!(status, 415, "{path}: {answer}");
-        let sentence = answer["error"].as_str().unwrap_or_default();
+        // /v1/embeddings answers in OpenAI's shape, error.message.
+        let sentence =
+            answer["error"].as_str().or(answer["error"]["message"].as_str()).unwrap_or_default();
         assert!(sentence.contains("Content-Type: application/json"), "{sentence}");
     }
 }
@@ -433,7 +435,7 @@ fn many_texts_are_refused_by_count_and_by_answer_size() {
     let baseline = warmed(&server);
     let (status, answer) = post(&server, "/v1/embeddings", "application/json", body.clone());
     assert_eq!(status, 413, "{answer}");
-    let sentence = answer["error"].as_str().unwrap_or_default();
+    let sentence = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(sentence.contains("at most 16384 (--max-texts)"), "{sentence}");
     assert!(growth_mib(&server, baseline) < 64);
     drop(server);
@@ -442,7 +444,7 @@ fn many_texts_are_refused_by_count_and_by_answer_size() {
     let baseline = warmed(&server);
     let (status, answer) = post(&server, "/v1/embeddings", "application/json", body);
     assert_eq!(status, 413, "{answer}");
-    let sentence = answer["error"].as_str().unwrap_or_default();
+    let sentence = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(sentence.contains("send at most about"), "{sentence}");
     let growth = growth_mib(&server, baseline);
     println!("100,000 empty texts: peak RSS grew by {growth} MiB");
