@@ -204,6 +204,23 @@ async fn versions_deadlines_and_mistakes_are_answered_in_the_protocols_terms() {
         let error = doc["error"].as_str().expect("the protocol's error member");
         assert!(error.starts_with(sentence), "{error}\n  wanted: {sentence}");
     }
+    // Many inputs or outputs are refused before any per-tensor work.
+    let many: Vec<Value> = (0..10_000)
+        .map(|i| json!({"name": format!("x{i}"), "shape": [1], "datatype": "FP32", "data": [1]}))
+        .collect();
+    let (status, _, body) =
+        send(&state, post_json("/v2/models/logreg/infer", &json!({"inputs": many}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("the request sends 10000 inputs; model logreg takes 1")
+    );
+    let mut asks = ok.clone();
+    asks["outputs"] = json!(vec![json!({"name": "label"}); 10_000]);
+    let (status, _, body) = send(&state, post_json("/v2/models/logreg/infer", &asks)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("asks for 10000 outputs; model logreg has 2"));
+
     let (status, _, body) = send(&state, post_json("/v2/models/nope/infer", &ok)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_kind(&body), "unknown_model");

@@ -248,7 +248,7 @@ pub async fn infer(
             let mut permit = permit;
             let (json, binary) = tensor::split(&bytes, header_length)?;
             let request = tensor::parse(&json)?;
-            let checked = tensor::check(&request, &binary)?;
+            let checked = tensor::check(&request, &binary, &model)?;
             let rows = checked.rows;
             charge(&state, &mut permit, rows, checked.decode_bound(), 0)?;
             let input = checked.into_input(&model)?;
@@ -349,6 +349,14 @@ fn asked_outputs(
     let Some(asked) = &request.outputs else {
         return Ok(servable(model).into_iter().map(|o| (o, all_binary)).collect());
     };
+    if asked.len() > model.outputs.len() {
+        return Err(ApiError::BadParameter(format!(
+            "the request asks for {} outputs; model {} has {}",
+            asked.len(),
+            model.name,
+            model.outputs.len()
+        )));
+    }
     if let Some(o) = asked.iter().find(|o| o.parameters.classification.is_some()) {
         return Err(ApiError::BadParameter(format!(
             "output {:?} asks for classification, which this server does not do; ask for the \

@@ -253,7 +253,18 @@ enum Source {
 pub fn check<'r, 'a>(
     request: &'r InferRequest<'a>,
     binary: &Bytes,
+    model: &Model,
 ) -> Result<Checked<'r, 'a>, ApiError> {
+    // Before any per-input work: a request of many inputs costs nothing
+    // to refuse.
+    if request.inputs.len() > model.feeds.len() {
+        return Err(ApiError::BadShape(format!(
+            "the request sends {} inputs; model {} takes {}",
+            request.inputs.len(),
+            model.name,
+            model.feeds.len()
+        )));
+    }
     let mut rows = None;
     let mut at = 0usize;
     let mut tensors = Vec::with_capacity(request.inputs.len());
@@ -939,23 +950,27 @@ mod tests {
         );
     }
 
+    fn model() -> Model {
+        Model::load(&score_engine::ModelSpec::demo()).expect("the demo model loads")
+    }
+
     #[test]
     fn shapes_and_sizes_are_checked_against_the_data() {
         let json = br#"{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","parameters":{"binary_data_size":20}}]}"#;
         let request = parse(json).expect("parses");
-        let err = check(&request, &Bytes::from(vec![0u8; 20])).err().expect("wrong size");
+        let err = check(&request, &Bytes::from(vec![0u8; 20]), &model()).err().expect("wrong size");
         assert!(err.to_string().contains("24 bytes, but binary_data_size 20"), "{err}");
         let json = br#"{"inputs":[{"name":"x","shape":[2,-1],"datatype":"FP32","data":[1]}]}"#;
         let request = parse(json).expect("parses");
-        let err = check(&request, &Bytes::new()).err().expect("negative");
+        let err = check(&request, &Bytes::new(), &model()).err().expect("negative");
         assert!(err.to_string().contains("has shape [2, -1]"), "{err}");
         let json = br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP16","data":[1]}]}"#;
         let request = parse(json).expect("parses");
-        let err = check(&request, &Bytes::new()).err().expect("fp16");
+        let err = check(&request, &Bytes::new(), &model()).err().expect("fp16");
         assert!(err.to_string().contains("datatype \"FP16\""), "{err}");
         let json = br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#;
         let request = parse(json).expect("parses");
-        let err = check(&request, &Bytes::from_static(b"xx")).err().expect("left over");
+        let err = check(&request, &Bytes::from_static(b"xx"), &model()).err().expect("left over");
         assert!(err.to_string().starts_with("2 bytes of binary data"), "{err}");
     }
 }
