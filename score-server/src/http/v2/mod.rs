@@ -18,7 +18,9 @@
 //! protocol's. Errors are the server's JSON, whose `error` member is the
 //! protocol's.
 
+mod answer;
 mod tensor;
+mod values;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +38,8 @@ use serde_json::{Value, json};
 use super::pipeline::{Encoding, Head, Work, charge, off_io, open, output_indices, receive, run};
 use crate::error::ApiError;
 use crate::state::AppState;
-use tensor::{Answered, Datatype, HEADER_LENGTH};
+use answer::Answered;
+use tensor::{Datatype, HEADER_LENGTH};
 
 /// The model a route names, and the version when it names one.
 pub struct Target {
@@ -294,7 +297,7 @@ pub async fn infer(
         .zip(scored.outputs)
         .map(|(&(o, binary), out)| Answered { output: &model.outputs[o], data: out.data, binary })
         .collect();
-    let (json, binary) = tensor::answer(&model, id.as_deref(), rows, outputs)?;
+    let (json, binary) = answer::answer(&model, id.as_deref(), rows, outputs)?;
     let mut response = if binary.is_empty() {
         let mut r = Response::new(Body::from(json));
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media::JSON));

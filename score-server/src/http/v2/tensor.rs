@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
 use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch,
@@ -19,9 +18,9 @@ use score_engine::input::Kind;
 use score_protocol::codec;
 use score_protocol::models::OutputDoc;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::values::{FromLe, Sink, Texts, json_values};
 use crate::error::ApiError;
 use crate::pool::Input;
 
@@ -488,7 +487,7 @@ fn floats(
         Ok(f)
     };
     match (datatype, source) {
-        (Datatype::Fp32, Source::Json) => json_values::<Vec<f32>>(tensor, elements),
+        (Datatype::Fp32, Source::Json) => json_data::<Vec<f32>>(tensor, elements),
         (Datatype::Fp32, Source::Binary(b)) => Ok(codec::decode(b).unwrap_or_default()),
         (Datatype::Fp64, _) => {
             values::<Vec<f64>>(tensor, source, elements)?.into_iter().map(narrow).collect()
@@ -535,7 +534,7 @@ fn array(
         Datatype::Bytes => {
             let mut texts = Texts::default();
             match source {
-                Source::Json => texts = json_values::<Texts>(tensor, elements)?,
+                Source::Json => texts = json_data::<Texts>(tensor, elements)?,
                 Source::Binary(bytes) => {
                     let mut rest = &bytes[..];
                     while !rest.is_empty() {
@@ -575,9 +574,20 @@ fn values<V: Sink + Default + FromLe>(
     elements: usize,
 ) -> Result<V, ApiError> {
     match source {
-        Source::Json => json_values(tensor, elements),
+        Source::Json => json_data(tensor, elements),
         Source::Binary(bytes) => Ok(V::from_le(bytes)),
     }
+}
+
+/// A tensor's JSON data, flat or nested, into `V`; exactly `elements`.
+fn json_data<V: Sink + Default>(tensor: &InputTensor<'_>, elements: usize) -> Result<V, ApiError> {
+    let raw = tensor.data.map_or("[]", RawValue::get);
+    let sink: V = json_values(raw)
+        .map_err(|e| ApiError::BadShape(format!("input {:?}: {e}", tensor.name)))?;
+    if sink.count() != elements {
+        return Err(count_error(tensor, sink.count(), elements));
+    }
+    Ok(sink)
 }
 
 fn count_error(tensor: &InputTensor<'_>, got: usize, elements: usize) -> ApiError {
@@ -587,356 +597,9 @@ fn count_error(tensor: &InputTensor<'_>, got: usize, elements: usize) -> ApiErro
     ))
 }
 
-/// A tensor's JSON data, flat or nested, into `V`; exactly `elements`.
-fn json_values<V: Sink + Default>(
-    tensor: &InputTensor<'_>,
-    elements: usize,
-) -> Result<V, ApiError> {
-    let raw = tensor.data.map_or("[]", RawValue::get);
-    let mut sink = V::default();
-    let mut de = serde_json::Deserializer::from_str(raw);
-    Flat(&mut sink)
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| ApiError::BadShape(format!("input {:?}: {e}", tensor.name)))?;
-    if sink.count() != elements {
-        return Err(count_error(tensor, sink.count(), elements));
-    }
-    Ok(sink)
-}
-
-/// Where JSON values go.
-trait Sink {
-    fn number(&mut self, n: Number) -> Result<(), String>;
-    fn boolean(&mut self, _: bool) -> Result<(), String> {
-        Err("a boolean where a number is expected".into())
-    }
-    fn text(&mut self, _: &str) -> Result<(), String> {
-        Err("a string where a number is expected".into())
-    }
-    fn count(&self) -> usize;
-}
-
-/// A JSON number as it was written.
-#[derive(Clone, Copy)]
-enum Number {
-    I(i64),
-    U(u64),
-    F(f64),
-}
-
-impl Number {
-    fn as_f64(self) -> f64 {
-        match self {
-            Number::I(v) => v as f64,
-            Number::U(v) => v as f64,
-            Number::F(v) => v,
-        }
-    }
-
-    fn as_i64(self) -> Result<i64, String> {
-        match self {
-            Number::I(v) => Ok(v),
-            Number::U(v) => i64::try_from(v).map_err(|_| format!("{v} is past INT64's range")),
-            Number::F(v) => Err(format!("{v} is not an integer")),
-        }
-    }
-}
-
-impl Sink for Vec<f32> {
-    fn number(&mut self, n: Number) -> Result<(), String> {
-        let v = n.as_f64();
-        let f = v as f32;
-        if f.is_infinite() && v.is_finite() {
-            return Err(format!("{v:e} is outside the float32 range (±3.4e38)"));
-        }
-        self.push(f);
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Sink for Vec<f64> {
-    fn number(&mut self, n: Number) -> Result<(), String> {
-        self.push(n.as_f64());
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Sink for Vec<i64> {
-    fn number(&mut self, n: Number) -> Result<(), String> {
-        self.push(n.as_i64()?);
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Sink for Vec<i32> {
-    fn number(&mut self, n: Number) -> Result<(), String> {
-        let v = n.as_i64()?;
-        self.push(i32::try_from(v).map_err(|_| format!("{v} is past INT32's range"))?);
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Sink for Vec<bool> {
-    fn number(&mut self, _: Number) -> Result<(), String> {
-        Err("a number where a boolean (true or false) is expected".into())
-    }
-    fn boolean(&mut self, b: bool) -> Result<(), String> {
-        self.push(b);
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
-
-/// BYTES elements, written straight into an Arrow string column.
-#[derive(Default)]
-struct Texts {
-    builder: StringBuilder,
-    count: usize,
-}
-
-impl Sink for Texts {
-    fn number(&mut self, _: Number) -> Result<(), String> {
-        Err("a number where a string is expected (BYTES)".into())
-    }
-    fn text(&mut self, s: &str) -> Result<(), String> {
-        // Arrow's offsets are i32: a column holds at most 2 GiB of text,
-        // more than any body the server takes.
-        self.builder.append_value(s);
-        self.count += 1;
-        Ok(())
-    }
-    fn count(&self) -> usize {
-        self.count
-    }
-}
-
-/// Values from a binary tensor's little-endian bytes (whose length the
-/// shape was checked against).
-trait FromLe {
-    fn from_le(bytes: &[u8]) -> Self;
-}
-
-macro_rules! from_le {
-    ($($t:ty),*) => {$(
-        impl FromLe for Vec<$t> {
-            fn from_le(bytes: &[u8]) -> Self {
-                bytes
-                    .chunks_exact(std::mem::size_of::<$t>())
-                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()))
-                    .collect()
-            }
-        }
-    )*};
-}
-from_le!(f32, f64, i64, i32);
-
-impl FromLe for Vec<bool> {
-    fn from_le(bytes: &[u8]) -> Self {
-        bytes.iter().map(|&b| b != 0).collect()
-    }
-}
-
-/// Appends the values of a JSON value to a sink: a scalar, or arrays of
-/// them nested to any depth (serde_json caps it at 128), row-major.
-struct Flat<'s, S>(&'s mut S);
-
-impl<'de, S: Sink> DeserializeSeed<'de> for Flat<'_, S> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: Sink> Visitor<'de> for Flat<'_, S> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a value or an array of values")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Flat(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.number(Number::I(v)).map_err(E::custom)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.number(Number::U(v)).map_err(E::custom)
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.number(Number::F(v)).map_err(E::custom)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.boolean(v).map_err(E::custom)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.text(v).map_err(E::custom)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Err(E::custom("null: the model takes no missing values"))
-    }
-}
-
-/// One output of the answer.
-pub struct Answered<'m> {
-    /// What the model says of it.
-    pub output: &'m OutputDoc,
-    /// The workers' float32 values.
-    pub data: Vec<u8>,
-    /// Whether it goes as bytes after the JSON.
-    pub binary: bool,
-}
-
-/// The answer's JSON header (or whole JSON) and the bytes after it.
-pub fn answer(
-    model: &Model,
-    id: Option<&str>,
-    rows: usize,
-    outputs: Vec<Answered<'_>>,
-) -> Result<(Vec<u8>, Vec<Vec<u8>>), ApiError> {
-    let mut json = Vec::with_capacity(256);
-    json.extend_from_slice(b"{\"model_name\":");
-    serde_json::to_writer(&mut json, &model.name).map_err(internal)?;
-    json.extend_from_slice(b",\"model_version\":");
-    serde_json::to_writer(&mut json, &model.version).map_err(internal)?;
-    if let Some(id) = id {
-        json.extend_from_slice(b",\"id\":");
-        serde_json::to_writer(&mut json, id).map_err(internal)?;
-    }
-    json.extend_from_slice(b",\"outputs\":[");
-    let mut binary = Vec::new();
-    for (i, out) in outputs.into_iter().enumerate() {
-        if i > 0 {
-            json.push(b',');
-        }
-        let datatype = Datatype::of_output(out.output);
-        let shape: Vec<usize> =
-            if out.output.shape.len() <= 1 { vec![rows] } else { vec![rows, out.output.columns] };
-        json.extend_from_slice(b"{\"name\":");
-        serde_json::to_writer(&mut json, &out.output.name).map_err(internal)?;
-        json.extend_from_slice(b",\"datatype\":\"");
-        json.extend_from_slice(datatype.name().as_bytes());
-        json.extend_from_slice(b"\",\"shape\":");
-        serde_json::to_writer(&mut json, &shape).map_err(internal)?;
-        let floats = || codec::decode(&out.data).map_err(|e| ApiError::Internal(e.to_string()));
-        if out.binary {
-            let bytes = match datatype {
-                Datatype::Fp32 => out.data,
-                Datatype::Int64 => {
-                    floats()?.iter().flat_map(|&f| (f as i64).to_le_bytes()).collect()
-                }
-                Datatype::Bool => floats()?.iter().map(|&f| u8::from(f != 0.0)).collect(),
-                _ => {
-                    let mut bytes = Vec::new();
-                    for name in class_names(out.output, &floats()?)? {
-                        bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
-                        bytes.extend_from_slice(name.as_bytes());
-                    }
-                    bytes
-                }
-            };
-            json.extend_from_slice(b",\"parameters\":{\"binary_data_size\":");
-            json.extend_from_slice(bytes.len().to_string().as_bytes());
-            json.extend_from_slice(b"}}");
-            binary.push(bytes);
-        } else {
-            json.extend_from_slice(b",\"data\":");
-            let values = floats()?;
-            match datatype {
-                Datatype::Fp32 => super::super::json_rows::floats(&mut json, &values),
-                Datatype::Int64 => {
-                    let ints: Vec<i64> = values.iter().map(|&f| f as i64).collect();
-                    serde_json::to_writer(&mut json, &ints).map_err(internal)?;
-                }
-                Datatype::Bool => {
-                    let bools: Vec<bool> = values.iter().map(|&f| f != 0.0).collect();
-                    serde_json::to_writer(&mut json, &bools).map_err(internal)?;
-                }
-                _ => {
-                    let names = class_names(out.output, &values)?;
-                    serde_json::to_writer(&mut json, &names).map_err(internal)?;
-                }
-            }
-            json.push(b'}');
-        }
-    }
-    json.extend_from_slice(b"]}");
-    Ok((json, binary))
-}
-
-/// The class names a label output's indices stand for.
-fn class_names<'o>(output: &'o OutputDoc, indices: &[f32]) -> Result<Vec<&'o str>, ApiError> {
-    let classes = output.classes.as_deref().unwrap_or_default();
-    indices
-        .iter()
-        .map(|&f| {
-            let name = (f >= 0.0 && f.fract() == 0.0).then(|| classes.get(f as usize)).flatten();
-            name.map(String::as_str).ok_or_else(|| {
-                ApiError::Internal(format!(
-                    "output {}: class index {f} outside its {} classes",
-                    output.name,
-                    classes.len()
-                ))
-            })
-        })
-        .collect()
-}
-
-fn internal(e: serde_json::Error) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flat<V: Sink + Default>(json: &str) -> Result<V, String> {
-        let mut sink = V::default();
-        let mut de = serde_json::Deserializer::from_str(json);
-        Flat(&mut sink).deserialize(&mut de).map_err(|e| e.to_string())?;
-        Ok(sink)
-    }
-
-    #[test]
-    fn json_data_is_read_flat_or_nested() {
-        assert_eq!(flat::<Vec<f32>>("[1, 2.5, -3]").expect("flat"), [1.0, 2.5, -3.0]);
-        assert_eq!(flat::<Vec<f32>>("[[1, 2], [3, 4]]").expect("nested"), [1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(flat::<Vec<i64>>("[[7], [-8]]").expect("ints"), [7, -8]);
-        assert_eq!(flat::<Vec<bool>>("[true, false]").expect("bools"), [true, false]);
-        let texts = flat::<Texts>(r#"["a", ["b"]]"#).expect("texts");
-        assert_eq!(texts.count, 2);
-        let err = flat::<Vec<i64>>("[1.5]").expect_err("not an integer");
-        assert!(err.starts_with("1.5 is not an integer"), "{err}");
-        let err = flat::<Vec<f32>>("[1e300]").expect_err("out of range");
-        assert!(err.contains("outside the float32 range"), "{err}");
-        let err = flat::<Vec<f32>>("[null]").expect_err("null");
-        assert!(err.contains("no missing values"), "{err}");
-        let err = flat::<Vec<f32>>(r#"["x"]"#).expect_err("a string");
-        assert!(err.contains("a string where a number is expected"), "{err}");
-    }
 
     #[test]
     fn binary_data_is_split_by_the_header_length() {
