@@ -225,6 +225,17 @@ async fn versions_deadlines_and_mistakes_are_answered_in_the_protocols_terms() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_kind(&body), "unknown_model");
 
+    // A header length past the body is the caller's mistake, not overload.
+    let request = Request::post("/v2/models/logreg/infer")
+        .header("Inference-Header-Content-Length", "999999999999")
+        .body(Body::from(ok.to_string()))
+        .expect("request");
+    let (status, _, body) = send(&state, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("inference-header-content-length is 999999999999")
+    );
+
     // A form or text/plain body (what a web page may send unasked) is refused.
     let request = Request::post("/v2/models/logreg/infer")
         .header(header::CONTENT_TYPE, "text/plain")

@@ -274,7 +274,9 @@ pub(super) async fn receive(
         }
     };
     let decoded = match head.format {
-        BodyFormat::Binary => head.json_prefix.map_or(0, body::json_decoded_bound),
+        BodyFormat::Binary => {
+            head.json_prefix.map_or(0, |n| body::json_decoded_bound(n.min(bytes.len())))
+        }
         BodyFormat::Json => body::json_decoded_bound(bytes.len()),
         BodyFormat::Arrow => super::arrow::decoded_bound(bytes.len()),
     };
