@@ -75,9 +75,12 @@ pub struct Args {
     /// holds separate feature columns).
     #[arg(long, value_enum, default_value_t = BodyLayout::Binary)]
     pub format: BodyLayout,
-    /// The input's name for `--format v2-binary`.
+    /// The input's name for the `v2-*` formats.
     #[arg(long, default_value = "X")]
     pub input: String,
+    /// The output asked for by the `v2-*` formats.
+    #[arg(long, default_value = "probabilities")]
+    pub output: String,
     /// Do not send X-Score-Columns (for endpoints that do not know it).
     #[arg(long)]
     pub no_columns_header: bool,
@@ -240,6 +243,10 @@ pub enum BodyLayout {
     /// and the output `probabilities` in binary, then the rows, `POST`ed
     /// to `/v2/models/NAME/infer` (`--model`, else the URL's path).
     V2Binary,
+    /// The Open Inference Protocol in JSON: the same input with its values
+    /// in `data`, the output (`--output`) answered in JSON. For servers
+    /// without the binary extension (MLServer).
+    V2Json,
 }
 
 /// The same rows as [`body`], as an Arrow IPC stream laid out as `layout`
@@ -250,7 +257,9 @@ pub fn body_as(layout: BodyLayout, rows: usize, columns: usize) -> anyhow::Resul
     use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
     let values = values(rows, columns);
     let batch = match layout {
-        BodyLayout::Binary | BodyLayout::V2Binary => return Ok(body(rows, columns)),
+        BodyLayout::Binary | BodyLayout::V2Binary | BodyLayout::V2Json => {
+            return Ok(body(rows, columns));
+        }
         BodyLayout::ArrowList => {
             let item =
                 Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, false));
@@ -290,7 +299,7 @@ impl Target {
         }
         let authority = uri.authority().context("--url has no host")?;
         let port = authority.port_u16().unwrap_or(80);
-        let v2 = args.format == BodyLayout::V2Binary;
+        let v2 = matches!(args.format, BodyLayout::V2Binary | BodyLayout::V2Json);
         let path = match &args.model {
             Some(model) if v2 => format!("/v2/models/{model}/infer"),
             Some(model) => format!("/models/{model}/score"),
@@ -300,6 +309,7 @@ impl Target {
             bail!("--rows and --columns must be at least 1");
         }
         let media = match args.format {
+            BodyLayout::V2Json => score_protocol::media::JSON,
             BodyLayout::Binary | BodyLayout::V2Binary => score_protocol::media::OCTET_STREAM,
             BodyLayout::ArrowList | BodyLayout::ArrowColumns => score_protocol::media::ARROW_STREAM,
         };
@@ -309,18 +319,27 @@ impl Target {
         }
         let mut body = body_as(args.format, args.rows, args.columns)?;
         let mut method = "PUT";
-        if v2 {
+        if args.format == BodyLayout::V2Binary {
             // As tritonclient sends it: the JSON header, then the tensor.
             let header = serde_json::json!({
                 "inputs": [{"name": args.input, "shape": [args.rows, args.columns],
                             "datatype": "FP32", "parameters": {"binary_data_size": body.len()}}],
-                "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}],
+                "outputs": [{"name": args.output, "parameters": {"binary_data": true}}],
             })
             .to_string();
             headers.push(("inference-header-content-length", header.len().to_string()));
             let mut joined = header.into_bytes();
             joined.extend_from_slice(&body);
             body = joined.into();
+            method = "POST";
+        } else if args.format == BodyLayout::V2Json {
+            body = serde_json::json!({
+                "inputs": [{"name": args.input, "shape": [args.rows, args.columns],
+                            "datatype": "FP32", "data": values(args.rows, args.columns)}],
+                "outputs": [{"name": args.output}],
+            })
+            .to_string()
+            .into();
             method = "POST";
         }
         Ok(Target {
