@@ -82,10 +82,10 @@ def write_texts(path: Path, n: int, seed: int) -> list[str]:
 
 
 def through_servers(spark, path: Path, urls: list[str], out: Path, partitions: int,
-                    batch_rows: int):
+                    batch_rows: int, model: str = MODEL):
     from stream_client import Scorer
 
-    scorer = Scorer(urls, model=MODEL, batch_rows=batch_rows, in_flight=2, timeout=30.0,
+    scorer = Scorer(urls, model=model, batch_rows=batch_rows, in_flight=2, timeout=30.0,
                     truncate=True)
     df = spark.read.parquet(str(path)).repartition(partitions, "id")
     schema = scorer.output_schema(df.schema, "text", ["id"])

