@@ -11,8 +11,8 @@ same cores, side by side in one run:
   server in between, so an upper bound for any server around it).
 
 Texts: synthetic customer reviews (load-tests/embed-bench's generator),
-short (5-40 words, 11-178 tokens) and long (200-254 tokens: the model's
-256-token limit, so that nobody truncates), in batches of 32 and 256. The
+short (5-40 words) and long (from three quarters of the tokenizer's limit
+up to it, so that nobody truncates), in batches of 32 and 256. The
 servers are driven by 4 client threads with keep-alive connections.
 Reported per server, text set and batch: sentences/s, tokens/s, p50/p99,
 server CPU seconds a sentence (the process tree), sentences per CPU second
@@ -46,7 +46,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-benc
 from embed_bench import texts  # noqa: E402  one review generator for every text benchmark
 
 DIM = 384
-LIMIT = 254  # tokens besides [CLS] and [SEP]: max_seq_length 256
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -75,16 +74,19 @@ def prepare(work: pathlib.Path, int8_dir: pathlib.Path) -> dict[str, pathlib.Pat
         if not ours.exists():
             shutil.copytree(int8_dir, ours)
             shutil.copy(onnx, ours / "model.onnx")
-        # Infinity: the hub directory with the encoder under onnx/, named
-        # as optimum names a quantized file where it is one (Infinity picks
-        # a quantized file on CPU when it finds one).
+        # Infinity: the hub directory with the encoder under onnx/. Infinity
+        # 0.0.78 hands optimum a local file's whole path where optimum wants
+        # its name: optimum then refuses a directory that holds one ONNX
+        # file, and loads the first it lists from one that holds several.
+        # So the encoder is there under two names (links to one file), the
+        # one Infinity prefers on CPU (a quantized name) and optimum's.
         theirs = work / f"infinity-{precision}"
         if not theirs.exists():
             shutil.copytree(hub, theirs, ignore=shutil.ignore_patterns("*.bin", "*.safetensors",
                                                                       "onnx", "openvino"))
             (theirs / "onnx").mkdir()
-            name = "model_quantized.onnx" if precision == "int8" else "model.onnx"
-            shutil.copy(onnx, theirs / "onnx" / name)
+            shutil.copy(onnx, theirs / "onnx" / "model.onnx")
+            os.link(theirs / "onnx" / "model.onnx", theirs / "onnx" / "model_quantized.onnx")
         dirs[f"score-{precision}"] = ours
         dirs[f"infinity-{precision}"] = theirs
     dirs["hub"] = hub
@@ -120,20 +122,28 @@ def export_fp32(hub: pathlib.Path, path: pathlib.Path) -> None:
 
 
 def text_sets(tokenizer_file: pathlib.Path) -> dict[str, list[str]]:
-    """Short reviews and long ones cut to at most LIMIT tokens."""
+    """Short reviews, and long ones cut to the tokenizer's own limit (128
+    tokens for this export, [CLS] and [SEP] included), so that no server
+    truncates or refuses: score-server answers a longer text with a 413."""
     from tokenizers import Tokenizer
 
+    limit = json.loads(tokenizer_file.read_text())["truncation"]["max_length"] - 2
     tok = Tokenizer.from_file(str(tokenizer_file))
     tok.no_padding()
     tok.no_truncation()
-    short = texts(256 * 8, seed=31, words=(5, 40))
-    long = []
-    for text in texts(256 * 8 * 2, seed=37, words=(45, 75)):
+
+    def fit(text: str) -> tuple[str, int]:
         words = text.split()
-        while len(tok.encode(" ".join(words), add_special_tokens=False).ids) > LIMIT:
+        while len(tok.encode(" ".join(words), add_special_tokens=False).ids) > limit:
             words.pop()
-        if len(tok.encode(" ".join(words), add_special_tokens=False).ids) >= 200:
-            long.append(" ".join(words))
+        return " ".join(words), len(tok.encode(" ".join(words), add_special_tokens=False).ids)
+
+    short = [fit(t)[0] for t in texts(256 * 8, seed=31, words=(5, 40))]
+    long = []
+    for text in texts(256 * 8 * 2, seed=37, words=(25, 60)):
+        cut, tokens = fit(text)
+        if tokens >= limit * 3 // 4:
+            long.append(cut)
         if len(long) == 256 * 8:
             break
     return {"short": short, "long": long}

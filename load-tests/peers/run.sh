@@ -10,7 +10,9 @@
 # - Ray Serve 2.60 (load-tests/peers/ray_serve.py: a deployment a model,
 #   2 replicas, dashboard off), the binary body score-server takes (Ray has
 #   no protocol, so the handler's encoding is ours to choose),
-#   `@serve.batch` on (8 requests, 2 ms) and off.
+#   `@serve.batch` on (8 requests, 2 ms) and off;
+# - BentoML 1.4 (load-tests/peers/bento_service.py: workers 2), a numpy
+#   array in JSON (its encoding for one), adaptive batching on and off.
 # Models: logreg and mlp (retrained as models/generate.py trains the
 # fixtures, checked against them) and a LightGBM classifier (prepare.py).
 # Reports rows/s, p50/p99, server CPU a row (the process tree) and peak RSS;
@@ -49,15 +51,17 @@ tree_peak() { local m=0; for p in $(tree_pids "$1"); do m=$((m + $(peak_mib "$p"
 hz=$(getconf CLK_TCK)
 
 # One measurement: SERVER_NAME PID URL MODEL ROWS FORMAT OUTPUT [PATH]; with
-# PATH the request goes to URL/PATH, else to the model's route.
+# PATH the request goes to URL/PATH, else to the model's route. For
+# json-rows, OUTPUT names the member that holds the rows.
 measure() {
-  local name=$1 pid=$2 url=$3 model=$4 rows=$5 format=$6 output=$7 before report
+  local name=$1 pid=$2 url=$3 model=$4 rows=$5 format=$6 output=$7 before report input=X
+  [ "$format" = json-rows ] && input=$output
   local where=(--url "$url" --model "$model")
   [ $# -gt 7 ] && where=(--url "$url$8")
   before=$(tree_ticks "$pid")
   report=$("$target/release/loadgen" "${where[@]}" --columns 100 --rows "$rows" \
     --concurrency 4 --duration "${seconds}s" --warmup 1s --format "$format" --output "$output" \
-    --input X --json --timeout 60s)
+    --input "$input" --json --timeout 60s)
   local ticks=$(($(tree_ticks "$pid") - before)) peak
   peak=$(tree_peak "$pid")
   echo "$report" | python3 -c "
@@ -88,13 +92,17 @@ mlserver_dir() {
   echo "$dir $port"
 }
 
+# One BLAS/OpenMP thread a worker process for the peers that run a process
+# a core (MLServer, BentoML), so that two workers use two cores, not four
+# threads on two (Ray Serve sets this itself from num_cpus).
+one_thread="OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
 start_bench_server "$target/release/score-server" --workers 2 --model "logreg=models/logreg.onnx" \
   --model "mlp=models/mlp.onnx" --model "lgbm=$models/lgbm.onnx"
 score_pid=$SERVER_PID score_url=$SERVER_URL
 ml_pids=()
 for batching in off on; do
   read -r dir port < <(mlserver_dir $batching)
-  (cd "$dir" && exec "$venv/bin/mlserver" start . >"$dir/mlserver.log" 2>&1) &
+  (cd "$dir" && exec env $one_thread "$venv/bin/mlserver" start . >"$dir/mlserver.log" 2>&1) &
   ml_pids+=($!)
   for _ in $(seq 600); do curl -fs "http://127.0.0.1:$port/v2/models/lgbm/ready" >/dev/null 2>&1 && break; sleep 0.1; done
   eval "ml_${batching}_url=http://127.0.0.1:$port ml_${batching}_pid=${ml_pids[-1]}"
@@ -108,6 +116,14 @@ trap 'kill $score_pid ${ml_pids[*]} $(tree_pids $ray_pid) 2>/dev/null || true; w
 for _ in $(seq 1200); do grep -q '^ready' "$target/peers/ray.log" && break; sleep 0.1; done
 grep -q '^ready' "$target/peers/ray.log" || { tail -20 "$target/peers/ray.log" >&2; exit 1; }
 ray_url=http://127.0.0.1:$ray_port
+bento_port=$(free_port)
+env $one_thread PEERS_MODELS="$models" BENTOML_DO_NOT_TRACK=True "$ray_venv/bin/bentoml" serve \
+  load-tests/peers/bento_service.py:Peers --host 127.0.0.1 --port "$bento_port" \
+  >"$target/peers/bento.log" 2>&1 &
+bento_pid=$!
+trap 'kill $score_pid ${ml_pids[*]} $(tree_pids $ray_pid) $(tree_pids $bento_pid) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+wait_ready "http://127.0.0.1:$bento_port/readyz"
+bento_url=http://127.0.0.1:$bento_port
 
 for round in $(seq "$rounds"); do
   for model in logreg mlp lgbm; do
@@ -121,6 +137,9 @@ for round in $(seq "$rounds"); do
       measure ray-serve-batching-on "$ray_pid" "$ray_url" "$model" "$rows" binary probabilities
       measure ray-serve-batching-off "$ray_pid" "$ray_url" "$model" "$rows" binary probabilities \
         "/unbatched/models/$model/score"
+      measure bentoml-batching-on "$bento_pid" "$bento_url" "$model" "$rows" json-rows x "/$model"
+      measure bentoml-batching-off "$bento_pid" "$bento_url" "$model" "$rows" json-rows x \
+        "/${model}_unbatched"
     done
   done
 done

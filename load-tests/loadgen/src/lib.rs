@@ -75,7 +75,8 @@ pub struct Args {
     /// holds separate feature columns).
     #[arg(long, value_enum, default_value_t = BodyLayout::Binary)]
     pub format: BodyLayout,
-    /// The input's name for the `v2-*` formats.
+    /// The input's name for the `v2-*` formats, and the member holding the
+    /// rows for `json-rows`.
     #[arg(long, default_value = "X")]
     pub input: String,
     /// The output asked for by the `v2-*` formats.
@@ -247,6 +248,10 @@ pub enum BodyLayout {
     /// in `data`, the output (`--output`) answered in JSON. For servers
     /// without the binary extension (MLServer).
     V2Json,
+    /// A JSON object whose member `--input` holds the rows as arrays of
+    /// numbers, `POST`ed to the URL's path: how BentoML takes a numpy
+    /// array.
+    JsonRows,
 }
 
 /// The same rows as [`body`], as an Arrow IPC stream laid out as `layout`
@@ -257,7 +262,7 @@ pub fn body_as(layout: BodyLayout, rows: usize, columns: usize) -> anyhow::Resul
     use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch};
     let values = values(rows, columns);
     let batch = match layout {
-        BodyLayout::Binary | BodyLayout::V2Binary | BodyLayout::V2Json => {
+        BodyLayout::Binary | BodyLayout::V2Binary | BodyLayout::V2Json | BodyLayout::JsonRows => {
             return Ok(body(rows, columns));
         }
         BodyLayout::ArrowList => {
@@ -309,12 +314,12 @@ impl Target {
             bail!("--rows and --columns must be at least 1");
         }
         let media = match args.format {
-            BodyLayout::V2Json => score_protocol::media::JSON,
+            BodyLayout::V2Json | BodyLayout::JsonRows => score_protocol::media::JSON,
             BodyLayout::Binary | BodyLayout::V2Binary => score_protocol::media::OCTET_STREAM,
             BodyLayout::ArrowList | BodyLayout::ArrowColumns => score_protocol::media::ARROW_STREAM,
         };
         let mut headers = vec![("content-type", media.to_string())];
-        if !args.no_columns_header && !v2 {
+        if !args.no_columns_header && !v2 && args.format != BodyLayout::JsonRows {
             headers.push((score_protocol::headers::COLUMNS, args.columns.to_string()));
         }
         let mut body = body_as(args.format, args.rows, args.columns)?;
@@ -340,6 +345,11 @@ impl Target {
             })
             .to_string()
             .into();
+            method = "POST";
+        } else if args.format == BodyLayout::JsonRows {
+            let values = values(args.rows, args.columns);
+            let rows: Vec<&[f32]> = values.chunks(args.columns).collect();
+            body = serde_json::json!({ args.input.as_str(): rows }).to_string().into();
             method = "POST";
         }
         Ok(Target {
@@ -561,4 +571,44 @@ async fn open(run: &Arc<Run>, rate: f64, max_in_flight: usize) -> anyhow::Result
     // Every slot back: the requests in flight have all been answered.
     let _ = slots.acquire_many(max_in_flight as u32).await;
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `json-rows` sends the same rows as the binary body, one JSON array
+    /// each, under `--input`, POSTed to the URL's own path.
+    #[test]
+    fn json_rows_carries_the_binary_body_rows() {
+        let args = Args::parse_from([
+            "loadgen",
+            "--url",
+            "http://127.0.0.1:9/mlp",
+            "--format",
+            "json-rows",
+            "--input",
+            "x",
+            "--rows",
+            "3",
+            "--columns",
+            "4",
+        ]);
+        let target = Target::new(&args).expect("target");
+        let request = std::str::from_utf8(&target.request).expect("utf-8");
+        let (head, body) = request.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("POST /mlp HTTP/1.1"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains(score_protocol::headers::COLUMNS), "{head}");
+        let sent: serde_json::Value = serde_json::from_str(body).expect("json");
+        let rows: Vec<Vec<f32>> = serde_json::from_value(sent["x"].clone()).expect("rows");
+        let binary: Vec<f32> = body_as(BodyLayout::Binary, 3, 4)
+            .expect("binary")
+            .chunks(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.concat(), binary);
+    }
 }
