@@ -371,7 +371,10 @@ def main() -> None:
                                    "--served-model-name", "minilm-int8",
                                    "--model-id", str(dirs["infinity-fp32"]),
                                    "--served-model-name", "minilm-fp32",
-                                   "--no-bettertransformer", "--no-bettertransformer"],
+                                   "--no-bettertransformer", "--no-bettertransformer",
+                                   # Infinity's optimum engine pools the CLS token
+                                   # unless told: all-MiniLM-L6-v2 is mean-pooled.
+                                   "--pooling-method", "mean", "--pooling-method", "mean"],
                       port, "/v1/models", args.work / "infinity.log",
                       env={"HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0",
                            "DO_NOT_TRACK": "1"})
