@@ -484,7 +484,7 @@ fn answers_hold_their_charge_until_read_and_are_cut_if_never_read() {
     assert!(held > 8 << 20, "the unread answers hold {held} bytes of the budget");
     let started = Instant::now();
     while inflight_bytes(&server) > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "never given back");
+        assert!(started.elapsed() < Duration::from_secs(60), "never given back");
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(silent);
