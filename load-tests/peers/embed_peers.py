@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-bench"))
 from embed_bench import texts  # noqa: E402  one review generator for every text benchmark
+from spark_peers import least_cosine  # noqa: E402  one cosine rule for both checks
 
 DIM = 384
 HZ = os.sysconf("SC_CLK_TCK")
@@ -324,11 +325,6 @@ def in_process(model, batches: list[list[str]], seconds: float) -> dict:
             "server_cpu_s": cpu, "sentences_per_cpu_s": sentences / cpu,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "errors": 0, "first_error": None}
-
-
-def least_cosine(got: np.ndarray, want: np.ndarray) -> float:
-    return float(((got * want).sum(1) / (np.linalg.norm(got, axis=1)
-                                         * np.linalg.norm(want, axis=1))).min())
 
 
 def main() -> None:
