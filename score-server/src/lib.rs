@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The wire protocol is specified in the repository's `README.md`.
+//! The wire protocol is specified in the repository's `docs/protocol.md`.
 
 pub mod admission;
 pub mod auth;

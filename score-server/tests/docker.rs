@@ -13,7 +13,7 @@
 //! (`docker/base-images.sh`) and the images, tagged `test`, with this
 //! build's binary (`docker/build.sh` with `BINARY`; CI compiles once), and
 //! removes every container and network it started, also when it fails.
-//! The commands are the README's ("Deploying"), with a project name and
+//! The commands are docs/deploying.md's, with a project name and
 //! port of the test's own. The figures (time to ready, the client's
 //! retries, what nginx resent) are printed.
 
@@ -184,7 +184,7 @@ fn the_image_and_a_fleet_of_it_behind_nginx() {
         project: Some(format!("score-docker-test-{}", std::process::id())),
     };
 
-    // --- The image alone, as the README runs it: read-only, non-root.
+    // --- The image alone, as docs/deploying.md runs it: read-only, non-root.
     let started = Instant::now();
     let single = docker(&[
         "run",
@@ -256,7 +256,7 @@ fn the_image_and_a_fleet_of_it_behind_nginx() {
     wait_health(&victim, "healthy", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
 
-    // A rolling restart, one replica at a time, as the README does it,
+    // A rolling restart, one replica at a time, as docs/deploying.md does it,
     // under a job that runs until all three are back (and 200,000 rows
     // more); the job cycles over the reference's rows.
     let before = nginx_log();

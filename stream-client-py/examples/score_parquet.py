@@ -11,9 +11,13 @@ straight to the Rust client, no Python row objects), and writes the kept
 columns beside a `score` column. With --demo it first writes a small demo
 dataset for the bundled demo model (100 features) to --input.
 
-On a cluster, install the wheel on the executors (or ship it with
---py-files / a packed venv); the Scorer object itself travels in the task
-closure.
+The executors must run a Python that has stream_client: set PYSPARK_PYTHON
+to it on one machine, or ship a packed venv on a cluster
+(`venv-pack -o env.tar.gz`, then `--archives env.tar.gz#env
+--conf spark.pyspark.python=./env/bin/python`). `--py-files` cannot carry
+the wheel: it holds a native library. The Scorer object itself travels in
+the task closure, pinned on the driver to the model version served when
+the job starts, so every executor scores with that one version.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="served model name (default model if unset)")
     parser.add_argument("--output-name", default=None, help="model output (?output=)")
     parser.add_argument("--batch-rows", type=int, default=4096)
-    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--in-flight", type=int, default=32,
+                        help="most requests in flight a task (adaptive below it)")
     parser.add_argument("--errors", choices=["raise", "column"], default="raise")
     parser.add_argument("--demo", type=int, metavar="ROWS", default=0,
                         help="first write ROWS demo rows to --input")
@@ -55,6 +60,7 @@ def main() -> None:
 
     scorer = Scorer(args.url, model=args.model, output=args.output_name,
                     batch_rows=args.batch_rows, in_flight=args.in_flight)
+    scorer = scorer.pinned()  # one model version for every executor
     features = args.features[0] if args.features and len(args.features) == 1 else args.features
     df = spark.read.parquet(args.input)
     schema = scorer.output_schema(df.schema, features, args.keep, errors=args.errors)
