@@ -59,6 +59,9 @@ def start_server(binary: str, model_dir: str, workers: int):
 
 def spark_session(master: str):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The executors' Python is PYSPARK_PYTHON, else `python3` on the PATH,
+    # which need not have pandas or stream_client: this one does.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master(master).appName("embed-spark")

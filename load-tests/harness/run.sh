@@ -180,7 +180,7 @@ for rows in $sizes; do
 done
 stop_server
 
-echo "== 4. overload: MLP, 4,096-row requests, admission 4 x workers x body (README sizing)"
+echo "== 4. overload: MLP, 4,096-row requests, admission 4 x workers x body (docs/deploying.md, sizing)"
 # Two workers serve about 2 x 2 = 4 requests at once; 16 is four times that.
 port=$(free_port)
 start_server "$port" --max-inflight-bytes 13MiB

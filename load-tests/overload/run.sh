@@ -2,7 +2,7 @@
 # Accepted p99 under 4x load, side by side for several server settings:
 #   load-tests/overload/run.sh [ROUNDS] [SETTINGS...]
 # Each SETTINGS is one quoted string of score-server flags (default: the
-# README sizing's byte budget, 4 x workers x body, then 2 x). Per round
+# docs/deploying.md sizing's byte budget, 4 x workers x body, then 2 x). Per round
 # and setting: a fresh release server (MLP, W workers), loadgen with
 # 4,096-row requests at concurrency 2W (about the unloaded depth: one
 # request scored and one arriving per worker) and 8W (4x), closed loop, no

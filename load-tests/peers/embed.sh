@@ -11,7 +11,7 @@
 # (load-tests/peers/spark_peers.py): its pandas UDF with a broadcast
 # SentenceTransformer, the same UDF calling Infinity, stream_client with
 # score-server.
-#   load-tests/peers/embed.sh [--rounds N] [--seconds S] [--spark-rows N]
+#   load-tests/peers/embed.sh [--rounds N] [--sentences N] [--spark-rows N] [--spark-only]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source models/venv.sh
@@ -32,5 +32,8 @@ mkdir -p load-tests/peers/results
 HF_HUB_OFFLINE=1 "$VENV/bin/python" load-tests/peers/embed_peers.py \
   --score-bin "$TARGET/release/score-server" --infinity-bin "$infinity/bin/infinity_emb" \
   --int8-dir "$int8" --work "$TARGET/peers/embed" --out load-tests/peers/results/embed.jsonl "$@"
+# Where the CPU goes, the encoder alone and around it, one thread in-process.
+HF_HUB_OFFLINE=1 "$VENV/bin/python" load-tests/peers/where_time_goes.py --work "$TARGET/peers/embed" \
+  --out load-tests/peers/results/embed.jsonl
 python3 load-tests/peers/embed_report.py load-tests/peers/results/embed.jsonl |
   tee load-tests/peers/results/embed-summary.txt

@@ -20,7 +20,7 @@ server CPU seconds a sentence (the process tree), sentences per CPU second
 reference (sentence-transformers' own), as the least cosine.
 
     python load-tests/peers/embed_peers.py --score-bin BIN --int8-dir DIR \\
-        --work DIR --out FILE.jsonl [--seconds 5] [--rounds 2]
+        --work DIR --out FILE.jsonl [--sentences 1024] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-bench"))
 from embed_bench import texts  # noqa: E402  one review generator for every text benchmark
-from spark_peers import least_cosine  # noqa: E402  one cosine rule for both checks
+from spark_peers import fit_to_limit, least_cosine  # noqa: E402  one rule each, for both runs
 
 DIM = 384
 HZ = os.sysconf("SC_CLK_TCK")
@@ -126,27 +126,11 @@ def text_sets(tokenizer_file: pathlib.Path) -> dict[str, list[str]]:
     """Short reviews, and long ones cut to the tokenizer's own limit (128
     tokens for this export, [CLS] and [SEP] included), so that no server
     truncates or refuses: score-server answers a longer text with a 413."""
-    from tokenizers import Tokenizer
-
     limit = json.loads(tokenizer_file.read_text())["truncation"]["max_length"] - 2
-    tok = Tokenizer.from_file(str(tokenizer_file))
-    tok.no_padding()
-    tok.no_truncation()
-
-    def fit(text: str) -> tuple[str, int]:
-        words = text.split()
-        while len(tok.encode(" ".join(words), add_special_tokens=False).ids) > limit:
-            words.pop()
-        return " ".join(words), len(tok.encode(" ".join(words), add_special_tokens=False).ids)
-
-    short = [fit(t)[0] for t in texts(256 * 8, seed=31, words=(5, 40))]
-    long = []
-    for text in texts(256 * 8 * 2, seed=37, words=(25, 60)):
-        cut, tokens = fit(text)
-        if tokens >= limit * 3 // 4:
-            long.append(cut)
-        if len(long) == 256 * 8:
-            break
+    short = [text for text, _ in fit_to_limit(tokenizer_file, texts(256 * 8, seed=31,
+                                                                      words=(5, 40)))]
+    fitted = fit_to_limit(tokenizer_file, texts(256 * 8 * 2, seed=37, words=(25, 60)))
+    long = [text for text, tokens in fitted if tokens >= limit * 3 // 4][:256 * 8]
     return {"short": short, "long": long}
 
 
@@ -234,8 +218,16 @@ class Server:
 
 def post(conn: http.client.HTTPConnection, model: str, batch: list[str], encoding: str):
     body = json.dumps({"model": model, "input": batch, "encoding_format": encoding})
-    conn.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
-    answer = conn.getresponse()
+    try:
+        conn.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
+        answer = conn.getresponse()
+    except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+        # The server closed the idle keep-alive connection (uvicorn does
+        # after 5 s, while the other clients' warm-ups run): reconnect once,
+        # as any pooling client does. Nothing was computed for the request.
+        conn.close()
+        conn.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
+        answer = conn.getresponse()
     data = answer.read()
     if answer.status != 200:
         raise RuntimeError(f"{answer.status}: {data[:300]!r}")
@@ -253,78 +245,101 @@ def vectors(server: Server, model: str, batch: list[str]) -> np.ndarray:
     return np.stack(out)
 
 
-def drive(server: Server, model: str, batches: list[list[str]], seconds: float,
+def drive(server: Server, model: str, batches: list[list[str]], sentences: int,
           threads: int = 4) -> dict:
-    """THREADS clients sending BATCHES round-robin for SECONDS (after 1 s of
-    warm-up): sentences/s, p50/p99 and the server's CPU a sentence."""
+    """THREADS clients with keep-alive connections share a fixed amount of
+    work, SENTENCES texts in BATCHES (round-robin), after one untimed
+    request each as warm-up: sentences/s over the whole timed work (from
+    the start to the last answer), p50/p99 of its requests and the
+    server's CPU over the same interval. Fixed work, not a time window:
+    a request of 256 long texts takes seconds, and a window would count
+    a handful of them or none."""
+    work = [batches[i % len(batches)] for i in range(max(1, sentences // len(batches[0])))]
+    queue = list(reversed(work))
+    lock = threading.Lock()
     latencies: list[float] = []
     done = [0] * threads
     failures: list[str] = []
-    start_at = time.perf_counter() + 1.0
-    end_at = start_at + seconds
+    ready = threading.Barrier(threads + 1)
 
     def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-        i = k
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+        try:
+            post(conn, model, batches[k % len(batches)][:32], "base64")  # warm-up
+        except Exception as e:  # counted and reported, never dropped
+            failures.append(f"warm-up: {e}")
+        ready.wait()
         while True:
-            now = time.perf_counter()
-            if now >= end_at:
-                return
-            batch = batches[i % len(batches)]
+            with lock:
+                if not queue:
+                    return
+                batch = queue.pop()
+            started = time.perf_counter()
             try:
                 got = post(conn, model, batch, "base64")
-            except Exception as e:  # counted and reported, never dropped
+            except Exception as e:
                 failures.append(str(e))
-                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
                 continue
             if len(got) != len(batch) or any(len(v) != DIM for v in got):
                 failures.append(f"{len(got)} vectors for {len(batch)} texts")
-            if now >= start_at:
-                latencies.append(time.perf_counter() - now)
-                done[k] += len(batch)
-            i += threads
+            latencies.append(time.perf_counter() - started)
+            done[k] += len(batch)
 
     workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
     for w in workers:
         w.start()
-    time.sleep(max(0.0, start_at - time.perf_counter()))
-    cpu0 = cpu_seconds(server.proc.pid)
+    ready.wait()
+    cpu0, start = cpu_seconds(server.proc.pid), time.perf_counter()
     for w in workers:
         w.join()
-    cpu = cpu_seconds(server.proc.pid) - cpu0
-    wall = time.perf_counter() - start_at
-    sentences = sum(done)
+    wall, cpu = time.perf_counter() - start, cpu_seconds(server.proc.pid) - cpu0
+    count = sum(done)
     latencies.sort()
-    return {"sentences": sentences, "sentences_per_s": sentences / wall,
+    return {"sentences": count, "seconds": wall, "sentences_per_s": count / wall,
             "p50_ms": 1e3 * latencies[len(latencies) // 2] if latencies else None,
             "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)] if latencies else None,
-            "server_cpu_s": cpu, "sentences_per_cpu_s": sentences / max(cpu, 1e-9),
+            "server_cpu_s": cpu, "sentences_per_cpu_s": count / max(cpu, 1e-9),
             "peak_rss_mib": peak_mib(server.proc.pid), "errors": len(failures),
             "first_error": failures[0] if failures else None}
 
 
-def in_process(model, batches: list[list[str]], seconds: float) -> dict:
-    """sentence-transformers' `encode` in this process, the UDF's loop."""
+def in_process(model, batches: list[list[str]], sentences: int) -> dict:
+    """sentence-transformers' `encode` in this process, the UDF's loop, over
+    the same fixed work as `drive` (one untimed batch first)."""
     import resource
 
     model.encode(batches[0], batch_size=32)
-    sentences, i = 0, 0
+    work = [batches[i % len(batches)] for i in range(max(1, sentences // len(batches[0])))]
     latencies = []
     cpu0, start = time.process_time(), time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    for batch in work:
         t = time.perf_counter()
-        model.encode(batches[i % len(batches)], batch_size=32, normalize_embeddings=True)
+        model.encode(batch, batch_size=32, normalize_embeddings=True)
         latencies.append(time.perf_counter() - t)
-        sentences += len(batches[i % len(batches)])
-        i += 1
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    count = sum(len(b) for b in work)
     latencies.sort()
-    return {"sentences": sentences, "sentences_per_s": sentences / wall,
+    return {"sentences": count, "seconds": wall, "sentences_per_s": count / wall,
             "p50_ms": 1e3 * latencies[len(latencies) // 2],
             "p99_ms": 1e3 * latencies[int(len(latencies) * 0.99)],
-            "server_cpu_s": cpu, "sentences_per_cpu_s": sentences / cpu,
+            "server_cpu_s": cpu, "sentences_per_cpu_s": count / cpu,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "errors": 0, "first_error": None}
+
+
+def run_spark(args, score: Server, infinity: Server, dirs: dict, out) -> None:
+    """Seed 000's PySpark job three ways (spark_peers), one line a job and round."""
+    if not args.spark_rows:
+        return
+    import spark_peers
+
+    for r in spark_peers.run(f"http://127.0.0.1:{score.port}", f"http://127.0.0.1:{infinity.port}",
+                             str(dirs["hub"]), dirs["score-int8"] / "tokenizer.json",
+                             args.work / "spark", args.spark_rows, args.rounds):
+        print(json.dumps(r), flush=True)
+        out.write(json.dumps(r) + "\n")
+        out.flush()
 
 
 def main() -> None:
@@ -333,9 +348,12 @@ def main() -> None:
     p.add_argument("--int8-dir", required=True, type=pathlib.Path)
     p.add_argument("--work", required=True, type=pathlib.Path)
     p.add_argument("--out", required=True, type=pathlib.Path)
-    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--sentences", type=int, default=1024,
+                   help="texts each server embeds a point (fixed work, 4 clients)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--infinity-bin", required=True, help="infinity_emb from its own venv")
+    p.add_argument("--spark-only", action="store_true",
+                   help="only the PySpark job, its lines appended to --out")
     p.add_argument("--spark-rows", type=int, default=10_000,
                    help="texts for the PySpark job three ways (0: skip it)")
     args = p.parse_args()
@@ -376,6 +394,10 @@ def main() -> None:
                            "DO_NOT_TRACK": "1"})
     results = []
     try:
+        if args.spark_only:
+            with open(args.out, "a") as out:
+                run_spark(args, score, infinity, dirs, out)
+            return
         checks = {}
         for server in (score, infinity):
             for precision in ("int8", "fp32"):
@@ -391,10 +413,10 @@ def main() -> None:
                         batches = [corpus[i:i + size] for i in range(0, len(corpus), size)]
                         tokens = sum(tokens_of(tokenizer, b) for b in batches) / len(corpus)
                         runs = [(f"{s.name}-{precision}", lambda s=s, m=f"minilm-{precision}":
-                                 drive(s, m, batches, args.seconds))
+                                 drive(s, m, batches, args.sentences))
                                 for s in (score, infinity) for precision in ("int8", "fp32")]
                         runs.append(("sentence-transformers-fp32",
-                                     lambda: in_process(st, batches, args.seconds)))
+                                     lambda: in_process(st, batches, args.sentences)))
                         if round_ % 2:
                             runs.reverse()
                         for name, run in runs:
@@ -404,14 +426,7 @@ def main() -> None:
                                      tokens_per_s=r["sentences_per_s"] * tokens)
                             print(json.dumps(r), flush=True)
                             out.write(json.dumps(r) + "\n")
-            if args.spark_rows:
-                import spark_peers
-
-                for r in spark_peers.run(f"http://127.0.0.1:{score.port}",
-                                         f"http://127.0.0.1:{infinity.port}", str(dirs["hub"]),
-                                         args.work / "spark", args.spark_rows, args.rounds):
-                    print(json.dumps(r), flush=True)
-                    out.write(json.dumps(r) + "\n")
+            run_spark(args, score, infinity, dirs, out)
     finally:
         score.stop()
         infinity.stop()

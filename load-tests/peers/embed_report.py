@@ -52,3 +52,12 @@ if jobs:
         for theirs in ("st_udf", "infinity_udf"):
             if ours in med and theirs in med:
                 print(f"  {ours} / {theirs}: {med[ours] / med[theirs]:.2f}x")
+where = [r["where_time_goes"] for r in lines if "where_time_goes" in r]
+if where:
+    print("\nWhere a sentence's CPU goes, one thread in-process, batches of 32 sorted texts (ms):")
+    print(f"{'texts':>6} {'tokenize':>9} {'ORT fp32':>9} {'ORT int8':>9} {'torch fp32':>10} "
+          f"{'pool+norm':>9}")
+    for w in where:
+        print(f"{w['texts']:>6} {w['tokenize_ms']:>9.2f} {w['onnxruntime_fp32_ms']:>9.2f} "
+              f"{w['onnxruntime_int8_ms']:>9.2f} {w['torch_fp32_ms']:>10.2f} "
+              f"{w['pool_normalize_ms']:>9.3f}")

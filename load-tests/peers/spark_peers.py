@@ -13,11 +13,13 @@ all-MiniLM-L6-v2 and written to Parquet with their ids.
   stream_client against score-server (--workers 2) serving the fp32 export
   and the int8 encoder.
 
-Every job's output is checked: each id once, no null, and the first 512
-vectors against sentence-transformers' own (least cosine). Prints one JSON
+Texts are cut by whole words to the int8 export's 128-token limit first,
+so that every pipeline embeds the same whole texts. Every job's output is
+checked: each id once, no null, and the first 512 vectors against
+sentence-transformers' own (least cosine). Prints one JSON
 object a job:
   python load-tests/peers/spark_peers.py --score-url URL --infinity-url URL \\
-      --hub DIR --data DIR [--rows 10000] [--rounds 2]
+      --hub DIR --tokenizer FILE --data DIR [--rows 10000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -45,6 +47,26 @@ def least_cosine(got: np.ndarray, want: np.ndarray) -> float:
     """The least cosine between the rows of GOT and WANT, pairwise."""
     return float(((got * want).sum(1) / (np.linalg.norm(got, axis=1)
                                          * np.linalg.norm(want, axis=1))).min())
+
+
+def fit_to_limit(tokenizer_file: Path, texts: list[str]) -> list[tuple[str, int]]:
+    """Each text cut by whole words to the tokenizer's own limit (its
+    truncation length less [CLS] and [SEP]), with its token count: every
+    pipeline then embeds the same whole text, whatever limit it would cut
+    at itself (sentence-transformers' is 256, this export's 128)."""
+    from tokenizers import Tokenizer
+
+    limit = json.loads(tokenizer_file.read_text())["truncation"]["max_length"] - 2
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    tok.no_padding()
+    tok.no_truncation()
+    out = []
+    for text in texts:
+        words = text.split()
+        while len(ids := tok.encode(" ".join(words), add_special_tokens=False).ids) > limit:
+            words.pop()
+        out.append((" ".join(words), len(ids)))
+    return out
 
 
 def st_udf(spark, path: Path, hub: str, out: Path, partitions: int) -> None:
@@ -92,10 +114,10 @@ def infinity_udf(spark, path: Path, url: str, out: Path, partitions: int) -> Non
         .write.mode("overwrite").parquet(str(out))
 
 
-def run(score_url: str, infinity_url: str, hub: str, data: Path, rows: int, rounds: int,
-        master: str = "local[2]"):
+def run(score_url: str, infinity_url: str, hub: str, tokenizer: Path, data: Path, rows: int,
+        rounds: int, master: str = "local[2]"):
     """Yields one measurement a job and round (see the module's help)."""
-    corpus = texts(rows, seed=41, words=(5, 40))
+    corpus = [text for text, _ in fit_to_limit(tokenizer, texts(rows, seed=41, words=(5, 40)))]
     path = data / f"reviews-{rows}.parquet"
     data.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"id": np.arange(rows, dtype=np.int64), "text": corpus}), path)
@@ -135,13 +157,15 @@ def main() -> None:
     p.add_argument("--score-url", required=True)
     p.add_argument("--infinity-url", required=True)
     p.add_argument("--hub", required=True, help="the sentence-transformers directory")
+    p.add_argument("--tokenizer", required=True, type=Path,
+                   help="score-server's tokenizer.json: texts are cut to its limit")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--rows", type=int, default=10_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--master", default="local[2]")
     args = p.parse_args()
-    for r in run(args.score_url, args.infinity_url, args.hub, args.data, args.rows, args.rounds,
-                 args.master):
+    for r in run(args.score_url, args.infinity_url, args.hub, args.tokenizer, args.data, args.rows,
+                 args.rounds, args.master):
         print(json.dumps(r), flush=True)
 
 
