@@ -7,7 +7,7 @@ no Python:
 
   <name>.onnx            the model, float32 input [None, n]
   <name>.reference.json  a small input sample and onnxruntime's outputs for it
-  demo-sample.f32/.json  a 4-row input for the README's curl examples
+  demo-sample.f32/.json  a 4-row input for the curl examples of docs/protocol.md
 
 The data is synthetic and seeded, so a re-run produces the same models (up to
 library versions; the pins in requirements.txt keep those fixed).

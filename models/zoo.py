@@ -139,7 +139,7 @@ def write_mixed(name, onx, frame, source, parquet=False):
     (`inputs`: dtype, shape, flat values; NaN as null) and onnxruntime's
     outputs on them. The sample holds a city unseen in training. With
     `parquet`, the sample also as `<name>.sample.parquet` (one column per
-    input, as a DataFrame holds them: README's score-client example)."""
+    input, as a DataFrame holds them: docs/cli.md's score-client example)."""
     OUT.mkdir(exist_ok=True)
     opsets = sorted(onx.opset_import, key=lambda o: o.domain)
     del onx.opset_import[:]

@@ -5,7 +5,7 @@
 # the jar extracts and loads once per JVM.
 #
 #   stream-client-jvm/build-jar.sh            # dev profile (what the tests use)
-#   JAR_PROFILE=release stream-client-jvm/build-jar.sh   # for benchmarks, users
+#   JAR_PROFILE=release stream-client-jvm/build-jar.sh   # for benchmarks, users (stripped)
 #
 # Prints the jar's path. SPARK_HOME: a Spark (or pyspark) directory with
 # jars/; default: the pyspark of the cached test venv (scripts/python-env.sh).
@@ -40,7 +40,13 @@ mkdir -p "$out/classes" "$out/native/native/linux-x86_64"
 # -Xlint:-path: Spark's jars name jars in their manifests that are not there.
 javac --release 17 -Xlint:all,-path -Werror -encoding UTF-8 -d "$out/classes" \
   -cp "$SPARK_HOME/jars/*" stream-client-jvm/java/score/client/*.java
-cp "$library" "$out/native/native/linux-x86_64/"
+# Stripped outside the dev profile: the debug info is most of the library's
+# size (a 51 MB jar before), and users need none of it.
+if [ "$profile" = dev ]; then
+  cp "$library" "$out/native/native/linux-x86_64/"
+else
+  strip -o "$out/native/native/linux-x86_64/$(basename "$library")" "$library"
+fi
 jar --create --file "$out/score-client.jar.tmp" -C "$out/classes" . -C "$out/native" .
 mv "$out/score-client.jar.tmp" "$out/score-client.jar"
 echo "$out/score-client.jar"

@@ -65,6 +65,17 @@ impl EngineChoice {
     }
 }
 
+impl fmt::Display for EngineChoice {
+    /// As `--engine` takes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineChoice::Fixed(kind) => f.write_str(kind.name()),
+            EngineChoice::Auto => f.write_str("auto"),
+            EngineChoice::Default => f.write_str("tract"),
+        }
+    }
+}
+
 impl FromStr for EngineChoice {
     type Err = String;
 

@@ -169,6 +169,22 @@ mod tests {
         }
     }
 
+    /// docs/protocol.md's error table has a row for every kind, under its
+    /// status: a new kind cannot go undocumented.
+    #[test]
+    fn the_docs_error_table_lists_every_kind() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+        let doc = std::fs::read_to_string(path).expect("docs/protocol.md");
+        for kind in ErrorKind::ALL.into_iter().chain([ErrorKind::Other]) {
+            let (row, name) = (format!("| {} | ", kind.status()), format!("`{}`", kind.as_str()));
+            assert!(
+                doc.lines().any(|l| l.starts_with(&row) && l.contains(&name)),
+                "{path} has no row for {name} under {}",
+                kind.status()
+            );
+        }
+    }
+
     #[test]
     fn bodies_parse_and_unknown_kinds_are_other() {
         let b = ErrorBody::parse(br#"{"error":"x","kind":"overloaded"}"#).expect("body");

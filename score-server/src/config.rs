@@ -18,7 +18,7 @@ pub struct Args {
     /// Model to serve, as PATH or NAME=PATH (the name defaults to the file
     /// stem). Repeat for several models; the first is the default model of
     /// `/score`. With none, the bundled demo model is served as "demo".
-    #[arg(long = "model", env = "SCORE_MODEL", value_delimiter = ',')]
+    #[arg(value_name = "[NAME=]PATH", long = "model", env = "SCORE_MODEL", value_delimiter = ',')]
     pub models: Vec<String>,
 
     /// Engine that runs the models: ENGINE for all, or NAME=ENGINE for one
@@ -27,38 +27,48 @@ pub struct Args {
     /// see --onnxruntime) or `auto` (load in both, check that they agree on
     /// sample rows, time both at the batch sizes the server runs, keep the
     /// faster; tract alone where onnxruntime is not found).
-    #[arg(long = "engine", env = "SCORE_ENGINE", value_delimiter = ',')]
+    #[arg(
+        value_name = "[NAME=]ENGINE",
+        long = "engine",
+        env = "SCORE_ENGINE",
+        value_delimiter = ','
+    )]
     pub engines: Vec<String>,
 
     /// Pooling of an embedding model whose directory has no
     /// 1_Pooling/config.json: POOLING for all, or NAME=POOLING for one;
     /// `mean` (the default), `cls` or `last-token`. A directory whose
     /// config says otherwise refuses to load rather than pick one.
-    #[arg(long = "pooling", env = "SCORE_POOLING", value_delimiter = ',')]
+    #[arg(
+        value_name = "[NAME=]POOLING",
+        long = "pooling",
+        env = "SCORE_POOLING",
+        value_delimiter = ','
+    )]
     pub poolings: Vec<String>,
 
     /// onnxruntime's shared library (libonnxruntime.so, e.g. from the
     /// onnxruntime PyPI wheel). Default: ORT_DYLIB_PATH, else the active
     /// Python environment's onnxruntime package, else /usr/local/lib and
     /// /usr/lib. Opened only when a model's engine needs it.
-    #[arg(long, env = "SCORE_ONNXRUNTIME")]
+    #[arg(value_name = "PATH", long, env = "SCORE_ONNXRUNTIME")]
     pub onnxruntime: Option<PathBuf>,
 
     /// Address to listen on. Binding beyond loopback exposes the service to
     /// the network: put it behind your proxy or firewall.
-    #[arg(long, env = "SCORE_LISTEN", default_value = "127.0.0.1:8099")]
+    #[arg(value_name = "ADDR", long, env = "SCORE_LISTEN", default_value = "127.0.0.1:8099")]
     pub listen: SocketAddr,
 
     /// Model worker threads. 0 means one per available core: compute-bound
     /// models gain nothing from more, and fewer leave cores to the network.
-    #[arg(long, env = "SCORE_WORKERS", default_value_t = 0)]
+    #[arg(value_name = "N", long, env = "SCORE_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
     /// Most rows in one model call. Large requests are split into chunks of
     /// at most this size (so idle workers share them) and small concurrent
     /// requests are merged up to it. Larger amortises call overhead; smaller
     /// bounds the memory of intermediate tensors per worker.
-    #[arg(long, env = "SCORE_MAX_BATCH_ROWS", default_value_t = 4096)]
+    #[arg(value_name = "N", long, env = "SCORE_MAX_BATCH_ROWS", default_value_t = 4096)]
     pub max_batch_rows: usize,
 
     /// Embedding models: most padded tokens (texts × longest text) in one
@@ -69,7 +79,7 @@ pub struct Args {
     /// MiniLM-L6, ~0.7 GB at 8192). A worker call (a chunk of a request)
     /// holds at most as many tokens, counting a text as at most its bytes
     /// + 2, so no call runs long whatever the texts (~0.5 s here).
-    #[arg(long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = score_engine::embed::MAX_BATCH_TOKENS)]
+    #[arg(value_name = "N", long, env = "SCORE_MAX_BATCH_TOKENS", default_value_t = score_engine::embed::MAX_BATCH_TOKENS)]
     pub max_batch_tokens: usize,
 
     /// Embedding models: most texts in one request (JSON routes and
@@ -78,7 +88,7 @@ pub struct Args {
     /// length (60,000 empty strings make a 488 MB JSON answer), so this
     /// bounds what a small body can ask for. Batch clients send a few
     /// thousand a request.
-    #[arg(long, env = "SCORE_MAX_TEXTS", default_value_t = 16384)]
+    #[arg(value_name = "N", long, env = "SCORE_MAX_TEXTS", default_value_t = 16384)]
     pub max_texts: usize,
 
     /// Longest time an answer may wait for the client to read any of it
@@ -86,29 +96,29 @@ pub struct Args {
     /// requests and never reads the answers would otherwise hold them, and
     /// their admission charge, for as long as it stays connected. Any
     /// progress restarts the clock, so slow links are not cut.
-    #[arg(long, env = "SCORE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
 
     /// Largest request body (bytes; K, M, G, KiB, MiB, GiB suffixes). Larger
     /// answers 413. Must cover the client's batch size: rows × columns × 4.
-    #[arg(long, env = "SCORE_BODY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
+    #[arg(value_name = "SIZE", long, env = "SCORE_BODY_LIMIT", default_value = "64MiB", value_parser = parse_bytes)]
     pub body_limit: usize,
 
     /// Request bytes admitted at once (being read, queued or scored). Beyond
     /// it requests get 429 with Retry-After at once. This bounds memory:
     /// roughly this plus the outputs plus the workers' intermediate tensors.
-    #[arg(long, env = "SCORE_MAX_INFLIGHT_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
+    #[arg(value_name = "SIZE", long, env = "SCORE_MAX_INFLIGHT_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
     pub max_inflight_bytes: usize,
 
     /// Requests admitted at once, whatever their size; beyond it 429. Bounds
     /// the compute queue and the per-request overhead of many tiny requests.
-    #[arg(long, env = "SCORE_MAX_INFLIGHT_REQUESTS", default_value_t = 512)]
+    #[arg(value_name = "N", long, env = "SCORE_MAX_INFLIGHT_REQUESTS", default_value_t = 512)]
     pub max_inflight_requests: usize,
 
     /// Time allowed to receive a whole request body (e.g. 30s, 2m); answers
     /// 408 beyond. Bodies are charged to admission only for the bytes that
     /// have arrived, so a stalled sender holds no budget, only a connection.
-    #[arg(long, env = "SCORE_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
     /// Slowest average rate a request body may arrive at, counted after
@@ -116,12 +126,12 @@ pub struct Args {
     /// further behind is cut with 408: a stalled or trickling client holds a
     /// connection and memory, so this bounds how long. Batch clients send
     /// at network speed; lower it only for slow links.
-    #[arg(long, env = "SCORE_MIN_BODY_RATE", default_value = "64KiB", value_parser = parse_bytes)]
+    #[arg(value_name = "SIZE", long, env = "SCORE_MIN_BODY_RATE", default_value = "64KiB", value_parser = parse_bytes)]
     pub min_body_rate: usize,
 
     /// Time a body may take before --min-body-rate counts (e.g. 5s): covers
     /// connection warm-up and a client's pause between headers and body.
-    #[arg(long, env = "SCORE_BODY_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_BODY_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub body_grace: Duration,
 
     /// How long a request refused for overload (429) waits for its answer
@@ -131,7 +141,7 @@ pub struct Args {
     /// fast as it can send them, on the cores the admitted requests need;
     /// held back, it costs a timer. Clients that honour Retry-After (at
     /// least 1 s) wait anyway; the refused work is never queued.
-    #[arg(long, env = "SCORE_REFUSAL_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_REFUSAL_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub refusal_delay: Duration,
 
     /// Most open client connections. At the cap the server stops accepting
@@ -139,12 +149,12 @@ pub struct Args {
     /// file descriptors: keep it under `ulimit -n`. Connections that idle or
     /// trickle are cut by --header-timeout and --min-body-rate, so they
     /// cannot hold the cap for long.
-    #[arg(long, env = "SCORE_MAX_CONNECTIONS", default_value_t = 1000)]
+    #[arg(value_name = "N", long, env = "SCORE_MAX_CONNECTIONS", default_value_t = 1000)]
     pub max_connections: usize,
 
     /// Time allowed to receive a request's headers on a connection; also
     /// how long a keep-alive connection may idle between requests.
-    #[arg(long, env = "SCORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
     /// File of bearer tokens, one per line (blank lines and # comments
@@ -152,7 +162,7 @@ pub struct Args {
     /// 401 without `Authorization: Bearer <token>`; /healthz and /readyz stay
     /// open. Without it anyone who can reach the port can score: bind to
     /// loopback or a private network then.
-    #[arg(long, env = "SCORE_AUTH_TOKEN_FILE")]
+    #[arg(value_name = "PATH", long, env = "SCORE_AUTH_TOKEN_FILE")]
     pub auth_token_file: Option<PathBuf>,
 
     /// Require a token for /metrics too (with --auth-token-file). Off by
@@ -166,17 +176,17 @@ pub struct Args {
     /// version, which serves until the swap; requests already started
     /// finish on it. Replace a file by renaming a complete one over it: a
     /// file caught half-written fails to load and the old version serves on.
-    #[arg(long, env = "SCORE_WATCH", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_WATCH", value_parser = humantime::parse_duration)]
     pub watch: Option<Duration>,
 
     /// After SIGTERM, keep accepting (answering 503 and failing /readyz) for
     /// this long so load balancers notice, before closing the listener.
-    #[arg(long, env = "SCORE_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub drain_delay: Duration,
 
     /// After the listener closes, wait at most this long for in-flight
     /// requests before exiting anyway.
-    #[arg(long, env = "SCORE_DRAIN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "DUR", long, env = "SCORE_DRAIN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
     /// Do not serve: ask the server at --listen (on loopback when it
@@ -185,6 +195,21 @@ pub struct Args {
     /// HEALTHCHECK, which has no curl.
     #[arg(long)]
     pub health_check: bool,
+
+    /// Log lines on stderr: `text` for people, `json` for log shippers (one
+    /// JSON object a line: timestamp, level, target, the message and its
+    /// fields). Which lines: RUST_LOG, by default `info`.
+    #[arg(value_name = "FORMAT", long, env = "SCORE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text an event, for people.
+    Text,
+    /// One JSON object a line, for log shippers.
+    Json,
 }
 
 /// The validated configuration.
@@ -232,6 +257,68 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Longest wait for in-flight requests at exit.
     pub drain_timeout: Duration,
+}
+
+impl std::fmt::Display for Config {
+    /// The start-up log line: every setting in the words of its flag.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let models = self
+            .models
+            .iter()
+            .map(|m| format!("{}={} (engine {})", m.name, m.source, m.engine))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        write!(
+            f,
+            "--listen {} --workers {} --model {models}; --max-batch-rows {} \
+             --max-batch-tokens {} --max-texts {} --body-limit {} --max-inflight-bytes {} \
+             --max-inflight-requests {} --max-connections {} --header-timeout {} \
+             --body-timeout {} --min-body-rate {} --body-grace {} --write-timeout {} \
+             --refusal-delay {} --drain-delay {} --drain-timeout {}",
+            self.listen,
+            self.workers,
+            self.max_batch_rows,
+            self.engine_options.max_batch_tokens,
+            self.max_texts,
+            size(self.body_limit),
+            size(self.max_inflight_bytes),
+            self.max_inflight_requests,
+            self.max_connections,
+            duration(self.header_timeout),
+            duration(self.body_timeout),
+            size(self.min_body_rate),
+            duration(self.body_grace),
+            duration(self.write_timeout),
+            duration(self.refusal_delay),
+            duration(self.drain_delay),
+            duration(self.drain_timeout),
+        )?;
+        if let Some(path) = &self.engine_options.onnxruntime {
+            write!(f, " --onnxruntime {}", path.display())?;
+        }
+        match &self.auth_token_file {
+            Some(path) => write!(f, " --auth-token-file {}", path.display())?,
+            None => f.write_str(" (no authentication)")?,
+        }
+        if self.metrics_auth {
+            f.write_str(" --metrics-auth")?;
+        }
+        if let Some(every) = self.watch {
+            write!(f, " --watch {}", duration(every))?;
+        }
+        Ok(())
+    }
+}
+
+/// A byte count as `--body-limit` takes it: in KiB, MiB or GiB when whole.
+fn size(bytes: usize) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }
 
 impl Default for Config {
@@ -441,6 +528,23 @@ mod tests {
         );
     }
 
+    /// The start-up line speaks the flags' language: no Rust Debug text.
+    #[test]
+    fn the_start_up_line_is_for_people() {
+        let args = Args::parse_from(["s", "--model", "a=x/a.onnx", "--engine", "auto"]);
+        let line = args.into_config().expect("valid").to_string();
+        assert!(line.contains("--model a=x/a.onnx (engine auto)"), "{line}");
+        assert!(line.contains("--body-limit 64MiB"), "{line}");
+        assert!(line.contains("--drain-delay 0s"), "{line}");
+        assert!(line.contains("--min-body-rate 64KiB"), "{line}");
+        for debug in ["Some(", "None", "0ns", "{", "Config"] {
+            assert!(!line.contains(debug), "{debug:?} in {line}");
+        }
+        assert_eq!(size(3), "3");
+        assert_eq!(size(1536), "1536");
+        assert_eq!(size(2 << 30), "2GiB");
+    }
+
     #[test]
     fn named_models_and_duplicates() {
         let args = Args::parse_from(["s", "--model", "a=x/a.onnx", "--model", "models/b.onnx"]);
@@ -449,5 +553,62 @@ mod tests {
         assert_eq!(config.models[1].name, "b");
         let dup = Args::parse_from(["s", "--model", "x/a.onnx", "--model", "y/a.onnx"]);
         assert!(dup.into_config().unwrap_err().contains("two models"));
+    }
+
+    /// The flags table of docs/server.md, from the flags themselves: one
+    /// row a flag, its environment variable, default and help text.
+    fn flags_markdown() -> String {
+        let mut out = String::from("| flag | env | default | meaning |\n|---|---|---|---|\n");
+        let command = Args::command();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let takes_value = arg.get_action().takes_values();
+            let flag = match arg.get_value_names() {
+                Some(names) if takes_value => format!("`--{long} {}`", names[0]),
+                _ if takes_value => format!("`--{long} {}`", long.to_uppercase().replace('-', "_")),
+                _ => format!("`--{long}`"),
+            };
+            let env =
+                arg.get_env().map(|e| format!("`{}`", e.to_string_lossy())).unwrap_or_default();
+            let default = arg
+                .get_default_values()
+                .iter()
+                .map(|d| format!("`{}`", d.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help =
+                arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+            out.push_str(&format!("| {flag} | {env} | {default} | {help} |\n"));
+        }
+        out
+    }
+
+    /// docs/server.md lists every flag as `score-server --help` has it;
+    /// `SCORE_WRITE_DOCS=1 cargo nextest run --workspace -E 'package(score-server)'
+    /// and test(flags_table)` rewrites the table after a change.
+    #[test]
+    fn the_docs_flags_table_is_the_code_s() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/server.md");
+        let doc = std::fs::read_to_string(path).expect("docs/server.md");
+        let (start, end) = ("<!-- flags table: generated -->\n", "<!-- end of flags table -->");
+        let (Some(a), Some(b)) = (doc.find(start), doc.find(end)) else {
+            panic!("{path} lacks the flags table markers")
+        };
+        let table = flags_markdown();
+        if std::env::var_os("SCORE_WRITE_DOCS").is_some() {
+            let new = format!("{}{table}{}", &doc[..a + start.len()], &doc[b..]);
+            std::fs::write(path, new).expect("write the docs");
+            return;
+        }
+        assert_eq!(
+            &doc[a + start.len()..b],
+            table,
+            "{path}'s flags table is out of date: SCORE_WRITE_DOCS=1 cargo nextest run \
+             --workspace -E 'test(flags_table)'"
+        );
     }
 }

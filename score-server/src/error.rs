@@ -15,6 +15,12 @@ use score_protocol::{ErrorBody, ErrorKind, retry_after};
 
 use crate::pool::ComputeError;
 
+/// How each client asks for an over-long text to be cut, for the
+/// sentences that refuse one: the person reading it may be in any of them.
+const CUT: &str = "score-client --truncate, Python Scorer(truncate=True), Java \
+                   .truncate(true), \"truncate\": true in JSON, ?truncate=true on the scoring \
+                   routes";
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,7 +32,10 @@ pub enum ApiError {
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
     /// `X-Score-Columns` disagrees with the model.
-    #[error("X-Score-Columns is {sent} but model {model} takes {expected} columns")]
+    #[error(
+        "the rows have {sent} values each (X-Score-Columns: {sent}), but model {model} takes \
+         {expected} a row: send its {expected} features (GET /models/{model} lists them)"
+    )]
     ColumnMismatch {
         /// Model name.
         model: String,
@@ -93,7 +102,8 @@ pub enum ApiError {
     /// request did not ask for it to be cut.
     #[error(
         "text {row} is longer than the model's limit of {limit} tokens; ask for it to be cut \
-         there (\"truncate\": true in JSON, ?truncate=true on the scoring routes)"
+         there ({cut})",
+        cut = CUT
     )]
     TextTooLong {
         /// Index of the first such text in the request.
@@ -105,8 +115,8 @@ pub enum ApiError {
     /// limit can be: refused before it is tokenized.
     #[error(
         "text {row} is {bytes} bytes, more than the {most} bytes a text within the model's \
-         limit of {limit} tokens may have; ask for it to be cut there (\"truncate\": true in \
-         JSON, ?truncate=true on the scoring routes)"
+         limit of {limit} tokens may have; ask for it to be cut there ({cut})",
+        cut = CUT
     )]
     TextTooManyBytes {
         /// Index of the first such text in the request.

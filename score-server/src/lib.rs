@@ -32,7 +32,7 @@ pub mod state;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use config::{Args, Config};
+pub use config::{Args, Config, LogFormat};
 pub use http::app;
 pub use state::{AppState, StartError};
 use tokio::net::TcpListener;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use score_server::{Args, load, server};
+use score_server::{Args, LogFormat, load, server};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's allocator. With glibc, each request's body
@@ -26,20 +26,26 @@ fn main() {
 }
 
 fn serve() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let args = Args::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let args = Args::parse();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => {
+            logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
+        // Fields at the top level beside the message, as log shippers
+        // (Loki, Elasticsearch, Cloud Logging) index them.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
     if args.health_check {
         return score_server::health::check(args.listen, score_server::health::TIMEOUT)
             .map_err(anyhow::Error::msg);
     }
     let config = args.into_config().map_err(anyhow::Error::msg)?;
-    tracing::info!(?config, "starting");
+    tracing::info!(config = %config, "starting");
     // As many async threads as workers: they parse, decode, encode and
     // answer every request. Capped at 2 (as they once were), they did that
     // for any number of workers, a ceiling on small requests whatever the
@@ -59,7 +65,7 @@ fn serve() -> anyhow::Result<()> {
             tracing::info!(
                 model = %model.name, version = %model.version, source = %model.source,
                 inputs = %model.input_list(),
-                outputs = ?model.outputs.iter().map(|o| format!("{}[{}]:{}", o.name, o.columns, o.dtype)).collect::<Vec<_>>(),
+                outputs = %model.outputs.iter().map(|o| format!("{}[{}]:{}", o.name, o.columns, o.dtype)).collect::<Vec<_>>().join(", "),
                 "model loaded"
             );
         }

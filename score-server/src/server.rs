@@ -78,7 +78,7 @@ pub async fn serve(
                 });
             }
             () = &mut shutdown, if drain_delay.is_none() => {
-                tracing::info!(delay = ?state.config.drain_delay, "shutdown requested: draining");
+                tracing::info!(delay = %humantime::format_duration(state.config.drain_delay), "shutdown requested: draining");
                 state.start_draining();
                 drain_delay = Some(Box::pin(tokio::time::sleep(state.config.drain_delay)));
             }
@@ -90,7 +90,7 @@ pub async fn serve(
     let open = graceful.count();
     tracing::info!(connections = open, "listener closed, waiting for in-flight requests");
     if tokio::time::timeout(state.config.drain_timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(timeout = ?state.config.drain_timeout, "drain timed out; exiting with requests in flight");
+        tracing::warn!(timeout = %humantime::format_duration(state.config.drain_timeout), "drain timed out; exiting with requests in flight");
     } else {
         tracing::info!("drained");
     }
@@ -128,8 +128,10 @@ async fn reload_on_sighup(state: Arc<AppState>, hup: Option<tokio::signal::unix:
                     tracing::error!(error = %e, "auth tokens not reloaded; the old ones stay")
                 }
                 Ok(_) => tracing::error!("auth token reload failed; the old ones stay"),
-                Err(_) => tracing::error!(timeout = ?TOKEN_FILE_TIMEOUT,
-                    "the auth token file did not read in time; the old tokens stay"),
+                Err(_) => {
+                    tracing::error!(timeout = %humantime::format_duration(TOKEN_FILE_TIMEOUT),
+                    "the auth token file did not read in time; the old tokens stay")
+                }
             }
         }
         let state = state.clone();

@@ -13,7 +13,9 @@ object ScoreParquet {
   def main(args: Array[String]): Unit = {
     val Array(urls, input, output) = args
     val spark = SparkSession.builder().appName("score-parquet").getOrCreate()
-    val scorer = Scorer.builder(urls.split(","): _*).inFlight(4).build()
+    // Pinned on the driver to the version served now: every executor scores with it.
+    val builder = Scorer.builder(urls.split(","): _*)
+    val scorer = builder.modelVersion(builder.build().servedVersion()).build()
     val df = spark.read.parquet(input)
     scorer.transform(df, Array("features"), Array("id"), "score")
       .write.mode("overwrite").parquet(output)

@@ -114,7 +114,8 @@ def test_a_wrong_feature_count_fails_the_job_with_the_servers_message(dataset, s
                  layout="columns", drop=1)
     assert job.returncode != 0
     assert "score.client.ScoreException" in job.stderr
-    assert "X-Score-Columns is 99 but model logreg takes 100 columns" in job.stderr, \
+    assert "the rows have 99 values each (X-Score-Columns: 99), but model logreg takes 100 a row" \
+        in job.stderr, \
         job.stderr[-4000:]
 
 
@@ -144,7 +145,8 @@ def test_an_error_column_instead_of_failing(dataset, start_server, tmp_path):
     assert table["score"].null_count == dataset.ROWS
     reasons = set(table["score_error"].to_pylist())
     assert len(reasons) > 0 and all(
-        "X-Score-Columns is 99 but model logreg takes 100 columns" in r for r in reasons)
+        "the rows have 99 values each (X-Score-Columns: 99), but model logreg takes 100 a row" in r
+        for r in reasons)
 
 
 def test_rows_that_cannot_be_sent_come_back_in_their_place(dataset, start_server, tmp_path):

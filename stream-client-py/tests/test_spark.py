@@ -68,6 +68,10 @@ def test_separate_feature_columns_and_mapinpandas(spark, dataset, start_server):
     by_pandas = by_pandas.toArrow().sort_by("id")
     assert by_pandas.equals(by_arrow), "mapInPandas and mapInArrow disagree"
 
+    # transform, as Java has it: the same DataFrame in one call.
+    by_transform = scorer.transform(df, names, ["id"]).toArrow().sort_by("id")
+    assert by_transform.equals(by_arrow), "transform and mapInArrow disagree"
+
 
 def test_a_single_score_per_row_is_a_float_column(spark, dataset, start_server):
     server = start_server()
@@ -120,7 +124,10 @@ def test_a_server_refusal_fails_the_job_with_its_message(spark, dataset, start_s
     with pytest.raises(Exception) as failure:
         score_with(scorer, df, names).collect()
     message = str(failure.value)
-    assert "X-Score-Columns is 99 but model logreg takes 100 columns" in message, message
+    assert "the rows have 99 values each (X-Score-Columns: 99), but model logreg takes 100 a row" \
+        in message, message
+    # ... and what the job sent, in its own terms.
+    assert "this job sends 99 columns, 99 values a row: \"f0\", \"f1\"" in message, message
     assert "ScoreError" in message, message
 
 

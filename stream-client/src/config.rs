@@ -199,8 +199,13 @@ impl ClientConfig {
             );
         }
         for (what, name) in [("model", &self.model), ("output", &self.output)] {
-            if name.as_deref().is_some_and(|n| n.is_empty() || n.contains(['/', '?', '&', '#'])) {
-                return fail(format!("{what} {name:?} is not a valid name"));
+            if let Some(n) =
+                name.as_deref().filter(|n| n.is_empty() || n.contains(['/', '?', '&', '#']))
+            {
+                return fail(format!(
+                    "{what} {n:?} is not a name a server gives (no '/', '?', '&' or '#'); \
+                     GET /models lists them"
+                ));
             }
         }
         Ok(())

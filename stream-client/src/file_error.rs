@@ -8,14 +8,14 @@ use crate::arrow::FeatureError;
 /// Why a file cannot be read or written. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// The operating system refused.
-    #[error("{}: {source}", path.display())]
+    /// The operating system refused. (Its error is part of the sentence,
+    /// not a cause beneath it: a chain would print it twice.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the system said.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The contents are not what the format needs.
     #[error("{}: {detail}", path.display())]
@@ -26,19 +26,18 @@ pub enum FileError {
         detail: String,
     },
     /// The feature columns cannot be used.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Features {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: FeatureError,
+        error: FeatureError,
     },
 }
 
 impl FileError {
     pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-        move |source| FileError::Io { path: path.to_path_buf(), source }
+        move |error| FileError::Io { path: path.to_path_buf(), error }
     }
 
     pub(crate) fn invalid(path: &Path, detail: impl std::fmt::Display) -> FileError {

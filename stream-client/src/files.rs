@@ -12,6 +12,7 @@ use score_protocol::codec;
 
 use crate::arrow::FeatureBlock;
 pub use crate::file_error::FileError;
+pub use crate::target::Target;
 
 /// A file format, from the path's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,13 +26,30 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of an input: Parquet for a directory (a dataset as
+    /// Spark writes it) or a pattern (`data/part-*.parquet`), else by
+    /// extension.
+    pub fn of_input(path: &Path) -> Result<Format, FileError> {
+        let pattern =
+            path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(['*', '?']));
+        if pattern || path.is_dir() {
+            return Ok(Format::Parquet);
+        }
+        Format::of(path)
+    }
+
     /// The format of `path`, by extension.
     pub fn of(path: &Path) -> Result<Format, FileError> {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("f32") => Ok(Format::F32),
             Some("npy") => Ok(Format::Npy),
             Some("parquet") | Some("parq") => Ok(Format::Parquet),
-            _ => Err(FileError::invalid(path, "unknown format; use .f32, .npy or .parquet")),
+            _ => Err(FileError::invalid(
+                path,
+                "unknown format: the name must end in .parquet, .npy or .f32 (an input may \
+                 also be a directory of Parquet files, or a pattern such as \
+                 data/part-*.parquet)",
+            )),
         }
     }
 }
@@ -149,7 +167,7 @@ impl Iterator for RowReader {
         let mut bytes = vec![0u8; rows * self.columns * 4];
         if let Err(e) = reader.read_exact(&mut bytes) {
             self.remaining = 0;
-            return Some(Err(FileError::Io { path: self.path.clone(), source: e }));
+            return Some(Err(FileError::Io { path: self.path.clone(), error: e }));
         }
         self.remaining -= rows as u64;
         let values = codec::decode(&bytes).map_err(|e| FileError::invalid(&self.path, e));
@@ -246,9 +264,7 @@ impl RowWriter {
 
     /// Where the output of `path` is written until it is complete.
     pub fn partial_path(path: &Path) -> PathBuf {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        PathBuf::from(tmp)
+        crate::target::partial_path(path)
     }
 
     /// Appends rows of `columns` floats.

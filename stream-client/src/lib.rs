@@ -55,6 +55,8 @@ mod runtime;
 pub mod settings;
 mod stats;
 mod stream;
+#[cfg(feature = "files")]
+pub mod target;
 
 pub use batch::{Batch, Batcher};
 pub use client::{Client, Scored, fetch_input_columns, fetch_model, fetch_model_any};

@@ -147,7 +147,7 @@ fn malformed_inputs_fail_and_leave_no_output() {
             "wrong-width.f32",
             vec![0u8; 4 * 50 * 10],
             vec!["--columns", "50"],
-            "X-Score-Columns is 50",
+            "the rows have 50 values each (X-Score-Columns: 50), but model logreg takes 100",
         ),
         // Settings by name: one parser, one sentence, for flags and --set.
         (
@@ -325,6 +325,91 @@ mod parquet_files {
         std::fs::remove_dir_all(dir).expect("clean");
     }
 
+    /// A dataset as Spark writes it: a directory of part files beside
+    /// `_SUCCESS` and checksums, read in name order; the same through a
+    /// pattern; `--keep id` beside the score; stdout with `-`; and the
+    /// CLI's own environment prefix (a server's SCORE_MODEL is not read).
+    #[test]
+    fn a_spark_dataset_directory_keeps_its_ids() {
+        let server = real_server("logreg", &[]);
+        let dir = tmpdir("dataset");
+        let data = dir.join("features");
+        std::fs::create_dir_all(data.join("_temporary")).expect("dirs");
+        let rows = 900;
+        let input = values(rows, 100);
+        let expected = direct(&server.url(), &input);
+        for (part, range) in [(0, 0..400), (1, 400..700), (2, 700..900)] {
+            let list = ListArray::from_iter_primitive::<Float32Type, _, _>(
+                input[range.start * 100..range.end * 100]
+                    .chunks(100)
+                    .map(|r| Some(r.iter().map(|v| Some(*v)).collect::<Vec<_>>())),
+            );
+            let ids = Int64Array::from_iter_values(range.map(|i| i as i64));
+            write(
+                &data.join(format!("part-0000{part}-abc.snappy.parquet")),
+                vec![("id", Arc::new(ids) as ArrayRef), ("features", Arc::new(list) as ArrayRef)],
+            );
+            std::fs::write(data.join(format!(".part-0000{part}-abc.snappy.parquet.crc")), b"crc")
+                .expect("crc");
+        }
+        std::fs::write(data.join("_SUCCESS"), b"").expect("marker");
+        std::fs::write(data.join("_temporary").join("junk.parquet"), b"not parquet").expect("junk");
+
+        let scored = |input: &Path, output: &str| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_score-client"));
+            command
+                .args(["--input", input.to_str().unwrap(), "--keep", "id", "--output", output])
+                .env("SCORE_CLIENT_URL", server.url())
+                .env("SCORE_MODEL", "churn=/models/churn.onnx");
+            command.output().expect("run score-client")
+        };
+        let check = |path: &Path| {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
+                .expect("parquet")
+                .build()
+                .expect("reader");
+            let mut ids: Vec<i64> = Vec::new();
+            for batch in reader {
+                let batch = batch.expect("batch");
+                assert_eq!(batch.schema().field(0).name(), "id");
+                assert_eq!(batch.schema().field(1).name(), "score");
+                ids.extend(
+                    batch
+                        .column(0)
+                        .as_primitive::<arrow_array::types::Int64Type>()
+                        .values()
+                        .iter()
+                        .copied(),
+                );
+            }
+            assert_eq!(ids, (0..rows as i64).collect::<Vec<_>>());
+            assert_eq!(scores(path), expected);
+        };
+
+        let out = scored(&data, dir.join("by-dir.parquet").to_str().unwrap());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        check(&dir.join("by-dir.parquet"));
+
+        let out =
+            scored(&data.join("part-*.parquet"), dir.join("by-glob.parquet").to_str().unwrap());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        check(&dir.join("by-glob.parquet"));
+
+        let out = scored(&data, "-");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(dir.join("stdout.parquet"), &out.stdout).expect("write");
+        check(&dir.join("stdout.parquet"));
+
+        // --keep needs somewhere to keep the column; a pattern that matches
+        // nothing says so.
+        let out = scored(&data, dir.join("scores.npy").to_str().unwrap());
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("the output must be .parquet"));
+        let out = scored(&data.join("nothing-*.parquet"), dir.join("x.parquet").to_str().unwrap());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no file matches this pattern"));
+        std::fs::remove_dir_all(dir).expect("clean");
+    }
+
     /// A model fed by name (a ColumnTransformer export: floats, an int64,
     /// strings): the Parquet columns named after its inputs are sent as
     /// they are, whatever their order and with other columns beside them.
@@ -381,7 +466,8 @@ mod parquet_files {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
-            stderr.contains("is fed by name (5 inputs): the input must be a Parquet file"),
+            stderr
+                .contains("is fed by name (5 inputs): the input must be Parquet, with one column"),
             "{stderr}"
         );
         std::fs::remove_dir_all(dir).expect("clean");

@@ -241,7 +241,7 @@ fn a_client_error_fails_at_once_with_the_servers_message() {
     match &err {
         ScoreError::Rejected { status, message, first_row, .. } => {
             assert_eq!(*status, 400);
-            assert!(message.contains("X-Score-Columns is 99"), "{message}");
+            assert!(message.contains("the rows have 99 values each"), "{message}");
             assert_eq!(*first_row, 0);
         }
         other => panic!("expected Rejected, got {other}"),

@@ -217,6 +217,35 @@ class Scorer:
         for batch in scored:
             yield pa.record_batch(batch)
 
+    def transform(
+        self,
+        df: Any,
+        features: str | Sequence[str] | None = None,
+        keep: Sequence[str] = (),
+        score_col: str = "score",
+        errors: str = "raise",
+        error_col: str = "score_error",
+        by_name: bool = False,
+    ) -> Any:
+        """The scored Spark DataFrame, as Java's ``Scorer.transform`` gives
+        it: ``df.mapInArrow`` over :meth:`score_batches` with
+        :meth:`output_schema` (the ``keep`` columns, then ``score_col``,
+        then the error column with ``errors="column"``). Lazy like any
+        DataFrame: nothing is scored until an action (``write``) runs.
+        Takes :meth:`score_batches`' arguments.
+
+        ``scorer.transform(df, "features", ["id"]).write.parquet(path)``
+        """
+        schema = self.output_schema(df.schema, features, keep, score_col, errors, error_col,
+                                    by_name)
+        keep = list(keep)
+
+        def score(batches: Iterable[Any]) -> Iterator[Any]:
+            return self.score_batches(batches, features, keep, score_col, errors, error_col,
+                                      by_name)
+
+        return df.mapInArrow(score, schema)
+
     def score_pandas(
         self,
         frames: Iterable[Any],

@@ -252,6 +252,10 @@ struct Running<I, E> {
     output: Output,
     keep_going: bool,
     exhausted: bool,
+    /// What the job sends, in the user's terms (the feature columns and
+    /// their width), added to a server's refusal: the server sees only a
+    /// body and a header, the user knows columns.
+    sent: String,
 }
 
 impl<I, E> Running<I, E>
@@ -309,6 +313,7 @@ where
             Mode::Matrix(features) => features.width(),
             Mode::ByName(features) => Some(features.width()),
         };
+        let sent = sent(&source.features, options.features.as_deref());
         let Some(width) = width else {
             // Every row of the first batch was bad and there is no width yet.
             return Err(JobError::Score(
@@ -328,6 +333,7 @@ where
             output,
             keep_going,
             exhausted: false,
+            sent,
         }))
     }
 
@@ -361,11 +367,56 @@ where
                 Some(Ok(scored)) => self.output.push(Segment::Scored(scored)),
                 Some(Err(e)) if self.keep_going && e.batch().is_some() => {
                     let rows = e.batch().map_or(0, |(_, rows)| rows);
-                    self.output.push(Segment::Failed { rows, message: e.to_string() });
+                    self.output.push(Segment::Failed { rows, message: self.explain(&e) });
                 }
-                Some(Err(e)) => return Err(JobError::Score(e.to_string())),
+                Some(Err(e)) => return Err(JobError::Score(self.explain(&e))),
             }
         }
+    }
+}
+
+impl<I, E> Running<I, E> {
+    /// A client error as the user reads it: a request the server refused
+    /// as malformed (400) says what the job sent.
+    fn explain(&self, e: &crate::ScoreError) -> String {
+        match e {
+            crate::ScoreError::Rejected { status: 400, .. } => {
+                format!("{e} (this job sends {})", self.sent)
+            }
+            _ => e.to_string(),
+        }
+    }
+}
+
+/// The features a job sends, in the user's terms.
+fn sent(mode: &Mode, named: Option<&[String]>) -> String {
+    match mode {
+        Mode::Matrix(features) => {
+            let names = features.names();
+            let width = features.width().map_or(String::new(), |w| format!(", {w} values a row"));
+            match names {
+                [one] => format!("column {one:?}{width}"),
+                _ => format!("{} columns{width}: {}", names.len(), list(names)),
+            }
+        }
+        Mode::ByName(features) => {
+            let names = named.unwrap_or_default();
+            format!(
+                "{} columns by name ({} values a row): {}",
+                names.len(),
+                features.width(),
+                list(names)
+            )
+        }
+    }
+}
+
+/// Up to four names, then how many more.
+fn list(names: &[String]) -> String {
+    let shown: Vec<String> = names.iter().take(4).map(|n| format!("{n:?}")).collect();
+    match names.len() {
+        n if n > 4 => format!("{}, ... ({} more)", shown.join(", "), n - 4),
+        _ => shown.join(", "),
     }
 }
 

@@ -1,0 +1,147 @@
+"""Docs that cannot drift: every code block of README.md and docs/*.md in a
+language people run (sh, bash, python, java, scala, rust) is marked in its
+info string, either `run` or `illustration`:
+
+    ```sh run            runs as it is written (it starts what it needs)
+    ```sh run=demo       runs against a demo server this script starts first
+    ```sh illustration   shows the shape of a call (a cluster, a bucket, hosts
+                         that do not exist here); not run
+
+An unmarked block fails the check. A `run` block runs with bash from the
+repository root, `set -euo pipefail`, in a process group of its own that is
+ended afterwards (servers it starts in the background go with it). The
+demo server and any server a block starts listen on a free port of
+127.0.0.1: `SCORE_LISTEN` is set to it and the block's `127.0.0.1:8099` and
+`localhost:8099` are rewritten to it, so runs never collide. A block fails
+when it exits non-zero or prints an error body of the server's
+(`"kind":`). target/release holds score-server and score-client (built
+first with `cargo build --release`).
+
+    python3 scripts/doc_snippets.py            # check the marks and run the run blocks
+    python3 scripts/doc_snippets.py --list     # what would run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LANGUAGES = {"sh", "bash", "python", "java", "scala", "rust"}
+FENCE = re.compile(r"^```(\S*)(.*)$")
+
+
+def blocks(path: pathlib.Path):
+    """(line, language, marks, text) of each fenced block of PATH."""
+    lines = path.read_text().split("\n")
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i].lstrip())
+        if m and m.group(1):
+            start, language, marks = i + 1, m.group(1), m.group(2).split()
+            indent = len(lines[i]) - len(lines[i].lstrip())
+            j = i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith("```"):
+                j += 1
+            yield start, language, marks, "\n".join(l[indent:] for l in lines[i + 1:j])
+            i = j
+        i += 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the demo server on port {port} was not ready in {seconds} s")
+
+
+def run(where: str, text: str, demo: bool, env: dict) -> str | None:
+    """Runs one block; None when it passed, else why not."""
+    port = free_port()
+    script = text.replace("127.0.0.1:8099", f"127.0.0.1:{port}").replace(
+        "localhost:8099", f"127.0.0.1:{port}")
+    env = {**env, "SCORE_LISTEN": f"127.0.0.1:{port}"}
+    server = None
+    if demo:
+        server = subprocess.Popen([str(ROOT / "target/release/score-server")], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        wait_ready(port)
+    proc = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        out, why = "", "ran past 600 s"
+    else:
+        why = None if proc.returncode == 0 else f"exit {proc.returncode}"
+    finally:
+        for p in (proc, server):
+            if p is not None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+    if why is None and '"kind":' in out:
+        why = "the server answered an error"
+    if why:
+        return f"{where}: {why}\n{out[-3000:]}"
+    print(f"ok  {where}", flush=True)
+    return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args()
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    unmarked, runs = [], []
+    for path in files:
+        for line, language, marks, text in blocks(path):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if language not in LANGUAGES:
+                continue
+            kind = next((m for m in marks if m.split("=")[0] in ("run", "illustration")), None)
+            if kind is None:
+                unmarked.append(where)
+            elif kind.startswith("run"):
+                if language not in ("sh", "bash"):
+                    unmarked.append(f"{where} (only sh and bash blocks run)")
+                runs.append((where, text, kind == "run=demo"))
+    if unmarked:
+        raise SystemExit("code blocks marked neither run nor illustration:\n  "
+                         + "\n  ".join(unmarked))
+    if args.list:
+        for where, _, demo in runs:
+            print(where, "(demo server)" if demo else "")
+        return
+    env = {**os.environ, "PATH": f"{ROOT / 'target/release'}:{os.environ['PATH']}"}
+    failures = [f for f in (run(where, text, demo, env) for where, text, demo in runs) if f]
+    if failures:
+        raise SystemExit("\n\n".join(failures))
+    print(f"{len(runs)} doc snippets ran")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
