@@ -14,8 +14,10 @@ demo server and any server a block starts listen on a free port of
 127.0.0.1: `SCORE_LISTEN` is set to it and the block's `127.0.0.1:8099` and
 `localhost:8099` are rewritten to it, so runs never collide. A block fails
 when it exits non-zero or prints an error body of the server's
-(`"kind":`). target/release holds score-server and score-client (built
-first with `cargo build --release`).
+(`"kind":`). `cargo run --release -p score-server` and `... --bin
+score-client` in a block run the test build's binaries (target/debug,
+which `cargo test --workspace --no-run` builds): the same programs,
+without a second, release build in the suite.
 
     python3 scripts/doc_snippets.py            # check the marks and run the run blocks
     python3 scripts/doc_snippets.py --list     # what would run
@@ -31,11 +33,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LANGUAGES = {"sh", "bash", "python", "java", "scala", "rust"}
+BIN = ROOT / "target" / "debug"
+RUN_AS = {"cargo run --release -p score-server": "score-server",
+          "cargo run --release -p stream-client --bin score-client": "score-client"}
 FENCE = re.compile(r"^```(\S*)(.*)$")
 
 
@@ -79,20 +85,26 @@ def run(where: str, text: str, demo: bool, env: dict) -> str | None:
     port = free_port()
     script = text.replace("127.0.0.1:8099", f"127.0.0.1:{port}").replace(
         "localhost:8099", f"127.0.0.1:{port}")
+    # What a reader types builds a release binary; the suite runs the
+    # same programs from the test build it already has.
+    for command, binary in RUN_AS.items():
+        script = re.sub(re.escape(command) + r"(\s+--(?=\s))?", str(BIN / binary), script)
     env = {**env, "SCORE_LISTEN": f"127.0.0.1:{port}"}
     server = None
     if demo:
-        server = subprocess.Popen([str(ROOT / "target/release/score-server")], env=env,
+        server = subprocess.Popen([str(BIN / "score-server")], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
         wait_ready(port)
+    # Output to a file, not a pipe: a server the block starts in the
+    # background keeps its copy open after the block ends.
+    log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=600)
+        proc.wait(timeout=600)
     except subprocess.TimeoutExpired:
-        out, why = "", "ran past 600 s"
+        why = "ran past 600 s"
     else:
         why = None if proc.returncode == 0 else f"exit {proc.returncode}"
     finally:
@@ -103,6 +115,8 @@ def run(where: str, text: str, demo: bool, env: dict) -> str | None:
                 except ProcessLookupError:
                     pass
                 p.wait()
+    log.seek(0)
+    out = log.read()
     if why is None and '"kind":' in out:
         why = "the server answered an error"
     if why:
@@ -136,7 +150,7 @@ def main() -> None:
         for where, _, demo in runs:
             print(where, "(demo server)" if demo else "")
         return
-    env = {**os.environ, "PATH": f"{ROOT / 'target/release'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     failures = [f for f in (run(where, text, demo, env) for where, text, demo in runs) if f]
     if failures:
         raise SystemExit("\n\n".join(failures))

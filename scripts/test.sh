@@ -81,9 +81,5 @@ scripts/test-python.sh
 step "JVM jar: Java Spark jobs under spark-submit (builds score-client.jar)"
 scripts/test-jvm.sh
 
-step "dist/: the wheel, the jar, the binaries and the images, installed and run without Rust"
-# The one release build: dist/ and the doc snippets below share it.
-scripts/test-dist.sh
-
 step "docs: every code block marked run or illustration, the run ones run (scripts/doc_snippets.py)"
 python3 scripts/doc_snippets.py
