@@ -4,6 +4,8 @@ info string, either `run` or `illustration`:
 
     ```sh run            runs as it is written (it starts what it needs)
     ```sh run=demo       runs against a demo server this script starts first
+    ```sh run=dist       runs as a user without Rust would, with the artifacts
+                         of scripts/dist.sh: only with --dist (scripts/test-dist.sh)
     ```sh illustration   shows the shape of a call (a cluster, a bucket, hosts
                          that do not exist here); not run
 
@@ -21,6 +23,12 @@ without a second, release build in the suite.
 
     python3 scripts/doc_snippets.py            # check the marks and run the run blocks
     python3 scripts/doc_snippets.py --list     # what would run
+    python3 scripts/doc_snippets.py --dist dist --work DIR   # the run=dist blocks
+
+A `run=dist` block runs in DIR, which holds `dist/` and the repository's
+example folders (links), on the caller's PATH (test-dist.sh gives one
+without cargo) and not the test build's binaries; its `/tmp/` paths are
+rewritten into DIR, so the caller finds the outputs there.
 """
 
 from __future__ import annotations
@@ -80,11 +88,15 @@ def wait_ready(port: int, seconds: float = 60) -> None:
     raise SystemExit(f"the demo server on port {port} was not ready in {seconds} s")
 
 
-def run(where: str, text: str, demo: bool, env: dict) -> str | None:
-    """Runs one block; None when it passed, else why not."""
+def run(where: str, text: str, demo: bool, env: dict,
+        work: pathlib.Path | None = None) -> str | None:
+    """Runs one block (in WORK for a run=dist block); None when it passed,
+    else why not."""
     port = free_port()
     script = text.replace("127.0.0.1:8099", f"127.0.0.1:{port}").replace(
         "localhost:8099", f"127.0.0.1:{port}")
+    if work is not None:
+        script = script.replace("/tmp/", f"{work}/")
     # What a reader types builds a release binary; the suite runs the
     # same programs from the test build it already has.
     for command, binary in RUN_AS.items():
@@ -99,7 +111,8 @@ def run(where: str, text: str, demo: bool, env: dict) -> str | None:
     # Output to a file, not a pipe: a server the block starts in the
     # background keeps its copy open after the block ends.
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT, env=env,
+    proc = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + script], cwd=work or ROOT,
+                            env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         proc.wait(timeout=600)
@@ -128,9 +141,11 @@ def run(where: str, text: str, demo: bool, env: dict) -> str | None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--list", action="store_true")
+    p.add_argument("--dist", type=pathlib.Path, help="run the run=dist blocks with these artifacts")
+    p.add_argument("--work", type=pathlib.Path, help="where the run=dist blocks run")
     args = p.parse_args()
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    unmarked, runs = [], []
+    unmarked, runs, dist_runs = [], [], []
     for path in files:
         for line, language, marks, text in blocks(path):
             where = f"{path.relative_to(ROOT)}:{line}"
@@ -142,19 +157,45 @@ def main() -> None:
             elif kind.startswith("run"):
                 if language not in ("sh", "bash"):
                     unmarked.append(f"{where} (only sh and bash blocks run)")
-                runs.append((where, text, kind == "run=demo"))
+                if kind == "run=dist":
+                    dist_runs.append((where, text))
+                else:
+                    runs.append((where, text, kind == "run=demo"))
     if unmarked:
         raise SystemExit("code blocks marked neither run nor illustration:\n  "
                          + "\n  ".join(unmarked))
     if args.list:
         for where, _, demo in runs:
             print(where, "(demo server)" if demo else "")
+        for where, _ in dist_runs:
+            print(where, "(dist: scripts/test-dist.sh)")
         return
+    if args.dist:
+        if not args.work:
+            raise SystemExit("--dist needs --work")
+        return run_dist(args.dist.resolve(), args.work.resolve(), dist_runs)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     failures = [f for f in (run(where, text, demo, env) for where, text, demo in runs) if f]
     if failures:
         raise SystemExit("\n\n".join(failures))
-    print(f"{len(runs)} doc snippets ran")
+    print(f"{len(runs)} doc snippets ran ({len(dist_runs)} more run with scripts/test-dist.sh)")
+
+
+def run_dist(dist: pathlib.Path, work: pathlib.Path, blocks: list) -> None:
+    """Runs the run=dist blocks in WORK beside DIST and the examples."""
+    if not blocks:
+        raise SystemExit("no run=dist block in README.md or docs/")
+    work.mkdir(parents=True, exist_ok=True)
+    for name, target in [("dist", dist), ("stream-client-py", ROOT / "stream-client-py"),
+                         ("stream-client-jvm", ROOT / "stream-client-jvm")]:
+        link = work / name
+        if not link.exists():
+            link.symlink_to(target)
+    failures = [f for f in (run(where, text, False, dict(os.environ), work)
+                            for where, text in blocks) if f]
+    if failures:
+        raise SystemExit("\n\n".join(failures))
+    print(f"{len(blocks)} dist snippets ran")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The JVM binding's tests: builds score-client.jar (stream-client-jvm/
 # build-jar.sh, dev profile: the test build's dependencies) and the test job
-# (stream-client-jvm/tests/ScoreJob.java) and the Scala example
-# (stream-client-jvm/examples/ScoreParquet.scala), then runs pytest, which starts
+# (stream-client-jvm/tests/ScoreJob.java) and the examples
+# (stream-client-jvm/examples/), then runs pytest, which starts
 # real score-servers and spark-submit --master local[2] jobs. Called by
 # scripts/test.sh; arguments go to pytest (e.g. -k limit).
 set -euo pipefail
@@ -25,9 +25,12 @@ javac --release 17 -Xlint:all,-path -Werror -encoding UTF-8 -d "$target/jvm/test
 jar --create --file "$target/jvm/score-job.jar" -C "$target/jvm/test-classes" .
 export SCORE_JOB_JAR=$target/jvm/score-job.jar
 
-# The Scala example, compiled with the Scala 2.13 compiler among Spark's jars.
+# The examples: the Java one with javac, the Scala one with the Scala 2.13
+# compiler among Spark's jars (scripts/test-dist.sh runs the Java one).
 rm -rf "$target/jvm/example-classes"
 mkdir -p "$target/jvm/example-classes"
+javac --release 17 -Xlint:all,-path -Werror -encoding UTF-8 -d "$target/jvm/example-classes" \
+  -cp "$SPARK_HOME/jars/*:$SCORE_CLIENT_JAR" stream-client-jvm/examples/ScoreParquet.java
 java -cp "$SPARK_HOME/jars/*" scala.tools.nsc.Main -usejavacp -classpath "$SCORE_CLIENT_JAR" \
   -deprecation -Werror -d "$target/jvm/example-classes" stream-client-jvm/examples/ScoreParquet.scala
 jar --create --file "$target/jvm/examples.jar" -C "$target/jvm/example-classes" .

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says when it starts (seconds since the script began), so a
+# slow CI run shows where its time went.
+step() { printf '\n== [%ds] %s\n' "$SECONDS" "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -83,3 +85,10 @@ scripts/test-jvm.sh
 
 step "docs: every code block marked run or illustration, the run ones run (scripts/doc_snippets.py)"
 python3 scripts/doc_snippets.py
+
+step "artifacts: dist/ built in release, installed and run without Rust (scripts/test-dist.sh)"
+# Last: its release builds are the only ones in this script, and the
+# PySpark, Java and CLI jobs it runs are the quickstart's.
+scripts/test-dist.sh
+
+step "done"

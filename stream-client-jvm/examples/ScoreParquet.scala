@@ -7,7 +7,8 @@ import score.client.Scorer
   * spark-submit --jars score-client.jar --class ScoreParquet examples.jar \
   *   http://scorer-1:8099,http://scorer-2:8099 s3a://bucket/features/ s3a://bucket/scores/
   * }}}
-  * scripts/test-jvm.sh compiles it and test_jvm.py runs it.
+  * scripts/test-jvm.sh compiles it and test_jvm.py runs it. The Java version is ScoreParquet.java
+  * beside it.
   */
 object ScoreParquet {
   def main(args: Array[String]): Unit = {

@@ -6,8 +6,9 @@
         --features features --keep id
 
 Reads the features (one array column, or several numeric columns), scores
-every row through the servers with stream_client (mapInArrow: Arrow batches
-straight to the Rust client, no Python row objects), and writes the kept
+every row through the servers with stream_client (`Scorer.transform`:
+mapInArrow, Arrow batches straight to the Rust client, no Python row
+objects), and writes the kept
 columns beside a `score` column. With --demo it first writes a small demo
 dataset for the bundled demo model (100 features) to --input.
 
@@ -63,11 +64,7 @@ def main() -> None:
     scorer = scorer.pinned()  # one model version for every executor
     features = args.features[0] if args.features and len(args.features) == 1 else args.features
     df = spark.read.parquet(args.input)
-    schema = scorer.output_schema(df.schema, features, args.keep, errors=args.errors)
-    scored = df.mapInArrow(
-        lambda batches: scorer.score_batches(batches, features, args.keep, errors=args.errors),
-        schema,
-    )
+    scored = scorer.transform(df, features, args.keep, errors=args.errors)
     started = time.monotonic()
     scored.write.mode("overwrite").parquet(args.output)
     seconds = time.monotonic() - started

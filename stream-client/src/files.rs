@@ -54,52 +54,42 @@ impl Format {
     }
 }
 
-/// Reads blocks of whole rows from an input file.
+/// Reads blocks of whole rows from a `.f32` or `.npy` input. Parquet
+/// inputs are read by [`crate::parquet_io::ParquetBatches`] and scored
+/// by the record-batch job, as in Spark.
 pub struct RowReader {
     path: PathBuf,
-    source: Source,
+    reader: BufReader<File>,
     columns: usize,
     rows: u64,
     remaining: u64,
     block_rows: usize,
 }
 
-enum Source {
-    Raw(BufReader<File>),
-    Parquet(Box<crate::parquet_io::ParquetRows>),
-}
-
 impl RowReader {
-    /// Opens `path`; `columns` is required for `.f32` and checked for `.npy`
-    /// and Parquet; `features` picks Parquet columns.
+    /// Opens `path`; `columns` is required for `.f32` and checked for
+    /// `.npy`.
     pub fn open(
         path: &Path,
         columns: Option<usize>,
-        features: Option<&[String]>,
         block_rows: usize,
     ) -> Result<RowReader, FileError> {
-        if Format::of(path)? == Format::Parquet {
-            let rows = crate::parquet_io::ParquetRows::open(path, features, columns, block_rows)?;
-            let (columns, total) = (rows.columns(), rows.rows());
-            return Ok(RowReader {
-                path: path.to_path_buf(),
-                source: Source::Parquet(Box::new(rows)),
-                columns,
-                rows: total,
-                remaining: total,
-                block_rows,
-            });
-        }
+        let format = Format::of(path)?;
         let file = File::open(path).map_err(FileError::io(path))?;
         let len = file.metadata().map_err(FileError::io(path))?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        let (columns, data_len) = match Format::of(path)? {
+        let (columns, data_len) = match format {
             Format::F32 => {
                 let columns = columns
                     .ok_or_else(|| FileError::invalid(path, "a .f32 input needs --columns"))?;
                 (columns, len)
             }
-            Format::Parquet => unreachable!("handled above"),
+            Format::Parquet => {
+                return Err(FileError::invalid(
+                    path,
+                    "Parquet is read by parquet_io::ParquetBatches, not RowReader",
+                ));
+            }
             Format::Npy => {
                 let (header_len, shape) =
                     read_npy_header(&mut reader).map_err(|e| FileError::invalid(path, e))?;
@@ -133,7 +123,7 @@ impl RowReader {
             as u64;
         Ok(RowReader {
             path: path.to_path_buf(),
-            source: Source::Raw(reader),
+            reader,
             columns,
             rows,
             remaining: rows,
@@ -156,16 +146,12 @@ impl Iterator for RowReader {
     type Item = Result<FeatureBlock, FileError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let reader = match &mut self.source {
-            Source::Parquet(rows) => return rows.next(),
-            Source::Raw(reader) => reader,
-        };
         if self.remaining == 0 {
             return None;
         }
         let rows = (self.block_rows as u64).min(self.remaining) as usize;
         let mut bytes = vec![0u8; rows * self.columns * 4];
-        if let Err(e) = reader.read_exact(&mut bytes) {
+        if let Err(e) = self.reader.read_exact(&mut bytes) {
             self.remaining = 0;
             return Some(Err(FileError::Io { path: self.path.clone(), error: e }));
         }
@@ -341,7 +327,7 @@ mod tests {
         let mut w = RowWriter::create(&path).expect("create");
         w.write(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).expect("write");
         assert_eq!(w.finish().expect("finish"), 2);
-        let reader = RowReader::open(&path, None, None, 1).expect("open");
+        let reader = RowReader::open(&path, None, 1).expect("open");
         assert_eq!((reader.rows(), reader.columns()), (2, 3));
         let rows: Vec<Vec<f32>> = reader.map(|r| r.expect("row").as_ref().to_vec()).collect();
         assert_eq!(rows, vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);

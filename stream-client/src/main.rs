@@ -172,8 +172,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     if !args.keep.is_empty() {
         bail!("--keep copies Parquet columns: it needs a Parquet input");
     }
+    if args.features.is_some() {
+        bail!("--features picks Parquet columns: it needs a Parquet input");
+    }
     let columns = args.columns.or(doc.as_ref().map(|d| d.input.columns));
-    let reader = RowReader::open(&args.input, columns, args.features.as_deref(), args.batch_rows)?;
+    let reader = RowReader::open(&args.input, columns, args.batch_rows)?;
     let total = reader.rows();
     config.columns = reader.columns();
     let client = Client::new(config)?;

@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::arrow::{FeatureBlock, Features, score_column, score_type};
+use crate::arrow::{score_column, score_type};
 use crate::file_error::FileError;
 
 /// The Parquet files an input names: the file itself; every Parquet file
@@ -277,89 +277,6 @@ impl BatchWriter {
     pub fn abandon(self) {
         drop(self.writer);
         self.target.abandon();
-    }
-}
-
-/// Reads rows of features from a Parquet file.
-pub struct ParquetRows {
-    path: PathBuf,
-    reader: ParquetRecordBatchReader,
-    features: Features,
-    columns: usize,
-    rows: u64,
-    next_row: u64,
-}
-
-impl ParquetRows {
-    /// Opens `path`. `features`: the column names to use (several numeric
-    /// columns, or one list column); by default the only list column, or
-    /// else every floating-point column. `columns` (the model's width) is
-    /// needed to check list lengths.
-    pub fn open(
-        path: &Path,
-        features: Option<&[String]>,
-        columns: Option<usize>,
-        block_rows: usize,
-    ) -> Result<ParquetRows, FileError> {
-        let invalid = |e: &dyn std::fmt::Display| FileError::invalid(path, e);
-        let features_error = |error| FileError::Features { path: path.to_path_buf(), error };
-        let file = File::open(path).map_err(FileError::io(path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(&e))?;
-        let schema = builder.schema().clone();
-        let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let found = Features::resolve(&schema, features, columns).map_err(features_error)?;
-        let Some(width) = found.width() else {
-            return Err(invalid(&"a list feature column needs --columns or a server to ask"));
-        };
-        let chosen: Vec<usize> =
-            found.names().iter().filter_map(|n| schema.index_of(n).ok()).collect();
-        let projection =
-            parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), chosen.clone());
-        let reader = builder
-            .with_projection(projection)
-            .with_batch_size(block_rows.max(1))
-            .build()
-            .map_err(|e| invalid(&e))?;
-        // The projected batches keep the file's column order: find the
-        // features again by name in them.
-        let names = found.names().to_vec();
-        let features = Features::resolve(&reader.schema(), Some(&names), Some(width))
-            .map_err(features_error)?;
-        let path = path.to_path_buf();
-        Ok(ParquetRows { path, reader, features, columns: width, rows, next_row: 0 })
-    }
-
-    /// Features per row.
-    pub fn columns(&self) -> usize {
-        self.columns
-    }
-
-    /// Rows in the file.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-}
-
-impl Iterator for ParquetRows {
-    type Item = Result<FeatureBlock, FileError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.reader.next()? {
-            Ok(batch) => batch,
-            Err(e) => return Some(Err(FileError::invalid(&self.path, e))),
-        };
-        let first_row = self.next_row;
-        self.next_row += batch.num_rows() as u64;
-        let extracted = match self.features.extract(&batch) {
-            Ok(extracted) => extracted,
-            Err(source) => {
-                return Some(Err(FileError::Features { path: self.path.clone(), error: source }));
-            }
-        };
-        Some(match extracted.first_error(first_row) {
-            Some(error) => Err(FileError::invalid(&self.path, error)),
-            None => Ok(extracted.block),
-        })
     }
 }
 

@@ -111,8 +111,8 @@ fn f32_and_npy_round_trips() {
         ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reader = stream_client::files::RowReader::open(&dir.join("out.npy"), None, None, 1000)
-        .expect("valid npy");
+    let reader =
+        stream_client::files::RowReader::open(&dir.join("out.npy"), None, 1000).expect("valid npy");
     assert_eq!((reader.rows(), reader.columns()), (3_001, 2));
     let got: Vec<f32> = reader.flat_map(|b| b.expect("block").as_ref().to_vec()).collect();
     assert_eq!(got, expected);
