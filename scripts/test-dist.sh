@@ -35,17 +35,18 @@ if env PATH="$clean_path" sh -c 'command -v cargo || command -v rustc' >/dev/nul
   exit 1
 fi
 # Nothing of the test venvs either: the user's Spark is the one the README installs.
-user() {
-  env -u CARGO_HOME -u RUSTUP_HOME -u VENV -u PYSPARK_PYTHON -u PYSPARK_DRIVER_PYTHON \
-    -u SPARK_HOME PATH="$clean_path" "$@"
-}
+as_user=(env -u CARGO_HOME -u RUSTUP_HOME -u VENV -u PYSPARK_PYTHON -u PYSPARK_DRIVER_PYTHON
+  -u SPARK_HOME PATH="$clean_path")
+user() { "${as_user[@]}" "$@"; }
 
 echo "== 1. the binaries tarball" >&2
 mkdir "$work/tarball"
 tar -xzf "$dist"/score-*-linux-x86_64.tar.gz -C "$work/tarball"
 bin=$(echo "$work"/tarball/score-*/bin)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-user "$bin/score-server" --listen "127.0.0.1:$port" --workers 2 --log-format json \
+# Not through `user`: a function in the background is a subshell, and $!
+# would be its pid, not the server's (env execs the server, same pid).
+"${as_user[@]}" "$bin/score-server" --listen "127.0.0.1:$port" --workers 2 --log-format json \
   2>"$work/server.log" &
 server_pid=$!
 url=http://127.0.0.1:$port
