@@ -9,6 +9,16 @@ here), for the texts in TEXTS, written as JSON:
 MODEL_DIR is a sentence-transformers export as scripts/minilm.sh lays it
 out. Mean pooling over the attention mask, L2 normalisation when
 modules.json lists Normalize, truncation at the tokenizer's max_length.
+
+Each row also holds, under "chunked", the text embedded whole in windows
+for the overlaps of OVERLAPS (the server's `chunk`), by this rule written
+out here rather than through the tokenizer's own windowing: the text's
+tokens without the special ones are cut into windows of the limit less
+the special tokens, each starting `window - overlap` tokens after the one
+before, the last ending at the text's end; each window gets the special
+tokens and is encoded alone; the text's vector is the mean of the
+windows' mean-pooled vectors weighted by their token counts, then
+normalised.
 """
 
 import json
@@ -32,6 +42,8 @@ TEXTS = [
     "word " * 300,
 ]
 
+OVERLAPS = [0, 32]
+
 
 def main(model_dir, out):
     model_dir = pathlib.Path(model_dir)
@@ -43,6 +55,34 @@ def main(model_dir, out):
     normalize = any(m["type"].endswith(".Normalize") for m in modules)
     session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
+    whole = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    whole.no_padding()
+    whole.no_truncation()
+    specials = whole.encode("").ids  # [CLS], [SEP] for a BERT tokenizer
+    head, tail = specials[:1], specials[1:]
+    window = max_len - len(specials)
+
+    def pooled(ids):
+        feed = {
+            "input_ids": np.array([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+            "token_type_ids": np.zeros((1, len(ids)), dtype=np.int64),
+        }
+        return session.run(None, {n: feed[n] for n in names})[0][0].mean(0)
+
+    def chunked(text, overlap):
+        ids = whole.encode(text, add_special_tokens=False).ids
+        starts = [0]
+        while starts[-1] + window < len(ids):
+            starts.append(starts[-1] + window - overlap)
+        windows = [head + ids[s:s + window] + tail for s in starts]
+        weights = np.array([len(w) for w in windows], dtype=np.float64)
+        v = sum(wt * pooled(w) for wt, w in zip(weights, windows)) / weights.sum()
+        if normalize:
+            v = v / max(np.linalg.norm(v), 1e-12)
+        return {"chunks": len(windows), "tokens": int(weights.sum()),
+                "embedding": v.astype(np.float32).tolist()}
+
     rows = []
     for text in TEXTS:
         e = tokenizer.encode(text)
@@ -57,7 +97,8 @@ def main(model_dir, out):
         if normalize:
             v = v / max(np.linalg.norm(v), 1e-12)
         rows.append({"text": text, "tokens": len(e.ids), "truncated": bool(e.overflowing),
-                     "embedding": v.astype(np.float32).tolist()})
+                     "embedding": v.astype(np.float32).tolist(),
+                     "chunked": {str(o): chunked(text, o) for o in OVERLAPS}})
     pathlib.Path(out).write_text(json.dumps({"max_tokens": max_len, "rows": rows},
                                             ensure_ascii=False))
 

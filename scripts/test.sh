@@ -86,6 +86,9 @@ scripts/test-jvm.sh
 step "docs: every code block marked run or illustration, the run ones run (scripts/doc_snippets.py)"
 python3 scripts/doc_snippets.py
 
+step "your own embedding model: exported from sentence-transformers, served, compared (scripts/test-export.sh)"
+scripts/test-export.sh
+
 step "artifacts: dist/ built in release, installed and run without Rust (scripts/test-dist.sh)"
 # Last: its release builds are the only ones in this script, and the
 # PySpark, Java and CLI jobs it runs are the quickstart's.

@@ -9,6 +9,16 @@
 //! Inside a call the texts are sorted by token count and cut into
 //! sub-batches of at most `--max-batch-tokens` padded tokens, so a long
 //! text does not pad every short one; the results go back in input order.
+//!
+//! A text over the model's token limit is cut there, or, when the
+//! request asks for chunks ([`RunOptions::chunk_overlap`]), embedded
+//! whole: its tokens (special ones aside) are cut into windows of the
+//! limit less the special tokens, each starting `window - overlap` tokens
+//! after the one before, the last ending at the text's end (the windows
+//! of Hugging Face tokenizers' truncation with a stride). Each window gets
+//! the special tokens and is encoded like a text of its own; the text's
+//! pooled vector is the mean of its windows' pooled vectors weighted by
+//! their token counts, then normalised if the model normalises.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +29,7 @@ use tract_onnx::prelude::*;
 use crate::seam::{Engine, EngineKind, Plan, RunOptions, Runner, State, TextLimits};
 
 /// An embedding model's outputs, in order (see [`EmbedState::run`]).
-pub const OUTPUTS: [&str; 4] = ["embedding", "pooled", "tokens", "truncated"];
+pub const OUTPUTS: [&str; 5] = ["embedding", "pooled", "tokens", "truncated", "chunks"];
 
 /// An encoder call holds at least this many texts before padding waste
 /// may end it (fewer would spend more on the call than padding costs).
@@ -69,6 +79,19 @@ pub const BYTES_PER_TOKEN: usize = 64;
 /// the body holds.
 pub fn max_text_bytes(max_tokens: usize) -> usize {
     max_tokens.saturating_mul(BYTES_PER_TOKEN)
+}
+
+/// Most windows a chunked text may take: a text that takes more is
+/// embedded no further than this many and flagged `truncated`, and the
+/// server refuses its request (413). So one text costs a bounded encoder
+/// time (64 windows of a 128-token model: 8,064 tokens, a long document;
+/// most reviews take one to three windows). A text longer than
+/// [`max_chunked_text_bytes`] is refused before it is tokenized.
+pub const MAX_CHUNKED_WINDOWS: usize = 64;
+
+/// Most bytes a chunked text may have with a limit of `max_tokens`.
+pub fn max_chunked_text_bytes(max_tokens: usize) -> usize {
+    max_text_bytes(max_tokens).saturating_mul(MAX_CHUNKED_WINDOWS)
 }
 
 /// `text` cut to at most `bytes` bytes on a character boundary, and
@@ -202,6 +225,10 @@ pub struct EmbeddingConfig {
     /// truncation length, else `sentence_bert_config.json`'s
     /// `max_seq_length`, else 512.
     pub max_tokens: usize,
+    /// Most tokens of one window of a chunked text: `max_tokens` less the
+    /// special tokens the tokenizer adds (`[CLS]`, `[SEP]`). A chunk
+    /// overlap must be less than half of it.
+    pub window_tokens: usize,
 }
 
 /// The tokenizer, the encoder's plan and the pooling, shared by workers.
@@ -209,6 +236,8 @@ pub struct EmbeddingPlan {
     tokenizer: Arc<Tokenizer>,
     /// The same tokenizer truncating on the left (keeping a text's end).
     tokenizer_left: Arc<Tokenizer>,
+    /// The same tokenizer not truncating: texts embedded in windows.
+    tokenizer_whole: Arc<Tokenizer>,
     encoder: Plan,
     /// The encoder's input names in its order.
     inputs: Vec<String>,
@@ -242,8 +271,21 @@ impl EmbeddingPlan {
         let path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let config = read_config(dir, &tokenizer, pooling)?;
+        let mut config = read_config(dir, &tokenizer, pooling)?;
         tokenizer.with_padding(None);
+        let mut tokenizer_whole = tokenizer.clone();
+        tokenizer_whole.with_truncation(None).map_err(|e| format!("tokenizer truncation: {e}"))?;
+        let added_tokens = tokenizer.get_post_processor().map_or(0, |p| {
+            use tokenizers::PostProcessor as _;
+            p.added_tokens(false)
+        });
+        if added_tokens >= config.max_tokens {
+            return Err(format!(
+                "the tokenizer adds {added_tokens} special tokens to a text of at most {} tokens",
+                config.max_tokens
+            ));
+        }
+        config.window_tokens = config.max_tokens - added_tokens;
         let truncating = |tokenizer: &mut Tokenizer, direction| {
             tokenizer
                 .with_truncation(Some(TruncationParams {
@@ -260,6 +302,7 @@ impl EmbeddingPlan {
         Ok(EmbeddingPlan {
             tokenizer: Arc::new(tokenizer),
             tokenizer_left: Arc::new(tokenizer_left),
+            tokenizer_whole: Arc::new(tokenizer_whole),
             encoder,
             inputs,
             config,
@@ -400,7 +443,15 @@ fn read_config(
         st.as_ref().and_then(|c| c.get("matryoshka")).and_then(serde_json::Value::as_bool)
             == Some(true)
             || card_tags(dir).iter().any(|t| t.to_ascii_lowercase().contains("matryoshka"));
-    Ok(EmbeddingConfig { pooling, normalize, prompts, default_prompt, matryoshka, max_tokens })
+    Ok(EmbeddingConfig {
+        pooling,
+        normalize,
+        prompts,
+        default_prompt,
+        matryoshka,
+        max_tokens,
+        window_tokens: max_tokens,
+    })
 }
 
 /// The `tags:` of a model card's YAML front matter (`README.md` as the
@@ -441,30 +492,49 @@ impl EmbedState {
     /// Embeds a `[N]` string tensor. Outputs, in this order
     /// ([`OUTPUTS`]): `embedding` `[N, dim]` (pooled, then L2-normalised
     /// when the export says so), `pooled` `[N, dim]` (never normalised),
-    /// `tokens` `[N]` (tokens the encoder saw, special ones included) and
-    /// `truncated` `[N]` (1 where the text was longer than the model's
-    /// limit and cut there: its start kept, or its end with
-    /// `options.keep_end`).
+    /// `tokens` `[N]` (tokens the encoder saw, special ones included, all
+    /// windows counted), `truncated` `[N]` (1 where the text was longer
+    /// than the model's limit and cut there: its start kept, or its end
+    /// with `options.keep_end`; chunked, where it took more than
+    /// [`MAX_CHUNKED_WINDOWS`] windows) and `chunks` `[N]` (the windows a
+    /// text took: 1 unless `options.chunk_overlap` and the text is over
+    /// the limit).
     pub fn run(&mut self, inputs: TVec<TValue>, options: &RunOptions) -> TractResult<TVec<TValue>> {
         let texts = inputs.first().ok_or_else(|| anyhow::anyhow!("no text input"))?;
         let plain = texts.try_as_plain_ram()?;
         let texts: &[String] = plain.as_slice::<String>()?;
         let plan = self.plan.clone();
+        // Every window the encoder runs, and the text it belongs to.
         let mut encodings = Vec::with_capacity(texts.len());
+        let mut owner = Vec::with_capacity(texts.len());
         let mut truncated = Vec::with_capacity(texts.len());
+        let mut chunks = vec![0f32; texts.len()];
         let tokenizer = if options.keep_end { &plan.tokenizer_left } else { &plan.tokenizer };
-        for text in texts {
-            let (encoding, cut) =
-                encode_start(tokenizer, text, plan.config.max_tokens, options.keep_end)?;
-            truncated.push(f32::from(u8::from(cut)));
-            encodings.push(encoding);
+        for (i, text) in texts.iter().enumerate() {
+            let windows = match options.chunk_overlap {
+                Some(overlap) => {
+                    let mut windows = windows(&plan, text, overlap)?;
+                    let over = windows.len() > MAX_CHUNKED_WINDOWS;
+                    windows.truncate(MAX_CHUNKED_WINDOWS);
+                    truncated.push(f32::from(u8::from(over)));
+                    windows
+                }
+                None => {
+                    let (encoding, cut) =
+                        encode_start(tokenizer, text, plan.config.max_tokens, options.keep_end)?;
+                    truncated.push(f32::from(u8::from(cut)));
+                    vec![encoding]
+                }
+            };
+            chunks[i] = windows.len() as f32;
+            owner.extend(std::iter::repeat_n(i, windows.len()));
+            encodings.extend(windows);
         }
         let dim = plan.dim;
-        let mut out = vec![0f32; texts.len() * dim];
-        let mut pooled = vec![0f32; texts.len() * dim];
-        let tokens: Vec<f32> = encodings.iter().map(|e| e.len() as f32).collect();
+        // Each window's pooled vector.
+        let mut pooled_windows = vec![0f32; encodings.len() * dim];
         // Longest first; equal lengths keep their order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let mut start = 0;
         while start < order.len() {
@@ -475,25 +545,49 @@ impl EmbedState {
             let hidden = self.encode(batch, &encodings, longest)?;
             let hidden = hidden.try_as_plain_ram()?;
             let hidden: &[f32] = hidden.as_slice::<f32>()?;
-            for (b, &i) in batch.iter().enumerate() {
-                let tokens = encodings[i].len();
+            for (b, &w) in batch.iter().enumerate() {
                 let row = &hidden[b * longest * dim..][..longest * dim];
-                let raw = &mut pooled[i * dim..][..dim];
-                pool(plan.config.pooling, row, tokens, dim, raw);
-                let v = &mut out[i * dim..][..dim];
-                v.copy_from_slice(raw);
-                if plan.config.normalize {
-                    l2_normalize(v);
-                }
+                let raw = &mut pooled_windows[w * dim..][..dim];
+                pool(plan.config.pooling, row, encodings[w].len(), dim, raw);
             }
             start += rows;
         }
+        // Each text's vector: its one window's, or its windows' mean
+        // weighted by their token counts.
         let n = texts.len();
+        let mut pooled = vec![0f32; n * dim];
+        let mut tokens = vec![0f32; n];
+        let mut w = 0;
+        while w < encodings.len() {
+            let i = owner[w];
+            let count = chunks[i] as usize;
+            let v = &mut pooled[i * dim..][..dim];
+            if count == 1 {
+                v.copy_from_slice(&pooled_windows[w * dim..][..dim]);
+                tokens[i] = encodings[w].len() as f32;
+            } else {
+                for k in w..w + count {
+                    let weight = encodings[k].len() as f32;
+                    tokens[i] += weight;
+                    for (o, x) in v.iter_mut().zip(&pooled_windows[k * dim..][..dim]) {
+                        *o += weight * x;
+                    }
+                }
+                let total = tokens[i].max(1.0);
+                v.iter_mut().for_each(|o| *o /= total);
+            }
+            w += count;
+        }
+        let mut out = pooled.clone();
+        if plan.config.normalize {
+            out.chunks_mut(dim.max(1)).for_each(l2_normalize);
+        }
         Ok(tvec![
             tract_ndarray::Array2::from_shape_vec((n, dim), out)?.into_tensor().into(),
             tract_ndarray::Array2::from_shape_vec((n, dim), pooled)?.into_tensor().into(),
             tract_ndarray::Array1::from_vec(tokens).into_tensor().into(),
             tract_ndarray::Array1::from_vec(truncated).into_tensor().into(),
+            tract_ndarray::Array1::from_vec(chunks).into_tensor().into(),
         ])
     }
 
@@ -543,6 +637,37 @@ impl EmbedState {
         );
         Ok(hidden)
     }
+}
+
+/// `text`'s windows for chunked embedding: the whole text when it fits
+/// the limit, else windows of [`EmbeddingConfig::window_tokens`] tokens
+/// that overlap by `overlap`, each with the special tokens (see the
+/// module's documentation).
+fn windows(
+    plan: &EmbeddingPlan,
+    text: &str,
+    overlap: usize,
+) -> TractResult<Vec<tokenizers::Encoding>> {
+    let window = plan.config.window_tokens;
+    anyhow::ensure!(
+        overlap.saturating_mul(2) < window,
+        "a chunk overlap of {overlap} tokens: it must be less than half of a window ({window} \
+         tokens)"
+    );
+    let tokenizer = &plan.tokenizer_whole;
+    let mut encoding =
+        tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    if encoding.len() > window {
+        encoding.truncate(window, overlap, TruncationDirection::Right);
+    }
+    let mut encoding = tokenizer
+        .post_process(encoding, None, true)
+        .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    let rest = encoding.take_overflowing();
+    let mut windows = Vec::with_capacity(1 + rest.len());
+    windows.push(encoding);
+    windows.extend(rest);
+    Ok(windows)
 }
 
 /// Pools one text's token vectors (`row`: `longest × dim`, the first

@@ -128,6 +128,10 @@ pub struct RunOptions {
     /// A text over the token limit keeps its end (TEI's
     /// `truncation_direction: Left`) instead of its start.
     pub keep_end: bool,
+    /// A text over the token limit is embedded whole, in windows of the
+    /// limit that overlap by this many tokens, pooled into one vector
+    /// ([`crate::embed`]); `None`: it is cut or refused.
+    pub chunk_overlap: Option<usize>,
 }
 
 /// A loaded model as one engine runs it, shared by the workers.

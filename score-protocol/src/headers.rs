@@ -18,6 +18,9 @@ pub const OUTPUT: &str = "x-score-output";
 pub const QUEUE_MS: &str = "x-score-queue-ms";
 /// Response: model time summed over the request's chunks, milliseconds.
 pub const COMPUTE_MS: &str = "x-score-compute-ms";
+/// Response of `POST /embed` with `"chunk": true`: the windows each text
+/// took, comma-separated in input order (1 for a text within the limit).
+pub const CHUNKS: &str = "x-score-chunks";
 /// Longest `X-Score-Deadline-Ms` the server honours (a day); longer is
 /// clamped to it.
 pub const MAX_DEADLINE_MS: u64 = 86_400_000;

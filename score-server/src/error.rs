@@ -102,7 +102,8 @@ pub enum ApiError {
     /// request did not ask for it to be cut.
     #[error(
         "text {row} is longer than the model's limit of {limit} tokens; ask for it to be cut \
-         there ({cut})",
+         there ({cut}), or embedded whole in windows (the same option named chunk: --chunk, \
+         chunk=True, .chunk(true), \"chunk\": true, ?chunk=true)",
         cut = CUT
     )]
     TextTooLong {

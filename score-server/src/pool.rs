@@ -398,6 +398,8 @@ fn chunk_ends(job: &ScoreJob, config: &PoolConfig) -> (Vec<usize>, Vec<usize>) {
     };
     let (mut ends, mut tokens) = (Vec::new(), Vec::new());
     let (mut sum, mut start) = (0usize, 0usize);
+    // A chunked text takes all its tokens, not the limit's.
+    let limit = if job.options.chunk_overlap.is_some() { usize::MAX } else { limit };
     for (row, len) in typed.text_lengths(0).into_iter().enumerate() {
         let bound = score_engine::embed::token_bound(len, limit);
         if row > start && (sum + bound > budget || row - start == config.max_batch_rows) {

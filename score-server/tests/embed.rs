@@ -25,6 +25,9 @@ struct Reference {
     tokens: Vec<usize>,
     truncated: Vec<bool>,
     embeddings: Vec<Vec<f32>>,
+    /// Per text, per overlap (`"0"`, `"32"`): windows, tokens and the
+    /// vector of the text embedded whole in windows.
+    chunked: Vec<Value>,
 }
 
 /// The reference, or `None` (the test then says why and passes, unless
@@ -51,20 +54,15 @@ fn setup(test: &str) -> Option<(Arc<AppState>, Reference)> {
         texts: rows.iter().map(|r| r["text"].as_str().expect("text").to_string()).collect(),
         tokens: rows.iter().map(|r| r["tokens"].as_u64().expect("tokens") as usize).collect(),
         truncated: rows.iter().map(|r| r["truncated"].as_bool().expect("flag")).collect(),
-        embeddings: rows
-            .iter()
-            .map(|r| {
-                r["embedding"]
-                    .as_array()
-                    .expect("vector")
-                    .iter()
-                    .map(|x| x.as_f64().expect("float") as f32)
-                    .collect()
-            })
-            .collect(),
+        embeddings: rows.iter().map(|r| floats(&r["embedding"])).collect(),
+        chunked: rows.iter().map(|r| r["chunked"].clone()).collect(),
     };
     let spec = format!("mini={}", std::path::Path::new(&dir).display());
     Some((state(&["logreg"], &["--model", &spec]), reference))
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().expect("vector").iter().map(|x| x.as_f64().expect("float") as f32).collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -494,4 +492,144 @@ async fn left_truncation_keeps_a_long_texts_end() {
         send(&state, post("/embed", json!({"inputs": "x", "truncation_direction": "Middle"})))
             .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Chunked texts: each text over the limit embedded whole in windows,
+/// against the Python rule (`models/embedding_reference.py`, written out
+/// there without the tokenizer's windowing), through `POST /embed` and
+/// the Arrow scoring route, with and without an overlap; the windows each
+/// text took reported; and the mistakes refused in a sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_long_texts_pool_their_windows_like_the_python_rule() {
+    let Some((state, r)) = setup("chunk") else { return };
+    let long = r.truncated.iter().filter(|&&t| t).count();
+    assert!(long >= 2, "the reference has {long} texts over the limit");
+    for overlap in ["0", "32"] {
+        let want = |i: usize| &r.chunked[i][overlap];
+        let body = json!({"inputs": r.texts, "chunk": true, "chunk_overlap": overlap.parse::<usize>().expect("n")});
+        let (status, response, bytes) = send(&state, post("/embed", body)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+        let rows: Vec<Vec<f32>> = serde_json::from_slice(&bytes).expect("[[f32]]");
+        for (i, v) in rows.iter().enumerate() {
+            let c = cosine(v, &floats(&want(i)["embedding"]));
+            assert!(c >= 0.9999, "overlap {overlap}: text {i}: cosine {c}");
+        }
+        let counts: Vec<String> =
+            (0..r.texts.len()).map(|i| want(i)["chunks"].to_string()).collect();
+        let header = response.headers().get("x-score-chunks").expect("X-Score-Chunks");
+        assert_eq!(header.to_str().expect("ascii"), counts.join(","), "overlap {overlap}");
+        assert!(want(r.texts.len() - 1)["chunks"].as_u64() > Some(1), "a long text took windows");
+
+        // The scoring route, Arrow in and out: the same vectors, and the
+        // windows and tokens as outputs.
+        let batch = RecordBatch::try_from_iter([(
+            "text",
+            Arc::new(StringArray::from(r.texts.clone())) as ArrayRef,
+        )])
+        .expect("batch");
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.finish().expect("finish");
+        let query = format!(
+            "/models/mini/score?chunk=true&chunk_overlap={overlap}&output=embedding&output=chunks&output=tokens"
+        );
+        let request = Request::put(query)
+            .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
+            .header(header::ACCEPT, "application/vnd.apache.arrow.stream")
+            .body(Body::from(writer.into_inner().expect("bytes")))
+            .expect("request");
+        let (status, _, bytes) = send(&state, request).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .expect("IPC");
+        let mut row = 0;
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let vectors = batch.column_by_name("embedding").expect("embedding");
+            let vectors =
+                vectors.as_any().downcast_ref::<arrow_array::FixedSizeListArray>().expect("list");
+            let column = |name: &str| {
+                let c = batch.column_by_name(name).expect(name).clone();
+                c.as_any().downcast_ref::<arrow_array::Float32Array>().expect("f32").clone()
+            };
+            let (chunks, tokens) = (column("chunks"), column("tokens"));
+            for b in 0..batch.num_rows() {
+                let v = vectors.value(b);
+                let v = v.as_any().downcast_ref::<arrow_array::Float32Array>().expect("floats");
+                let c = cosine(v.values(), &floats(&want(row)["embedding"]));
+                assert!(c >= 0.9999, "arrow, overlap {overlap}: text {row}: cosine {c}");
+                assert_eq!(
+                    Some(chunks.value(b) as u64),
+                    want(row)["chunks"].as_u64(),
+                    "text {row}"
+                );
+                assert_eq!(
+                    Some(tokens.value(b) as u64),
+                    want(row)["tokens"].as_u64(),
+                    "text {row}"
+                );
+                row += 1;
+            }
+        }
+        assert_eq!(row, r.texts.len());
+    }
+
+    // Mistakes: a sentence each, nothing embedded.
+    let window = r.max_tokens - 2;
+    let refused = [
+        (
+            json!({"inputs": ["x"], "chunk": true, "truncate": true}),
+            "truncate and chunk are both asked",
+        ),
+        (
+            json!({"inputs": ["x"], "chunk_overlap": 8}),
+            "chunk_overlap is for chunked texts: add chunk=true",
+        ),
+        (
+            json!({"inputs": ["x"], "chunk": true, "chunk_overlap": window / 2}),
+            "the overlap must be less than half of that",
+        ),
+    ];
+    for (body, sentence) in refused {
+        let (status, _, bytes) = send(&state, post("/embed", body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+        let error = error["error"].as_str().expect("sentence");
+        assert!(error.contains(sentence), "{body}: {error}");
+    }
+    // A chunked text is bounded too: past 64 windows it is refused, and
+    // past 64 windows' worth of bytes before it is tokenized.
+    let word = "слово ";
+    let most = score_engine::embed::max_chunked_text_bytes(r.max_tokens);
+    let many_windows = word.repeat(64 * window + 1); // a word is at least a token
+    let too_many_bytes = word.repeat(most / word.len() + 1);
+    for (huge, sentence) in [
+        (many_windows, "text 1 takes more than 64 windows of 126 tokens (8064 tokens)"),
+        (too_many_bytes, "text 1 is "),
+    ] {
+        let (status, _, bytes) =
+            send(&state, post("/embed", json!({"inputs": ["short", huge], "chunk": true}))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+        let error = error["error"].as_str().expect("sentence");
+        assert!(
+            error.starts_with(sentence) && error.contains("split it before sending"),
+            "{error}"
+        );
+    }
+    let (status, _, bytes) = send(
+        &state,
+        Request::put("/models/logreg/score?chunk=true")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("[[1.0]]"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert!(
+        error["error"].as_str().expect("sentence").contains("?chunk is for embedding models"),
+        "{error}"
+    );
 }

@@ -58,6 +58,12 @@ pub struct ClientConfig {
     /// (`?truncate=true`) instead of failing their request with a 413
     /// naming the text.
     pub truncate: bool,
+    /// For an embedding model: embed texts longer than its token limit
+    /// whole, in windows pooled into one vector (`?chunk=true`).
+    pub chunk: bool,
+    /// Tokens each window shares with the one before
+    /// (`?chunk_overlap=N`); `None`: the server's default, 0.
+    pub chunk_overlap: Option<usize>,
     /// Most rows per request.
     pub batch_rows: usize,
     /// Most body bytes per request (keep under the server's body limit).
@@ -119,6 +125,8 @@ impl Default for ClientConfig {
             model: None,
             output: None,
             truncate: false,
+            chunk: false,
+            chunk_overlap: None,
             batch_rows: 4096,
             batch_bytes: 16 << 20,
             in_flight: 32,
@@ -234,6 +242,12 @@ impl ClientConfig {
         if self.truncate {
             query.push("truncate=true".to_string());
         }
+        if self.chunk {
+            query.push("chunk=true".to_string());
+        }
+        if let Some(overlap) = self.chunk_overlap {
+            query.push(format!("chunk_overlap={overlap}"));
+        }
         if !query.is_empty() {
             url.push('?');
             url.push_str(&query.join("&"));
@@ -249,7 +263,7 @@ impl ClientConfig {
         (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
         (Duration, Duration, u64, u64, u32, Duration, bool, bool),
-        (bool, &Option<String>, &Option<String>),
+        (bool, &Option<String>, &Option<String>, bool, Option<usize>),
     ) {
         (
             (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
@@ -271,7 +285,7 @@ impl ClientConfig {
                 self.keep_going,
                 self.truncate,
             ),
-            (self.adaptive, &self.model_version, &self.user_agent),
+            (self.adaptive, &self.model_version, &self.user_agent, self.chunk, self.chunk_overlap),
         )
     }
 }
@@ -341,6 +355,18 @@ mod tests {
         assert_eq!(
             c.score_url("http://a:1"),
             "http://a:1/models/mini/score?output=pooled&truncate=true"
+        );
+        c.truncate = false;
+        let chunked = ClientConfig::from_settings([
+            ("urls", "http://a:1"),
+            ("chunk", "true"),
+            ("chunk_overlap", "32"),
+        ])
+        .expect("chunk settings");
+        (c.chunk, c.chunk_overlap) = (chunked.chunk, chunked.chunk_overlap);
+        assert_eq!(
+            c.score_url("http://a:1"),
+            "http://a:1/models/mini/score?output=pooled&chunk=true&chunk_overlap=32"
         );
     }
 }

@@ -76,6 +76,14 @@ struct Args {
     /// instead of failing on the first one.
     #[arg(long, env = "SCORE_CLIENT_TRUNCATE")]
     truncate: bool,
+    /// For an embedding model: embed texts longer than its token limit
+    /// whole, in windows of the limit pooled into one vector.
+    #[arg(long, env = "SCORE_CLIENT_CHUNK", conflicts_with = "truncate")]
+    chunk: bool,
+    /// With --chunk: tokens each window shares with the one before
+    /// (default 0).
+    #[arg(long, env = "SCORE_CLIENT_CHUNK_OVERLAP", value_name = "TOKENS", requires = "chunk")]
+    chunk_overlap: Option<usize>,
     /// Rows per request. Larger amortises per-request cost; keep rows ×
     /// columns × 4 under the server's body limit.
     #[arg(long, env = "SCORE_CLIENT_BATCH_ROWS", default_value_t = defaults().batch_rows)]
@@ -136,6 +144,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut pairs = vec![
         ("urls", args.urls.join(",")),
         ("truncate", args.truncate.to_string()),
+        ("chunk", args.chunk.to_string()),
         ("batch_rows", args.batch_rows.to_string()),
         ("in_flight", args.in_flight.to_string()),
         ("adaptive", (!args.fixed_concurrency).to_string()),
@@ -146,6 +155,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         ("token", &args.token),
         ("model_version", &args.model_version),
         ("timeout", &args.timeout),
+        ("chunk_overlap", &args.chunk_overlap.map(|n| n.to_string())),
     ] {
         if let Some(value) = value {
             pairs.push((name, value.clone()));

@@ -106,6 +106,20 @@ pub const SETTINGS: &[Setting] = &[
         |c| Some(c.truncate.to_string())
     ),
     setting!(
+        "chunk",
+        "true or false",
+        "embed texts longer than an embedding model's limit whole, in windows",
+        |c, v| c.chunk = boolean(v)?,
+        |c| Some(c.chunk.to_string())
+    ),
+    setting!(
+        "chunk_overlap",
+        "count",
+        "tokens each window shares with the one before; empty: 0",
+        |c, v| c.chunk_overlap = optional(v).map(number).transpose()?,
+        |c| c.chunk_overlap.map(|n| n.to_string())
+    ),
+    setting!(
         "batch_rows",
         "count",
         "most rows per request",

@@ -1,7 +1,8 @@
 //! JSON routes for embedding models, for people and for clients written
 //! against other servers: `POST /embed` and `POST /` (Hugging Face
 //! text-embeddings-inference: `{"inputs": str | [str], "normalize",
-//! "truncate", "prompt_name"}` → `[[f32]]`) and `POST /v1/embeddings`
+//! "truncate", "prompt_name"}` → `[[f32]]`, and our `"chunk"`,
+//! `"chunk_overlap"`) and `POST /v1/embeddings`
 //! (OpenAI: `{"input": str | [str], "model", "encoding_format",
 //! "dimensions"}` → `{"data": [{"embedding", "index"}], ...}`). They serve
 //! the default model when it is an embedding model, else the first
@@ -26,7 +27,7 @@ use score_protocol::media::BodyFormat;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pipeline::{Encoding, Head, Work, off_io, open, receive, run};
+use super::pipeline::{Encoding, Head, LongTexts, Work, off_io, open, receive, run};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::pool::Input;
@@ -69,6 +70,14 @@ struct EmbedRequest {
     /// A prompt of the directory's `config_sentence_transformers.json`.
     #[serde(default)]
     prompt_name: Option<String>,
+    /// A text over the limit is embedded whole, in windows pooled into
+    /// one vector (this server's addition; the answer's `X-Score-Chunks`
+    /// header lists the windows each text took).
+    #[serde(default)]
+    chunk: bool,
+    /// Tokens each window shares with the one before (with `chunk`).
+    #[serde(default)]
+    chunk_overlap: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -102,6 +111,8 @@ struct Embedded {
     vectors: Vec<f32>,
     dim: usize,
     tokens: Vec<f32>,
+    /// Windows each text took (1 unless chunked).
+    chunks: Vec<f32>,
     model: Arc<Model>,
 }
 
@@ -139,18 +150,31 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
                 )));
             }
         };
-        let options = RunOptions { keep_end };
         let model = embedding_model(&state, None)?;
+        let long = LongTexts {
+            truncate: request.truncate,
+            chunk: request.chunk,
+            chunk_overlap: request.chunk_overlap,
+            keep_end,
+        };
+        let (truncate, options) = long.check(&model, "")?;
         let texts = with_prompt(&model, request.prompt_name.as_deref(), request.inputs.into_vec())?;
         let mut embedded =
-            embed_texts(&state, model, texts, request.truncate, options, &head, &mut permit)
-                .await?;
+            embed_texts(&state, model, texts, truncate, options, &head, &mut permit).await?;
         if request.normalize {
             embedded.normalize();
         }
+        let chunks = request.chunk.then(|| {
+            let counts: Vec<String> =
+                embedded.chunks.iter().map(|&c| (c as u64).to_string()).collect();
+            counts.join(",")
+        });
         let row: super::json_rows::WriteRow = |out, _, v| super::json_rows::floats(out, v);
-        let answer =
+        let mut answer =
             super::json_rows::answer(embedded.vectors, embedded.dim, "[".into(), row, "]".into());
+        if let Some(value) = chunks.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+            answer.headers_mut().insert(score_protocol::headers::CHUNKS, value);
+        }
         Ok(super::held::until_sent(answer, permit))
     }
     .await;
@@ -341,7 +365,7 @@ async fn embed_texts(
     let index = |name: &str| {
         model.output_index(name).ok_or_else(|| ApiError::Internal(format!("no {name} output")))
     };
-    let answered = vec![index("pooled")?, index("tokens")?];
+    let answered = vec![index("pooled")?, index("tokens")?, index("chunks")?];
     super::body::check_version(head.pinned.as_deref(), &model)?;
     let rows = texts.len();
     let bytes: usize = texts.iter().map(String::len).sum();
@@ -363,7 +387,7 @@ async fn embed_texts(
     };
     let scored = run(state, permit, work).await?;
     let floats = |i: usize| codec::decode(&scored.outputs[i].data).unwrap_or_default();
-    let (vectors, tokens) = (floats(0), floats(1));
+    let (vectors, tokens, chunks) = (floats(0), floats(1), floats(2));
     let dim = model.outputs[answered[0]].columns;
-    Ok(Embedded { vectors, dim, tokens, model })
+    Ok(Embedded { vectors, dim, tokens, chunks, model })
 }

@@ -489,6 +489,62 @@ pub(super) struct Work {
     pub(super) options: RunOptions,
 }
 
+/// What a request asks to become of a text over an embedding model's
+/// token limit: refused with a 413 (the default), cut there (`truncate`,
+/// its start kept, or its end with `keep_end`), or embedded whole in
+/// windows (`chunk`, overlapping by `chunk_overlap` tokens, default 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LongTexts {
+    pub(super) truncate: bool,
+    pub(super) chunk: bool,
+    pub(super) chunk_overlap: Option<usize>,
+    pub(super) keep_end: bool,
+}
+
+impl LongTexts {
+    /// Checks the choice against `model` (`prefix`: how the route's
+    /// parameters are written, `?` or `parameters.`); gives [`Work`]'s
+    /// `truncate` (true when no text is refused for its length) and
+    /// options.
+    pub(super) fn check(self, model: &Model, prefix: &str) -> Result<(bool, RunOptions), ApiError> {
+        let bad = |why: String| Err(ApiError::BadParameter(why));
+        if self.chunk_overlap.is_some() && !self.chunk {
+            return bad(format!(
+                "{prefix}chunk_overlap is for chunked texts: add {prefix}chunk=true"
+            ));
+        }
+        if !self.chunk {
+            return Ok((
+                self.truncate,
+                RunOptions { keep_end: self.keep_end, chunk_overlap: None },
+            ));
+        }
+        let Some(config) = model.text.as_ref() else {
+            return bad(format!(
+                "{prefix}chunk is for embedding models (text in); {} is not one",
+                model.name
+            ));
+        };
+        if self.truncate {
+            return bad(format!(
+                "{prefix}truncate and {prefix}chunk are both asked: a text over the limit is \
+                 either cut or embedded in chunks; ask for one"
+            ));
+        }
+        let overlap = self.chunk_overlap.unwrap_or(0);
+        let window = config.window_tokens;
+        if overlap.saturating_mul(2) >= window {
+            return bad(format!(
+                "{prefix}chunk_overlap {overlap}: model {} embeds windows of {window} tokens; \
+                 the overlap must be less than half of that (at most {})",
+                model.name,
+                window.saturating_sub(1) / 2
+            ));
+        }
+        Ok((true, RunOptions { keep_end: false, chunk_overlap: Some(overlap) }))
+    }
+}
+
 /// Runs decoded rows: an embedding model's texts checked ([`check_texts`]),
 /// the decoded rows and the answer charged to `permit` ([`charge`]), the
 /// rows scored ([`dispatch`]) and, unless `truncate`, a text the model
@@ -501,9 +557,11 @@ pub(super) async fn run(
 ) -> Result<Scored, ApiError> {
     let Work { model, input, rows, answered, truncate, encoding, deadline, options } = work;
     let mut outputs = answered.clone();
-    // An embedding model also reports which texts it cut, unless asked to.
+    let chunk = options.chunk_overlap.is_some();
+    // An embedding model also reports which texts it cut, unless asked to
+    // (or, chunking, which took too many windows).
     let truncated = match model.output_index("truncated") {
-        Some(t) if model.is_embedding() && !truncate => {
+        Some(t) if model.is_embedding() && (!truncate || chunk) => {
             Some(outputs.iter().position(|&o| o == t).unwrap_or_else(|| {
                 outputs.push(t);
                 outputs.len() - 1
@@ -514,7 +572,7 @@ pub(super) async fn run(
     if let Input::Typed { rows: typed, .. } = &input
         && model.is_embedding()
     {
-        check_texts(state, &model, typed, truncate)?;
+        check_texts(state, &model, typed, truncate, chunk)?;
     }
     let answer = answer_bytes(&model, &outputs, &answered, encoding, rows);
     charge(state, permit, rows, input.decoded_bytes(), answer)?;
@@ -522,7 +580,7 @@ pub(super) async fn run(
         dispatch(state, ScoreJob { model: model.clone(), outputs, rows, input, deadline, options })
             .await?;
     if let Some(t) = truncated {
-        refuse_truncated(&model, &scored.outputs[t])?;
+        refuse_truncated(&model, &scored.outputs[t], chunk)?;
         scored.outputs.truncate(answered.len());
     }
     Ok(scored)
@@ -553,12 +611,14 @@ async fn dispatch(state: &AppState, job: ScoreJob) -> Result<Scored, ApiError> {
 /// `--max-texts`, and (unless `truncate`) a text longer in bytes than any
 /// text within the model's token limit can be
 /// ([`score_engine::embed::max_text_bytes`]; with `truncate` the worker
-/// cuts it there before tokenizing).
+/// cuts it there before tokenizing). A `chunk`ed text may be
+/// [`score_engine::embed::MAX_CHUNKED_WINDOWS`] times as long.
 fn check_texts(
     state: &AppState,
     model: &Model,
     texts: &TypedRows,
     truncate: bool,
+    chunk: bool,
 ) -> Result<(), ApiError> {
     let most = state.config.max_texts;
     if texts.rows() > most {
@@ -569,6 +629,17 @@ fn check_texts(
         )));
     }
     let Some(limit) = model.max_tokens() else { return Ok(()) };
+    if chunk {
+        let most = score_engine::embed::max_chunked_text_bytes(limit);
+        return match texts.first_longer_than(0, most) {
+            Some((row, bytes)) => Err(ApiError::TooCostly(format!(
+                "text {row} is {bytes} bytes; a chunked text may have at most {most} bytes \
+                 ({} windows of the model's {limit} tokens): split it before sending",
+                score_engine::embed::MAX_CHUNKED_WINDOWS
+            ))),
+            None => Ok(()),
+        };
+    }
     let most = score_engine::embed::max_text_bytes(limit);
     match texts.first_longer_than(0, most) {
         Some((row, bytes)) if !truncate => {
@@ -578,14 +649,21 @@ fn check_texts(
     }
 }
 
-/// A 413 naming the first text the model cut at its limit, given its
-/// `truncated` output (1 for a cut text).
-fn refuse_truncated(model: &Model, truncated: &ScoredOutput) -> Result<(), ApiError> {
+/// A 413 naming the first text the model cut at its limit (`chunk`: the
+/// first that took more windows than a text may), given its `truncated`
+/// output (1 for a cut text).
+fn refuse_truncated(model: &Model, truncated: &ScoredOutput, chunk: bool) -> Result<(), ApiError> {
     let flags = codec::decode(&truncated.data).unwrap_or_default();
-    match flags.iter().position(|&t| t != 0.0) {
-        Some(row) => {
-            Err(ApiError::TextTooLong { row, limit: model.max_tokens().unwrap_or_default() })
-        }
-        None => Ok(()),
+    let Some(row) = flags.iter().position(|&t| t != 0.0) else { return Ok(()) };
+    let limit = model.max_tokens().unwrap_or_default();
+    if chunk {
+        let window = model.text.as_ref().map_or(limit, |c| c.window_tokens);
+        let most = score_engine::embed::MAX_CHUNKED_WINDOWS;
+        return Err(ApiError::TooCostly(format!(
+            "text {row} takes more than {most} windows of {window} tokens ({} tokens): a \
+             chunked text may take at most that many; split it before sending",
+            most * window
+        )));
     }
+    Err(ApiError::TextTooLong { row, limit })
 }

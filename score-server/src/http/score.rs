@@ -15,7 +15,7 @@ use score_protocol::models::JsonScores;
 use score_protocol::{codec, headers, media};
 
 use super::pipeline::{
-    Encoding, Head, ModelName, Work, decode, open, output_indices, receive, run,
+    Encoding, Head, LongTexts, ModelName, Work, decode, open, output_indices, receive, run,
 };
 use crate::error::ApiError;
 use crate::pool::Scored;
@@ -32,6 +32,11 @@ pub struct ScoreParams {
     /// than the model's limit there (true), or refuse the request with a
     /// 413 naming it (false, the default, as `POST /embed`).
     pub truncate: Option<bool>,
+    /// `?chunk=true`, for an embedding model: embed a text longer than the
+    /// model's limit whole, in windows pooled into one vector.
+    pub chunk: Option<bool>,
+    /// `?chunk_overlap=N`: tokens each window shares with the one before.
+    pub chunk_overlap: Option<usize>,
 }
 
 impl ScoreParams {
@@ -48,26 +53,33 @@ impl ScoreParams {
                     )));
                 }
                 "output" => params.outputs.push(value.into_owned()),
-                "truncate" => {
-                    params.truncate = Some(match value.as_ref() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(ApiError::BadParameter(format!(
-                                "truncate={value:?}: give true or false"
-                            )));
-                        }
-                    })
+                "truncate" => params.truncate = Some(boolean("truncate", &value)?),
+                "chunk" => params.chunk = Some(boolean("chunk", &value)?),
+                "chunk_overlap" => {
+                    params.chunk_overlap = Some(value.parse().map_err(|_| {
+                        ApiError::BadParameter(format!(
+                            "chunk_overlap={value:?}: give a number of tokens"
+                        ))
+                    })?)
                 }
                 other => {
                     return Err(ApiError::BadParameter(format!(
                         "unknown query parameter {other:?}; the scoring routes take only \
-                         ?output=NAME and, for an embedding model, ?truncate=true"
+                         ?output=NAME and, for an embedding model, ?truncate=true or \
+                         ?chunk=true&chunk_overlap=N"
                     )));
                 }
             }
         }
         Ok(params)
+    }
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::BadParameter(format!("{key}={value:?}: give true or false"))),
     }
 }
 
@@ -108,6 +120,13 @@ async fn score(
             model.name
         )));
     }
+    let long = LongTexts {
+        truncate: params.truncate == Some(true),
+        chunk: params.chunk == Some(true),
+        chunk_overlap: params.chunk_overlap,
+        keep_end: false,
+    };
+    let (truncate, options) = long.check(&model, "?")?;
     let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
     if outputs.len() > 1 && !head.arrow_answer {
@@ -130,10 +149,10 @@ async fn score(
         input,
         rows,
         answered: outputs.clone(),
-        truncate: params.truncate == Some(true),
+        truncate,
         encoding,
         deadline: head.deadline(),
-        options: Default::default(),
+        options,
     };
     let scored = run(&state, &mut permit, work).await?;
     let response = answer(&model, &outputs, &head, rows, scored)?;
@@ -214,7 +233,7 @@ mod tests {
         let typo = ScoreParams::parse(Some("outptu=label")).expect_err("unknown");
         assert_eq!(
             typo.to_string(),
-            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true"
+            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true or ?chunk=true&chunk_overlap=N"
         );
         let two = ScoreParams::parse(Some("output=a&output=b")).expect("several outputs");
         assert_eq!(two.outputs, ["a", "b"]);
@@ -223,6 +242,10 @@ mod tests {
         assert_eq!(ScoreParams::parse(Some("truncate=0")).expect("0").truncate, Some(false));
         let bad = ScoreParams::parse(Some("truncate=yes")).expect_err("not a boolean");
         assert_eq!(bad.to_string(), "truncate=\"yes\": give true or false");
+        let chunked = ScoreParams::parse(Some("chunk=true&chunk_overlap=16")).expect("chunk");
+        assert_eq!((chunked.chunk, chunked.chunk_overlap), (Some(true), Some(16)));
+        let bad = ScoreParams::parse(Some("chunk_overlap=-1")).expect_err("not a count");
+        assert_eq!(bad.to_string(), "chunk_overlap=\"-1\": give a number of tokens");
         let twice = ScoreParams::parse(Some("output=a&output=a")).expect_err("named twice");
         assert_eq!(twice.to_string(), "output \"a\" is named twice in the query");
     }

@@ -293,8 +293,10 @@ class Scorer:
                 raise ValueError(f"no column named {name!r} in the input schema {names}")
         k = self.score_columns or self.fetch_score_columns()
         fields = [schema[name] for name in keep]
-        score_type = FloatType() if k == 1 else ArrayType(FloatType(), True)
-        fields.append(StructField(score_col, score_type, True))
+        # As Java's outputSchema: a score is null only where the error
+        # column says why, and its values never are.
+        score_type = FloatType() if k == 1 else ArrayType(FloatType(), False)
+        fields.append(StructField(score_col, score_type, error_col is not None))
         if error_col is not None:
             fields.append(StructField(error_col, StringType(), True))
         return StructType(fields)

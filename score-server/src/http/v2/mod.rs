@@ -35,7 +35,9 @@ use score_protocol::headers::MAX_DEADLINE_MS;
 use score_protocol::media::{self, BodyFormat};
 use serde_json::{Value, json};
 
-use super::pipeline::{Encoding, Head, Work, charge, off_io, open, output_indices, receive, run};
+use super::pipeline::{
+    Encoding, Head, LongTexts, Work, charge, off_io, open, output_indices, receive, run,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 use answer::Answered;
@@ -264,20 +266,26 @@ pub async fn infer(
                 input,
                 rows,
                 asked,
-                truncate: request.parameters.truncate == Some(true),
+                long: LongTexts {
+                    truncate: request.parameters.truncate == Some(true),
+                    chunk: request.parameters.chunk == Some(true),
+                    chunk_overlap: request.parameters.chunk_overlap,
+                    keep_end: false,
+                },
                 timeout,
                 permit,
             })
         })
         .await?
     };
-    let Decoded { id, input, rows, asked, truncate, timeout, mut permit } = decoding;
-    if truncate && !model.is_embedding() {
+    let Decoded { id, input, rows, asked, long, timeout, mut permit } = decoding;
+    if long.truncate && !model.is_embedding() {
         return Err(ApiError::BadParameter(format!(
             "parameters.truncate is for embedding models (text in); {} is not one",
             model.name
         )));
     }
+    let (truncate, options) = long.check(&model, "parameters.")?;
     let answered: Vec<usize> = asked.iter().map(|&(o, _)| o).collect();
     let encoding =
         if asked.iter().all(|&(_, binary)| binary) { Encoding::Binary } else { Encoding::Json };
@@ -289,7 +297,7 @@ pub async fn infer(
         truncate,
         encoding,
         deadline: head.deadline_or(timeout),
-        options: Default::default(),
+        options,
     };
     let scored = run(&state, &mut permit, work).await?;
     let outputs: Vec<Answered<'_>> = asked
@@ -335,7 +343,7 @@ struct Decoded {
     input: crate::pool::Input,
     rows: usize,
     asked: Vec<(usize, bool)>,
-    truncate: bool,
+    long: LongTexts,
     timeout: Option<Instant>,
     permit: crate::admission::Permit,
 }

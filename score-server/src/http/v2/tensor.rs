@@ -157,6 +157,13 @@ pub struct RequestParameters {
     /// instead of refusing the request (413).
     #[serde(default)]
     pub truncate: Option<bool>,
+    /// For an embedding model: embed a text over the model's limit whole,
+    /// in windows pooled into one vector.
+    #[serde(default)]
+    pub chunk: Option<bool>,
+    /// Tokens each window shares with the one before (with `chunk`).
+    #[serde(default)]
+    pub chunk_overlap: Option<usize>,
 }
 
 /// One input tensor of a request.

@@ -190,6 +190,24 @@ public final class Scorer implements Serializable {
         }
 
         /**
+         * @param whole for an embedding model: embed texts longer than the model's token limit
+         *     whole, in windows of the limit pooled into one vector (weighted by their tokens)
+         */
+        public Builder chunk(boolean whole) {
+            set("chunk", Boolean.toString(whole));
+            return this;
+        }
+
+        /**
+         * @param tokens with {@link #chunk}: tokens each window shares with the one before
+         *     (default 0; less than half a window)
+         */
+        public Builder chunkOverlap(int tokens) {
+            set("chunk_overlap", Integer.toString(tokens));
+            return this;
+        }
+
+        /**
          * @param mode {@code "raise"} (default): a batch that cannot be scored fails the task
          *     with a {@link ScoreException}; {@code "column"}: its rows get a null score and the
          *     reason in the error column, and the job goes on
