@@ -22,8 +22,9 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "== release binaries" >&2
-cargo build --release --locked -p score-server
-cargo build --release --locked -p stream-client --bin score-client
+# One invocation: the two packages' dependencies get one feature set and
+# build once (two invocations rebuilt ~80 crates for the second).
+cargo build --release --locked -p score-server -p stream-client --bin score-server --bin score-client
 name=score-$version-linux-x86_64
 stage=$target/dist-stage/$name
 rm -rf "$target/dist-stage"

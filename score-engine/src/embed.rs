@@ -212,7 +212,8 @@ pub struct EmbeddingConfig {
     /// L2-normalise the pooled vector (`modules.json` lists a Normalize).
     pub normalize: bool,
     /// Named prompts put before a text (`config_sentence_transformers.json`'s
-    /// `prompts`, as sentence-transformers reads them), by name.
+    /// `prompts`, as sentence-transformers reads them), by name; a request
+    /// names one by its index in this order ([`crate::seam::RunOptions`]).
     pub prompts: std::collections::BTreeMap<String, String>,
     /// The prompt used when a request names none (`default_prompt_name`).
     pub default_prompt: Option<String>,
@@ -510,6 +511,20 @@ impl EmbedState {
         let mut truncated = Vec::with_capacity(texts.len());
         let mut chunks = vec![0f32; texts.len()];
         let tokenizer = if options.keep_end { &plan.tokenizer_left } else { &plan.tokenizer };
+        let prompt = match options.prompt {
+            Some(i) => Some(plan.config.prompts.values().nth(i).ok_or_else(|| {
+                anyhow::anyhow!("prompt {i}: the model has {}", plan.config.prompts.len())
+            })?),
+            None => None,
+        };
+        let prompted: Vec<String>;
+        let texts: &[String] = match prompt.filter(|p| !p.is_empty()) {
+            Some(prompt) => {
+                prompted = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+                &prompted
+            }
+            None => texts,
+        };
         for (i, text) in texts.iter().enumerate() {
             let windows = match options.chunk_overlap {
                 Some(overlap) => {

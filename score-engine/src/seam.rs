@@ -132,6 +132,9 @@ pub struct RunOptions {
     /// limit that overlap by this many tokens, pooled into one vector
     /// ([`crate::embed`]); `None`: it is cut or refused.
     pub chunk_overlap: Option<usize>,
+    /// The prompt put before every text: an index into the model's
+    /// prompts (`EmbeddingConfig::prompts`, in name order); `None`: none.
+    pub prompt: Option<usize>,
 }
 
 /// A loaded model as one engine runs it, shared by the workers.

@@ -633,3 +633,73 @@ async fn chunked_long_texts_pool_their_windows_like_the_python_rule() {
         "{error}"
     );
 }
+
+/// Prompts on every route: `?prompt_name=` on the scoring route (Arrow
+/// texts, as Spark sends them) gives what `POST /embed` gives with
+/// `prompt_name`, the directory's `default_prompt_name` applies to both
+/// when a request names none, and an unknown name is a 400 listing the
+/// prompts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_apply_on_the_scoring_route_and_by_default() {
+    let Some((_, r)) = setup("prompts") else { return };
+    let dir = variant_dir("prompts");
+    std::fs::write(
+        dir.join("config_sentence_transformers.json"),
+        json!({"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "passage"})
+            .to_string(),
+    )
+    .expect("write");
+    let state = state(&[], &["--model", &format!("bare={}", dir.display())]);
+    let texts = [r.texts[0].as_str(), r.texts[1].as_str()];
+    let arrow = |query: &str| {
+        let batch = RecordBatch::try_from_iter([(
+            "text",
+            Arc::new(StringArray::from(texts.to_vec())) as ArrayRef,
+        )])
+        .expect("batch");
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.finish().expect("finish");
+        Request::put(format!("/models/bare/score?output=embedding{query}"))
+            .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
+            .body(Body::from(writer.into_inner().expect("bytes")))
+            .expect("request")
+    };
+    let embed = |body: Value| post("/embed", body);
+    let mut by_route = Vec::new();
+    for (query, body) in [
+        (
+            "&prompt_name=query",
+            json!({"inputs": texts, "prompt_name": "query", "normalize": false}),
+        ),
+        ("", json!({"inputs": texts, "normalize": false})),
+    ] {
+        let (status, _, bytes) = send(&state, arrow(query)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+        let scored: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        let (_, _, bytes) = send(&state, embed(body)).await;
+        let embedded = vectors(&bytes);
+        for (i, v) in embedded.iter().enumerate() {
+            let c = cosine(&scored[i * v.len()..][..v.len()], v);
+            assert!(c > 0.99999, "{query:?}: text {i}: cosine {c}");
+        }
+        by_route.push(embedded);
+    }
+    // The default prompt is "passage": naming none is naming it, and not
+    // the same as "query".
+    let (_, _, bytes) =
+        send(&state, embed(json!({"inputs": texts, "prompt_name": "passage", "normalize": false})))
+            .await;
+    assert_eq!(vectors(&bytes), by_route[1], "the default prompt applies");
+    assert!(cosine(&by_route[0][0], &by_route[1][0]) < 0.9999, "query and passage differ");
+
+    let (status, _, bytes) = send(&state, arrow("&prompt_name=doc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = serde_json::from_slice::<Value>(&bytes).expect("JSON")["error"].to_string();
+    assert!(error.contains(r#"?prompt_name \"doc\": model bare defines the prompts"#), "{error}");
+    std::fs::remove_dir_all(dir).expect("clean");
+}

@@ -423,7 +423,7 @@ async fn error_sentences_say_what_to_fix() {
     let (_, _, body) = send(&state, put("/score?outptu=label", "application/json", "[]")).await;
     assert_eq!(
         sentence(&body),
-        "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true or ?chunk=true&chunk_overlap=N"
+        "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true or ?chunk=true&chunk_overlap=N, and ?prompt_name=NAME"
     );
     // ?truncate means something only for text: elsewhere it is a mistake.
     let (status, _, body) =

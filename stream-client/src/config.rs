@@ -64,6 +64,9 @@ pub struct ClientConfig {
     /// Tokens each window shares with the one before
     /// (`?chunk_overlap=N`); `None`: the server's default, 0.
     pub chunk_overlap: Option<usize>,
+    /// For an embedding model: the prompt put before every text
+    /// (`?prompt_name=NAME`); `None`: the model's default prompt, if any.
+    pub prompt_name: Option<String>,
     /// Most rows per request.
     pub batch_rows: usize,
     /// Most body bytes per request (keep under the server's body limit).
@@ -127,6 +130,7 @@ impl Default for ClientConfig {
             truncate: false,
             chunk: false,
             chunk_overlap: None,
+            prompt_name: None,
             batch_rows: 4096,
             batch_bytes: 16 << 20,
             in_flight: 32,
@@ -248,6 +252,9 @@ impl ClientConfig {
         if let Some(overlap) = self.chunk_overlap {
             query.push(format!("chunk_overlap={overlap}"));
         }
+        if let Some(prompt) = &self.prompt_name {
+            query.push(format!("prompt_name={}", encode_query(prompt)));
+        }
         if !query.is_empty() {
             url.push('?');
             url.push_str(&query.join("&"));
@@ -263,7 +270,7 @@ impl ClientConfig {
         (&[String], usize, Option<usize>, &Option<String>, &Option<String>, &Option<Token>),
         (usize, usize, usize, Duration, Option<Duration>, u32),
         (Duration, Duration, u64, u64, u32, Duration, bool, bool),
-        (bool, &Option<String>, &Option<String>, bool, Option<usize>),
+        (bool, &Option<String>, &Option<String>, bool, Option<usize>, &Option<String>),
     ) {
         (
             (&self.urls, self.columns, self.score_columns, &self.model, &self.output, &self.token),
@@ -285,7 +292,14 @@ impl ClientConfig {
                 self.keep_going,
                 self.truncate,
             ),
-            (self.adaptive, &self.model_version, &self.user_agent, self.chunk, self.chunk_overlap),
+            (
+                self.adaptive,
+                &self.model_version,
+                &self.user_agent,
+                self.chunk,
+                self.chunk_overlap,
+                &self.prompt_name,
+            ),
         )
     }
 }
@@ -302,6 +316,12 @@ impl Hash for ClientConfig {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.key().hash(state);
     }
+}
+
+/// `value` for a URL's query (form encoding: `&`, `=`, `#`, `%` and the
+/// rest escaped).
+fn encode_query(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -367,6 +387,11 @@ mod tests {
         assert_eq!(
             c.score_url("http://a:1"),
             "http://a:1/models/mini/score?output=pooled&chunk=true&chunk_overlap=32"
+        );
+        (c.chunk, c.chunk_overlap, c.prompt_name) = (false, None, Some("query: en&ru".into()));
+        assert_eq!(
+            c.score_url("http://a:1"),
+            "http://a:1/models/mini/score?output=pooled&prompt_name=query%3A+en%26ru"
         );
     }
 }

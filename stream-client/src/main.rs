@@ -84,6 +84,10 @@ struct Args {
     /// (default 0).
     #[arg(long, env = "SCORE_CLIENT_CHUNK_OVERLAP", value_name = "TOKENS", requires = "chunk")]
     chunk_overlap: Option<usize>,
+    /// For an embedding model: the prompt put before every text, by name
+    /// (`query`, `passage`; default: the model's default prompt).
+    #[arg(long, env = "SCORE_CLIENT_PROMPT_NAME", value_name = "NAME")]
+    prompt_name: Option<String>,
     /// Rows per request. Larger amortises per-request cost; keep rows ×
     /// columns × 4 under the server's body limit.
     #[arg(long, env = "SCORE_CLIENT_BATCH_ROWS", default_value_t = defaults().batch_rows)]
@@ -156,6 +160,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         ("model_version", &args.model_version),
         ("timeout", &args.timeout),
         ("chunk_overlap", &args.chunk_overlap.map(|n| n.to_string())),
+        ("prompt_name", &args.prompt_name),
     ] {
         if let Some(value) = value {
             pairs.push((name, value.clone()));

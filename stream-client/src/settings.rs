@@ -120,6 +120,13 @@ pub const SETTINGS: &[Setting] = &[
         |c| c.chunk_overlap.map(|n| n.to_string())
     ),
     setting!(
+        "prompt_name",
+        "name",
+        "an embedding model's prompt put before every text; empty: the model's default",
+        |c, v| c.prompt_name = optional(v).map(String::from),
+        |c| c.prompt_name.clone()
+    ),
+    setting!(
         "batch_rows",
         "count",
         "most rows per request",

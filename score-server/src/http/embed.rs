@@ -27,7 +27,7 @@ use score_protocol::media::BodyFormat;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pipeline::{Encoding, Head, LongTexts, Work, off_io, open, receive, run};
+use super::pipeline::{Encoding, Head, LongTexts, Work, off_io, open, prompt, receive, run};
 use crate::admission::Permit;
 use crate::error::ApiError;
 use crate::pool::Input;
@@ -157,8 +157,9 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
             chunk_overlap: request.chunk_overlap,
             keep_end,
         };
-        let (truncate, options) = long.check(&model, "")?;
-        let texts = with_prompt(&model, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+        let (truncate, mut options) = long.check(&model, "")?;
+        options.prompt = prompt(&model, request.prompt_name.as_deref(), "")?;
+        let texts = request.inputs.into_vec();
         let mut embedded =
             embed_texts(&state, model, texts, truncate, options, &head, &mut permit).await?;
         if request.normalize {
@@ -179,42 +180,6 @@ pub async fn embed(State(state): State<Arc<AppState>>, request: Request) -> Resp
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `texts` behind the directory's prompt `name`, else its default
-/// prompt, else as they are; a 400 naming the prompts it has when it has
-/// no prompt `name`.
-fn with_prompt(
-    model: &Model,
-    name: Option<&str>,
-    texts: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
-    let Some(config) = &model.text else { return Ok(texts) };
-    let prompt = match name {
-        Some(name) => Some(config.prompts.get(name).ok_or_else(|| {
-            let names: Vec<String> = config.prompts.keys().map(|k| format!("{k:?}")).collect();
-            ApiError::BadParameter(if names.is_empty() {
-                format!(
-                    "prompt_name {name:?}: model {} defines no prompts \
-                     (config_sentence_transformers.json)",
-                    model.name
-                )
-            } else {
-                format!(
-                    "prompt_name {name:?}: model {} defines the prompts {}",
-                    model.name,
-                    names.join(", ")
-                )
-            })
-        })?),
-        None => config.default_prompt.as_ref().and_then(|n| config.prompts.get(n)),
-    };
-    Ok(match prompt {
-        Some(prompt) if !prompt.is_empty() => {
-            texts.into_iter().map(|text| format!("{prompt}{text}")).collect()
-        }
-        _ => texts,
-    })
 }
 
 /// `POST /v1/embeddings`. Errors are in OpenAI's shape
@@ -250,10 +215,10 @@ pub async fn openai_embeddings(State(state): State<Arc<AppState>>, request: Requ
             }
         }
         // OpenAI's embeddings are unit length and long inputs are an error.
-        let texts = with_prompt(&model, None, request.input.into_vec())?;
+        let options = RunOptions { prompt: prompt(&model, None, "")?, ..RunOptions::default() };
+        let texts = request.input.into_vec();
         let mut embedded =
-            embed_texts(&state, model, texts, false, RunOptions::default(), &head, &mut permit)
-                .await?;
+            embed_texts(&state, model, texts, false, options, &head, &mut permit).await?;
         embedded.cut(request.dimensions.unwrap_or(dim));
         embedded.normalize();
         let tokens = embedded.tokens.iter().sum::<f32>() as u64;

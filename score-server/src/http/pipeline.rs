@@ -514,10 +514,8 @@ impl LongTexts {
             ));
         }
         if !self.chunk {
-            return Ok((
-                self.truncate,
-                RunOptions { keep_end: self.keep_end, chunk_overlap: None },
-            ));
+            let options = RunOptions { keep_end: self.keep_end, ..RunOptions::default() };
+            return Ok((self.truncate, options));
         }
         let Some(config) = model.text.as_ref() else {
             return bad(format!(
@@ -541,8 +539,47 @@ impl LongTexts {
                 window.saturating_sub(1) / 2
             ));
         }
-        Ok((true, RunOptions { keep_end: false, chunk_overlap: Some(overlap) }))
+        Ok((true, RunOptions { chunk_overlap: Some(overlap), ..RunOptions::default() }))
     }
+}
+
+/// The prompt a request gets, as an index into `model`'s prompts: the
+/// one it names (`prompt_name`, written `{prefix}prompt_name`), else the
+/// directory's `default_prompt_name`, else none; a 400 listing the
+/// prompts when it names one the model lacks, or names one for a model
+/// that is not an embedding model.
+pub(super) fn prompt(
+    model: &Model,
+    name: Option<&str>,
+    prefix: &str,
+) -> Result<Option<usize>, ApiError> {
+    let Some(config) = &model.text else {
+        return match name {
+            Some(_) => Err(ApiError::BadParameter(format!(
+                "{prefix}prompt_name is for embedding models (text in); {} is not one",
+                model.name
+            ))),
+            None => Ok(None),
+        };
+    };
+    let Some(name) = name.or(config.default_prompt.as_deref()) else { return Ok(None) };
+    if let Some(i) = config.prompts.keys().position(|k| k == name) {
+        return Ok(Some(i));
+    }
+    let names: Vec<String> = config.prompts.keys().map(|k| format!("{k:?}")).collect();
+    Err(ApiError::BadParameter(if names.is_empty() {
+        format!(
+            "{prefix}prompt_name {name:?}: model {} defines no prompts \
+             (config_sentence_transformers.json)",
+            model.name
+        )
+    } else {
+        format!(
+            "{prefix}prompt_name {name:?}: model {} defines the prompts {}",
+            model.name,
+            names.join(", ")
+        )
+    }))
 }
 
 /// Runs decoded rows: an embedding model's texts checked ([`check_texts`]),

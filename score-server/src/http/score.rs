@@ -15,7 +15,7 @@ use score_protocol::models::JsonScores;
 use score_protocol::{codec, headers, media};
 
 use super::pipeline::{
-    Encoding, Head, LongTexts, ModelName, Work, decode, open, output_indices, receive, run,
+    Encoding, Head, LongTexts, ModelName, Work, decode, open, output_indices, prompt, receive, run,
 };
 use crate::error::ApiError;
 use crate::pool::Scored;
@@ -37,6 +37,9 @@ pub struct ScoreParams {
     pub chunk: Option<bool>,
     /// `?chunk_overlap=N`: tokens each window shares with the one before.
     pub chunk_overlap: Option<usize>,
+    /// `?prompt_name=NAME`, for an embedding model: the prompt put before
+    /// every text (default: the directory's `default_prompt_name`).
+    pub prompt_name: Option<String>,
 }
 
 impl ScoreParams {
@@ -55,6 +58,7 @@ impl ScoreParams {
                 "output" => params.outputs.push(value.into_owned()),
                 "truncate" => params.truncate = Some(boolean("truncate", &value)?),
                 "chunk" => params.chunk = Some(boolean("chunk", &value)?),
+                "prompt_name" => params.prompt_name = Some(value.into_owned()),
                 "chunk_overlap" => {
                     params.chunk_overlap = Some(value.parse().map_err(|_| {
                         ApiError::BadParameter(format!(
@@ -66,7 +70,7 @@ impl ScoreParams {
                     return Err(ApiError::BadParameter(format!(
                         "unknown query parameter {other:?}; the scoring routes take only \
                          ?output=NAME and, for an embedding model, ?truncate=true or \
-                         ?chunk=true&chunk_overlap=N"
+                         ?chunk=true&chunk_overlap=N, and ?prompt_name=NAME"
                     )));
                 }
             }
@@ -126,7 +130,8 @@ async fn score(
         chunk_overlap: params.chunk_overlap,
         keep_end: false,
     };
-    let (truncate, options) = long.check(&model, "?")?;
+    let (truncate, mut options) = long.check(&model, "?")?;
+    options.prompt = prompt(&model, params.prompt_name.as_deref(), "?")?;
     let (parts, request_body) = request.into_parts();
     let head = Head::parse(&parts.headers, &model, arrival)?;
     if outputs.len() > 1 && !head.arrow_answer {
@@ -233,7 +238,7 @@ mod tests {
         let typo = ScoreParams::parse(Some("outptu=label")).expect_err("unknown");
         assert_eq!(
             typo.to_string(),
-            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true or ?chunk=true&chunk_overlap=N"
+            "unknown query parameter \"outptu\"; the scoring routes take only ?output=NAME and, for an embedding model, ?truncate=true or ?chunk=true&chunk_overlap=N, and ?prompt_name=NAME"
         );
         let two = ScoreParams::parse(Some("output=a&output=b")).expect("several outputs");
         assert_eq!(two.outputs, ["a", "b"]);

@@ -36,7 +36,7 @@ use score_protocol::media::{self, BodyFormat};
 use serde_json::{Value, json};
 
 use super::pipeline::{
-    Encoding, Head, LongTexts, Work, charge, off_io, open, output_indices, receive, run,
+    Encoding, Head, LongTexts, Work, charge, off_io, open, output_indices, prompt, receive, run,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -272,20 +272,22 @@ pub async fn infer(
                     chunk_overlap: request.parameters.chunk_overlap,
                     keep_end: false,
                 },
+                prompt_name: request.parameters.prompt_name.clone(),
                 timeout,
                 permit,
             })
         })
         .await?
     };
-    let Decoded { id, input, rows, asked, long, timeout, mut permit } = decoding;
+    let Decoded { id, input, rows, asked, long, prompt_name, timeout, mut permit } = decoding;
     if long.truncate && !model.is_embedding() {
         return Err(ApiError::BadParameter(format!(
             "parameters.truncate is for embedding models (text in); {} is not one",
             model.name
         )));
     }
-    let (truncate, options) = long.check(&model, "parameters.")?;
+    let (truncate, mut options) = long.check(&model, "parameters.")?;
+    options.prompt = prompt(&model, prompt_name.as_deref(), "parameters.")?;
     let answered: Vec<usize> = asked.iter().map(|&(o, _)| o).collect();
     let encoding =
         if asked.iter().all(|&(_, binary)| binary) { Encoding::Binary } else { Encoding::Json };
@@ -344,6 +346,7 @@ struct Decoded {
     rows: usize,
     asked: Vec<(usize, bool)>,
     long: LongTexts,
+    prompt_name: Option<String>,
     timeout: Option<Instant>,
     permit: crate::admission::Permit,
 }

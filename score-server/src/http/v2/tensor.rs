@@ -164,6 +164,9 @@ pub struct RequestParameters {
     /// Tokens each window shares with the one before (with `chunk`).
     #[serde(default)]
     pub chunk_overlap: Option<usize>,
+    /// For an embedding model: the prompt put before every text.
+    #[serde(default)]
+    pub prompt_name: Option<String>,
 }
 
 /// One input tensor of a request.

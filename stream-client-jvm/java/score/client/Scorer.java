@@ -208,6 +208,15 @@ public final class Scorer implements Serializable {
         }
 
         /**
+         * @param name for an embedding model: the prompt put before every text, one of the
+         *     model's ({@code "query"}, {@code "passage"}); default: the model's default prompt
+         */
+        public Builder promptName(String name) {
+            set("prompt_name", name);
+            return this;
+        }
+
+        /**
          * @param mode {@code "raise"} (default): a batch that cannot be scored fails the task
          *     with a {@link ScoreException}; {@code "column"}: its rows get a null score and the
          *     reason in the error column, and the job goes on
