@@ -15,18 +15,16 @@
 # the venv (about a minute); later runs take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source load-tests/lib/lib.sh # free_port, wait_ready
 rows=${ROWS:-100000}
 cargo build --release -p score-server
-port=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+port=${PORT:-$(free_port)}
 work=$(mktemp -d)
 ./target/release/score-server --listen "127.0.0.1:$port" 2>"$work/server.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 url=http://127.0.0.1:$port
-for _ in $(seq 100); do
-  curl -fsS "$url/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready "$url/readyz" || { cat "$work/server.log" >&2; exit 1; }
 echo "== GET /models/demo"
 curl -fsS "$url/models/demo"; echo
 echo "== PUT /score, binary: 4 rows x 100 float32 in, 4 rows x 2 probabilities out"

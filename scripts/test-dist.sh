@@ -15,6 +15,7 @@
 # to 1, the three clients' scores equal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source load-tests/lib/lib.sh # free_port, wait_ready
 scripts/dist.sh
 dist=$PWD/${DIST:-dist}
 (cd "$dist" && sha256sum --quiet -c SHA256SUMS)
@@ -43,18 +44,14 @@ echo "== 1. the binaries tarball" >&2
 mkdir "$work/tarball"
 tar -xzf "$dist"/score-*-linux-x86_64.tar.gz -C "$work/tarball"
 bin=$(echo "$work"/tarball/score-*/bin)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 # Not through `user`: a function in the background is a subshell, and $!
 # would be its pid, not the server's (env execs the server, same pid).
 "${as_user[@]}" "$bin/score-server" --listen "127.0.0.1:$port" --workers 2 --log-format json \
   2>"$work/server.log" &
 server_pid=$!
 url=http://127.0.0.1:$port
-for _ in $(seq 100); do
-  curl -fs "$url/readyz" >/dev/null && break
-  sleep 0.2
-done
-curl -fs "$url/readyz" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
+wait_ready "$url/readyz" || { cat "$work/server.log" >&2; exit 1; }
 # JSON logs: every line parses, and the start-up line carries the flags.
 python3 -c '
 import json, sys

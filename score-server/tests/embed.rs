@@ -83,6 +83,20 @@ fn post(uri: &str, body: Value) -> Request<Body> {
         .expect("request")
 }
 
+/// An Arrow IPC stream of one utf8 column, `text`: the body Spark and the
+/// CLI send an embedding model.
+fn arrow_texts<S: AsRef<str>>(texts: &[S]) -> Vec<u8> {
+    let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+    let batch =
+        RecordBatch::try_from_iter([("text", Arc::new(StringArray::from(texts)) as ArrayRef)])
+            .expect("batch");
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.finish().expect("finish");
+    writer.into_inner().expect("bytes")
+}
+
 /// The throughput route: an Arrow body of one utf8 column `text`, 50 copies
 /// of the reference texts (so calls are merged, split and sub-batched by
 /// tokens), answered with every output as Arrow columns.
@@ -91,16 +105,7 @@ async fn arrow_text_columns_embed_like_the_python_pipeline() {
     let Some((state, r)) = setup("arrow texts") else { return };
     let copies = 50;
     let texts: Vec<&str> = (0..copies).flat_map(|_| r.texts.iter().map(String::as_str)).collect();
-    let batch = RecordBatch::try_from_iter([(
-        "text",
-        Arc::new(StringArray::from(texts.clone())) as ArrayRef,
-    )])
-    .expect("batch");
-    let mut writer =
-        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.finish().expect("finish");
-    let body = writer.into_inner().expect("bytes");
+    let body = arrow_texts(&texts);
     let request = |query: &str| {
         Request::put(format!("/models/mini/score?{query}"))
             .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
@@ -522,22 +527,13 @@ async fn chunked_long_texts_pool_their_windows_like_the_python_rule() {
 
         // The scoring route, Arrow in and out: the same vectors, and the
         // windows and tokens as outputs.
-        let batch = RecordBatch::try_from_iter([(
-            "text",
-            Arc::new(StringArray::from(r.texts.clone())) as ArrayRef,
-        )])
-        .expect("batch");
-        let mut writer =
-            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
-        writer.write(&batch).expect("write");
-        writer.finish().expect("finish");
         let query = format!(
             "/models/mini/score?chunk=true&chunk_overlap={overlap}&output=embedding&output=chunks&output=tokens"
         );
         let request = Request::put(query)
             .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
             .header(header::ACCEPT, "application/vnd.apache.arrow.stream")
-            .body(Body::from(writer.into_inner().expect("bytes")))
+            .body(Body::from(arrow_texts(&r.texts)))
             .expect("request");
         let (status, _, bytes) = send(&state, request).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
@@ -652,18 +648,9 @@ async fn prompts_apply_on_the_scoring_route_and_by_default() {
     let state = state(&[], &["--model", &format!("bare={}", dir.display())]);
     let texts = [r.texts[0].as_str(), r.texts[1].as_str()];
     let arrow = |query: &str| {
-        let batch = RecordBatch::try_from_iter([(
-            "text",
-            Arc::new(StringArray::from(texts.to_vec())) as ArrayRef,
-        )])
-        .expect("batch");
-        let mut writer =
-            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).expect("writer");
-        writer.write(&batch).expect("write");
-        writer.finish().expect("finish");
         Request::put(format!("/models/bare/score?output=embedding{query}"))
             .header(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")
-            .body(Body::from(writer.into_inner().expect("bytes")))
+            .body(Body::from(arrow_texts(&texts)))
             .expect("request")
     };
     let embed = |body: Value| post("/embed", body);
