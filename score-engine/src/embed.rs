@@ -385,11 +385,14 @@ fn read_config(
         None => flag.unwrap_or(Pooling::Mean),
         Some(p) => {
             let on = |key: &str| p.get(key).and_then(serde_json::Value::as_bool) == Some(true);
-            let read = if on("pooling_mode_mean_tokens") {
+            // sentence-transformers 6 names the mode in one string; older
+            // versions set one boolean a mode.
+            let mode = p.get("pooling_mode").and_then(serde_json::Value::as_str);
+            let read = if on("pooling_mode_mean_tokens") || mode == Some("mean") {
                 Pooling::Mean
-            } else if on("pooling_mode_cls_token") {
+            } else if on("pooling_mode_cls_token") || mode == Some("cls") {
                 Pooling::Cls
-            } else if on("pooling_mode_lasttoken") {
+            } else if on("pooling_mode_lasttoken") || mode == Some("lasttoken") {
                 Pooling::LastToken
             } else {
                 return Err(format!(

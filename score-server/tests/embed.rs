@@ -303,6 +303,31 @@ async fn the_pooling_flag_serves_directories_without_a_pooling_config() {
     // The first token's vector is not the mean of all of them.
     assert!(cosine(&cls[0], &r.embeddings[0]) < 0.999, "CLS pooling gave the mean");
 
+    // sentence-transformers 6 writes the mode as one string: the same CLS
+    // pooling, read from the directory without the flag.
+    let st6 = bare.with_extension("st6");
+    std::fs::create_dir_all(st6.join("1_Pooling")).expect("mkdir");
+    for file in ["model.onnx", "tokenizer.json", "modules.json", "sentence_bert_config.json"] {
+        if bare.join(file).exists() {
+            std::fs::copy(bare.join(file), st6.join(file)).expect("copy");
+        }
+    }
+    std::fs::write(
+        st6.join("1_Pooling/config.json"),
+        json!({"word_embedding_dimension": 384, "pooling_mode": "cls"}).to_string(),
+    )
+    .expect("write");
+    let spec6 = format!("st6={}", st6.display());
+    let state6 = common::router::state(&["logreg"], &["--model", &spec6]);
+    let (status, _, bytes) =
+        send(&state6, post("/v1/embeddings", json!({"input": [r.texts[0]], "model": "st6"}))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    let read: Vec<f32> =
+        serde_json::from_value(body["data"][0]["embedding"].clone()).expect("vector");
+    assert!(cosine(&read, &cls[0]) > 0.99999, "\"pooling_mode\": \"cls\" did not pool CLS");
+    std::fs::remove_dir_all(st6).expect("clean");
+
     use clap::Parser;
     let conflicting = score_server::Args::parse_from([
         "score-server",
