@@ -61,77 +61,40 @@ def hub_dir() -> pathlib.Path:
     raise SystemExit(f"no sentence-transformers directory under {root}")
 
 
-def prepare(work: pathlib.Path, int8_dir: pathlib.Path) -> dict[str, pathlib.Path]:
-    """The model directories each server loads, made once under WORK."""
+def prepare(work: pathlib.Path, int8_dir: pathlib.Path,
+            fp32_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """The model directories each server loads: score-server the export
+    script's two directories as they are, Infinity the hub directory with
+    the same encoder under onnx/ (made once under WORK)."""
     hub = hub_dir()
-    fp32 = work / "minilm-fp32.onnx"
-    if not fp32.exists():
-        export_fp32(hub, fp32)
-    dirs = {}
-    for precision, onnx in (("int8", int8_dir / "model.onnx"), ("fp32", fp32)):
-        # score-server: the int8 directory's tokenizer, pooling and modules
-        # (scripts/minilm.sh), with this precision's encoder.
-        ours = work / f"score-{precision}"
-        if not ours.exists():
-            shutil.copytree(int8_dir, ours)
-            shutil.copy(onnx, ours / "model.onnx")
-        # Infinity: the hub directory with the encoder under onnx/. Infinity
-        # 0.0.78 hands optimum a local file's whole path where optimum wants
-        # its name: optimum then refuses a directory that holds one ONNX
-        # file, and loads the first it lists from one that holds several.
-        # So the encoder is there under two names (links to one file), the
-        # one Infinity prefers on CPU (a quantized name) and optimum's.
+    dirs = {"hub": hub}
+    for precision, ours in (("int8", int8_dir), ("fp32", fp32_dir)):
+        # Infinity 0.0.78 hands optimum a local file's whole path where
+        # optimum wants its name: optimum then refuses a directory that
+        # holds one ONNX file, and loads the first it lists from one that
+        # holds several. So the encoder is there under two names (links to
+        # one file), the one Infinity prefers on CPU (a quantized name) and
+        # optimum's.
         theirs = work / f"infinity-{precision}"
         if not theirs.exists():
             shutil.copytree(hub, theirs, ignore=shutil.ignore_patterns("*.bin", "*.safetensors",
                                                                       "onnx", "openvino"))
             (theirs / "onnx").mkdir()
-            shutil.copy(onnx, theirs / "onnx" / "model.onnx")
+            shutil.copy(ours / "model.onnx", theirs / "onnx" / "model.onnx")
             os.link(theirs / "onnx" / "model.onnx", theirs / "onnx" / "model_quantized.onnx")
         dirs[f"score-{precision}"] = ours
         dirs[f"infinity-{precision}"] = theirs
-    dirs["hub"] = hub
     return dirs
 
 
-def export_fp32(hub: pathlib.Path, path: pathlib.Path) -> None:
-    """The transformer of a sentence-transformers directory as ONNX, fp32:
-    input_ids, attention_mask, token_type_ids -> last_hidden_state, batch
-    and sequence dynamic (the layout score-server and optimum both read)."""
-    import torch
-    from transformers import AutoModel
-
-    class Encoder(torch.nn.Module):
-        """The inputs by name: the model's positional order is not these three."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = AutoModel.from_pretrained(str(hub)).eval()
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    model = Encoder().eval()
-    ids = torch.ones(2, 16, dtype=torch.long)
-    axes = {0: "batch", 1: "sequence"}
-    torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(path),
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                    "token_type_ids": axes, "last_hidden_state": axes})
-
-
 def text_sets(tokenizer_file: pathlib.Path) -> dict[str, list[str]]:
-    """Short reviews, and long ones cut to the tokenizer's own limit (128
-    tokens for this export, [CLS] and [SEP] included), so that no server
+    """Short reviews (3-11 words, about 30 tokens) and long ones (45-65
+    words, about 200), cut by whole words to the tokenizer's own limit (256
+    tokens for the export, [CLS] and [SEP] included) so that no server
     truncates or refuses: score-server answers a longer text with a 413."""
-    limit = json.loads(tokenizer_file.read_text())["truncation"]["max_length"] - 2
-    short = [text for text, _ in fit_to_limit(tokenizer_file, texts(256 * 8, seed=31,
-                                                                      words=(5, 40)))]
-    fitted = fit_to_limit(tokenizer_file, texts(256 * 8 * 2, seed=37, words=(25, 60)))
-    long = [text for text, tokens in fitted if tokens >= limit * 3 // 4][:256 * 8]
-    return {"short": short, "long": long}
+    return {kind: [text for text, _ in fit_to_limit(tokenizer_file, texts(256 * 8, seed=seed,
+                                                                          words=words))]
+            for kind, seed, words in (("short", 31, (3, 11)), ("long", 37, (45, 65)))}
 
 
 def tokens_of(tokenizer_file: pathlib.Path, batch: list[str]) -> int:
@@ -305,8 +268,9 @@ def drive(server: Server, model: str, batches: list[list[str]], sentences: int,
 
 
 def in_process(model, batches: list[list[str]], sentences: int) -> dict:
-    """sentence-transformers' `encode` in this process, the UDF's loop, over
-    the same fixed work as `drive` (one untimed batch first)."""
+    """MODEL's `encode` in this process (sentence-transformers', the UDF's
+    loop, or an `OrtLoop`), over the same fixed work as `drive` (one
+    untimed batch first)."""
     import resource
 
     model.encode(batches[0], batch_size=32)
@@ -328,13 +292,55 @@ def in_process(model, batches: list[list[str]], sentences: int) -> dict:
             "errors": 0, "first_error": None}
 
 
+class OrtLoop:
+    """What score-server does, written in-process: the Rust tokenizers
+    (through Python), onnxruntime with two intra-op threads (the server's
+    two workers of one thread each), the batch sorted by length and run in
+    calls of 32, mean pooling and L2 normalisation. The baseline a server
+    must beat to be worth its HTTP hop."""
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tok.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(directory / "model.onnx"), options,
+                                            providers=["CPUExecutionProvider"])
+        self.names = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, batch: list[str], batch_size: int = 32,
+               normalize_embeddings: bool = True) -> np.ndarray:
+        """BATCH's vectors in order (sentence-transformers' `encode`)."""
+        enc = self.tok.encode_batch(batch)
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))
+        out = np.empty((len(enc), DIM), np.float32)
+        for start in range(0, len(order), batch_size):
+            part = order[start:start + batch_size]
+            n = max(len(enc[i].ids) for i in part)
+            ids = np.zeros((len(part), n), np.int64)
+            mask = np.zeros((len(part), n), np.int64)
+            for row, i in enumerate(part):
+                ids[row, :len(enc[i].ids)] = enc[i].ids
+                mask[row, :len(enc[i].ids)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.names})[0]
+            m = mask[:, :, None].astype(np.float32)
+            v = (hidden * m).sum(1) / m.sum(1)
+            out[part] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return out
+
+
 def run_spark(args, score: Server, infinity: Server, dirs: dict, out) -> None:
     """Seed 000's PySpark job three ways (spark_peers), one line a job and round."""
     if not args.spark_rows:
         return
     import spark_peers
 
-    for r in spark_peers.run(f"http://127.0.0.1:{score.port}", f"http://127.0.0.1:{infinity.port}",
+    for r in spark_peers.run(f"http://127.0.0.1:{score.port}",
+                             infinity and f"http://127.0.0.1:{infinity.port}",
                              str(dirs["hub"]), dirs["score-int8"] / "tokenizer.json",
                              args.work / "spark", args.spark_rows, args.rounds):
         print(json.dumps(r), flush=True)
@@ -345,20 +351,23 @@ def run_spark(args, score: Server, infinity: Server, dirs: dict, out) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--score-bin", required=True)
-    p.add_argument("--int8-dir", required=True, type=pathlib.Path)
+    p.add_argument("--int8-dir", required=True, type=pathlib.Path,
+                   help="scripts/export-embedding-model.py --int8's directory")
+    p.add_argument("--fp32-dir", required=True, type=pathlib.Path,
+                   help="scripts/export-embedding-model.py's fp32 directory")
     p.add_argument("--work", required=True, type=pathlib.Path)
     p.add_argument("--out", required=True, type=pathlib.Path)
     p.add_argument("--sentences", type=int, default=1024,
                    help="texts each server embeds a point (fixed work, 4 clients)")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--infinity-bin", required=True, help="infinity_emb from its own venv")
+    p.add_argument("--infinity-bin", help="infinity_emb from its own venv (none: no Infinity)")
     p.add_argument("--spark-only", action="store_true",
                    help="only the PySpark job, its lines appended to --out")
     p.add_argument("--spark-rows", type=int, default=10_000,
                    help="texts for the PySpark job three ways (0: skip it)")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    dirs = prepare(args.work, args.int8_dir)
+    dirs = prepare(args.work, args.int8_dir, args.fp32_dir)
     tokenizer = dirs["score-int8"] / "tokenizer.json"
     sets = text_sets(tokenizer)
 
@@ -377,7 +386,7 @@ def main() -> None:
                                     "--model", f"minilm-fp32={dirs['score-fp32']}"],
                    port, "/healthz", args.work / "score-server.log")
     port = free_port()
-    infinity = Server("infinity", [args.infinity_bin, "v2", "--host", "127.0.0.1",
+    infinity = args.infinity_bin and Server("infinity", [args.infinity_bin, "v2", "--host", "127.0.0.1",
                                    "--port", str(port), "--url-prefix", "/v1",
                                    "--engine", "optimum", "--engine", "optimum",
                                    "--device", "cpu", "--device", "cpu",
@@ -392,17 +401,19 @@ def main() -> None:
                       port, "/v1/models", args.work / "infinity.log",
                       env={"HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0",
                            "DO_NOT_TRACK": "1"})
-    results = []
+    servers = [s for s in (score, infinity) if s]
+    ort_int8 = OrtLoop(dirs["score-int8"])
     try:
         if args.spark_only:
             with open(args.out, "a") as out:
                 run_spark(args, score, infinity, dirs, out)
             return
         checks = {}
-        for server in (score, infinity):
+        for server in servers:
             for precision in ("int8", "fp32"):
                 got = vectors(server, f"minilm-{precision}", sample)
                 checks[f"{server.name}-{precision}"] = least_cosine(got, reference)
+        checks["onnxruntime-int8-in-process"] = least_cosine(ort_int8.encode(sample), reference)
         checks["sentence-transformers-fp32"] = 1.0
         print(json.dumps({"cosine_to_fp32_reference": checks}), flush=True)
         with open(args.out, "w") as out:
@@ -414,9 +425,11 @@ def main() -> None:
                         tokens = sum(tokens_of(tokenizer, b) for b in batches) / len(corpus)
                         runs = [(f"{s.name}-{precision}", lambda s=s, m=f"minilm-{precision}":
                                  drive(s, m, batches, args.sentences))
-                                for s in (score, infinity) for precision in ("int8", "fp32")]
+                                for s in servers for precision in ("int8", "fp32")]
                         runs.append(("sentence-transformers-fp32",
                                      lambda: in_process(st, batches, args.sentences)))
+                        runs.append(("onnxruntime-int8-in-process",
+                                     lambda: in_process(ort_int8, batches, args.sentences)))
                         if round_ % 2:
                             runs.reverse()
                         for name, run in runs:
@@ -428,8 +441,8 @@ def main() -> None:
                             out.write(json.dumps(r) + "\n")
             run_spark(args, score, infinity, dirs, out)
     finally:
-        score.stop()
-        infinity.stop()
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

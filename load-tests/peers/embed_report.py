@@ -1,5 +1,6 @@
 """Medians over rounds of load-tests/peers/embed.sh's measurements, and
-score-server's sentences per CPU second ("per core") over each peer's:
+score-server's sentences per CPU second ("per core") over each peer's;
+tokens per CPU second is the same figure in tokens:
   python3 load-tests/peers/embed_report.py load-tests/peers/results/embed.jsonl
 """
 
@@ -15,12 +16,13 @@ for line in lines:
             print(f"  {name:>28} {cosine:.6f}")
 runs = [r for r in lines if "server" in r]
 keys = ("sentences_per_s", "tokens_per_s", "p50_ms", "p99_ms", "sentences_per_cpu_s",
-        "peak_rss_mib")
+        "peak_rss_mib", "tokens_per_sentence")
 print(f"\n{'texts':>5} {'batch':>5} {'server':>28} {'sent/s':>8} {'tokens/s':>9} {'p50 ms':>8} "
-      f"{'p99 ms':>8} {'sent/CPU-s':>10} {'peak MiB':>8}")
+      f"{'p99 ms':>8} {'sent/CPU-s':>10} {'tok/CPU-s':>9} {'peak MiB':>8}")
 pairs = [("score-server-int8", "infinity-int8"), ("score-server-fp32", "infinity-fp32"),
          ("score-server-fp32", "sentence-transformers-fp32"),
-         ("score-server-int8", "sentence-transformers-fp32")]
+         ("score-server-int8", "sentence-transformers-fp32"),
+         ("score-server-int8", "onnxruntime-int8-in-process")]
 for texts in dict.fromkeys(r["texts"] for r in runs):
     for batch in sorted({r["batch"] for r in runs}):
         med = {}
@@ -32,7 +34,9 @@ for texts in dict.fromkeys(r["texts"] for r in runs):
             errors = sum(r["errors"] for r in mine)
             print(f"{texts:>5} {batch:>5} {server:>28} {m['sentences_per_s']:>8,.0f} "
                   f"{m['tokens_per_s']:>9,.0f} {m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} "
-                  f"{m['sentences_per_cpu_s']:>10,.1f} {m['peak_rss_mib']:>8.0f}"
+                  f"{m['sentences_per_cpu_s']:>10,.1f} "
+                  f"{m['sentences_per_cpu_s'] * m['tokens_per_sentence']:>9,.0f} "
+                  f"{m['peak_rss_mib']:>8.0f}"
                   + (f"  ({errors} errors)" if errors else ""))
         for ours, theirs in pairs:
             if ours in med and theirs in med:

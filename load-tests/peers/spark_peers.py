@@ -10,11 +10,12 @@ all-MiniLM-L6-v2 and written to Parquet with their ids.
   POSTed to Infinity's `/v1/embeddings` in requests of BATCH texts, the
   fp32 ONNX export of the same weights (Infinity's ONNX backend).
 - `stream_client-fp32` / `stream_client-int8`: `mapInArrow` with
-  stream_client against score-server (--workers 2) serving the fp32 export
-  and the int8 encoder.
+  stream_client against score-server (--workers 2) serving the fp32 and
+  int8 exports (scripts/export-embedding-model.py).
 
-Texts are cut by whole words to the int8 export's 128-token limit first,
-so that every pipeline embeds the same whole texts. Every job's output is
+Texts are cut by whole words to the export's token limit first (256, as
+sentence-transformers'), so that every pipeline embeds the same whole
+texts. Every job's output is
 checked: each id once, no null, and the first 512 vectors against
 sentence-transformers' own (least cosine). Prints one JSON
 object a job:
@@ -129,12 +130,13 @@ def run(score_url: str, infinity_url: str, hub: str, tokenizer: Path, data: Path
     spark = spark_session(master)
     jobs = {
         "st_udf": lambda out: st_udf(spark, path, hub, out, 4),
-        "infinity_udf": lambda out: infinity_udf(spark, path, infinity_url, out, 4),
         "stream_client-fp32": lambda out: through_servers(
             spark, path, [score_url], out, partitions=4, batch_rows=BATCH, model="minilm-fp32"),
         "stream_client-int8": lambda out: through_servers(
             spark, path, [score_url], out, partitions=4, batch_rows=BATCH, model="minilm-int8"),
     }
+    if infinity_url:
+        jobs["infinity_udf"] = lambda out: infinity_udf(spark, path, infinity_url, out, 4)
     try:
         for round_ in range(rounds):
             order = list(jobs) if round_ % 2 == 0 else list(reversed(jobs))
@@ -155,7 +157,7 @@ def run(score_url: str, infinity_url: str, hub: str, tokenizer: Path, data: Path
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--score-url", required=True)
-    p.add_argument("--infinity-url", required=True)
+    p.add_argument("--infinity-url", help="Infinity's URL (none: no Infinity job)")
     p.add_argument("--hub", required=True, help="the sentence-transformers directory")
     p.add_argument("--tokenizer", required=True, type=Path,
                    help="score-server's tokenizer.json: texts are cut to its limit")
