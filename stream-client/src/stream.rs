@@ -358,13 +358,18 @@ fn abort_all(pending: &mut VecDeque<Slot>) {
     }
 }
 
+/// Logs the client's counters as a stream ends. A client is shared by the
+/// streams of one process with the same settings, so these are that
+/// process's totals so far: the last line of a process (`pid`) holds them.
 fn log_end(client: &Client) {
     let s = client.stats();
     tracing::info!(
+        pid = std::process::id(),
         rows = s.rows_scored,
         requests = s.requests,
         retries = s.total_retries(),
         failed_batches = s.failed_batches,
+        ejections = s.ejections,
         bytes_sent = s.bytes_sent,
         p50_ms = s.latency_p50.as_secs_f64() * 1e3,
         p99_ms = s.latency_p99.as_secs_f64() * 1e3,
