@@ -215,7 +215,11 @@ print(sum(w["state"] == "ALIVE" for w in s["workers"]))"""
 
 def mid_job(app: str, host: str | None = None, limit: float = 120) -> None:
     """Returns once APP is mid-job: a task has finished and another is
-    running (on HOST, when given: the fault must find work there)."""
+    running (on HOST, when given: the fault must find work there).
+    Known limit: Spark buffers the event log, so a task shows here late
+    or not before the job ends, and the wait for HOST timed out for the
+    Java job; the driver's REST API (active tasks per executor) is the
+    reliable source."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         started, ended = {}, set()
