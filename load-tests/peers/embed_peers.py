@@ -43,6 +43,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-bench"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "embed-spark"))
 from embed_bench import texts  # noqa: E402  one review generator for every text benchmark
 from spark_peers import fit_to_limit, least_cosine  # noqa: E402  one rule each, for both runs
 
@@ -293,44 +294,23 @@ def in_process(model, batches: list[list[str]], sentences: int) -> dict:
 
 
 class OrtLoop:
-    """What score-server does, written in-process: the Rust tokenizers
-    (through Python), onnxruntime with two intra-op threads (the server's
-    two workers of one thread each), the batch sorted by length and run in
-    calls of 32, mean pooling and L2 normalisation. The baseline a server
-    must beat to be worth its HTTP hop."""
+    """What score-server does, written in-process: embed-spark's Encoder
+    (the Rust tokenizers through Python, onnxruntime, each batch sorted by
+    length and run in calls of 32, mean pooling, L2 normalisation) with two
+    intra-op threads (the server's two workers of one thread each). The
+    baseline a server must beat to be worth its HTTP hop."""
 
     def __init__(self, directory: pathlib.Path) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from embed_spark import Encoder, max_tokens
 
-        self.tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.tok.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        self.session = ort.InferenceSession(str(directory / "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
-        self.names = {i.name for i in self.session.get_inputs()}
+        self.encoder = Encoder((directory / "model.onnx").read_bytes(),
+                               (directory / "tokenizer.json").read_text(),
+                               max_tokens(str(directory)), threads=2)
 
     def encode(self, batch: list[str], batch_size: int = 32,
                normalize_embeddings: bool = True) -> np.ndarray:
         """BATCH's vectors in order (sentence-transformers' `encode`)."""
-        enc = self.tok.encode_batch(batch)
-        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))
-        out = np.empty((len(enc), DIM), np.float32)
-        for start in range(0, len(order), batch_size):
-            part = order[start:start + batch_size]
-            n = max(len(enc[i].ids) for i in part)
-            ids = np.zeros((len(part), n), np.int64)
-            mask = np.zeros((len(part), n), np.int64)
-            for row, i in enumerate(part):
-                ids[row, :len(enc[i].ids)] = enc[i].ids
-                mask[row, :len(enc[i].ids)] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.names})[0]
-            m = mask[:, :, None].astype(np.float32)
-            v = (hidden * m).sum(1) / m.sum(1)
-            out[part] = v / np.linalg.norm(v, axis=1, keepdims=True)
-        return out
+        return self.encoder.encode(batch, batch_size)
 
 
 def run_spark(args, score: Server, infinity: Server, dirs: dict, out) -> None:
