@@ -135,8 +135,13 @@ impl Inner {
         self.budget.deposit();
         let mut attempt = 0u32;
         let mut avoid = None;
+        // Since when, and how often, this batch has failed to connect.
+        let mut unreachable: Option<(Instant, u32)> = None;
+        let mut reconnecting = false;
         loop {
-            attempt += 1;
+            if !reconnecting {
+                attempt += 1;
+            }
             let in_flight = match deadline {
                 None => self.endpoints.start(avoid).await,
                 Some(d) => tokio::time::timeout_at(d.into(), self.endpoints.start(avoid))
@@ -164,6 +169,13 @@ impl Inner {
                 self.attempt(&http, url, &batch, timeout).await
             };
             self.record(ix, url, &outcome, started.elapsed());
+            unreachable = match (&outcome, unreachable) {
+                (Outcome::Transient { reason: Retryable::Connect, .. }, None) => Some((started, 1)),
+                (Outcome::Transient { reason: Retryable::Connect, .. }, Some((since, n))) => {
+                    Some((since, n + 1))
+                }
+                _ => None,
+            };
             let step = Step {
                 attempt,
                 max_attempts: self.config.max_attempts,
@@ -175,7 +187,10 @@ impl Inner {
                 pinned: self.pinned.get().map(String::as_str),
                 deadline,
                 now: Instant::now(),
+                unreachable,
+                timeout: self.config.timeout,
             };
+            reconnecting = false;
             match decide(&step, outcome, &self.budget, &self.config.backoff) {
                 Decision::Done(scored) => {
                     self.counters.success(scored.values.len() * 4, started.elapsed());
@@ -192,6 +207,15 @@ impl Inner {
                         tokio::time::sleep(wait).await;
                     }
                     avoid = next;
+                }
+                Decision::Reconnect { wait, avoid: next, last } => {
+                    self.counters.retry(Retryable::Connect);
+                    tracing::debug!(%last, ?wait, attempt, "connecting again");
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    avoid = next;
+                    reconnecting = true;
                 }
             }
         }

@@ -46,6 +46,12 @@ pub(crate) struct Step<'a> {
     /// When the batch's caller stops waiting, and now.
     pub deadline: Option<Instant>,
     pub now: Instant,
+    /// When the batch began failing to connect (the first of its
+    /// connection failures in a row, this one included) and how many
+    /// there have been; `None` when this attempt connected.
+    pub unreachable: Option<(Instant, u32)>,
+    /// How long an attempt may take, connecting included.
+    pub timeout: Duration,
 }
 
 /// What the loop does next.
@@ -58,7 +64,15 @@ pub(crate) enum Decision {
     /// Try again after `wait`, not on endpoint `avoid` (where there is a
     /// choice), counting the retry under `reason`.
     Retry { wait: Duration, avoid: Option<usize>, reason: Retryable, last: String },
+    /// The connection could not be made: try to connect again after
+    /// `wait`, not on endpoint `avoid`, still within the same attempt (it
+    /// spends no attempt and no retry budget).
+    Reconnect { wait: Duration, avoid: Option<usize>, last: String },
 }
+
+/// The longest wait between two tries to connect within one attempt: a
+/// proxy back from a restart is found within about this.
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// The next move after `outcome`. Takes a retry from `budget` when it
 /// decides to retry, and nothing else: no I/O, no clock (the step carries
@@ -126,8 +140,35 @@ pub(crate) fn decide(
             last: format!("{last} ({why})"),
         })
     };
+    if let (Retryable::Connect, Some((since, tries))) = (reason, step.unreachable) {
+        // No request went out, so no server did any work: waiting for a
+        // connection is part of this attempt, bounded by its timeout, and
+        // spends neither attempts nor the budget (which guards servers
+        // from retry storms). A proxy restarting, or a name briefly gone
+        // from DNS, is then ridden out instead of failing the job.
+        let until = since + step.timeout;
+        if step.now < until {
+            // With several endpoints, the first tries go to the others at
+            // once; then all of them are down, and the tries back off.
+            let wait = if step.endpoints > 1 && tries < step.endpoints as u32 {
+                Duration::ZERO
+            } else {
+                backoff.delay(tries - 1, None).min(RECONNECT_MAX).min(until - step.now)
+            };
+            if step.deadline.is_some_and(|d| step.now + wait >= d) {
+                return give_up("the deadline would pass before the retry");
+            }
+            return Decision::Reconnect { wait, avoid, last };
+        }
+    }
     if step.attempt >= step.max_attempts {
-        return give_up("attempts exhausted");
+        return give_up(&match step.unreachable {
+            Some((since, _)) => format!(
+                "attempts exhausted; no connection for {:.1} s",
+                step.now.duration_since(since).as_secs_f64()
+            ),
+            None => "attempts exhausted".into(),
+        });
     }
     if !budget.withdraw() {
         return give_up("retry budget exhausted");
@@ -157,6 +198,8 @@ mod tests {
             pinned: Some("v1"),
             deadline: None,
             now: Instant::now(),
+            unreachable: None,
+            timeout: Duration::from_secs(5),
         }
     }
 
@@ -273,5 +316,37 @@ mod tests {
             panic!("{d:?}")
         };
         assert_eq!((pinned.as_str(), served.as_str()), ("v1", "v2"));
+    }
+
+    #[test]
+    fn connecting_again_spends_nothing_until_the_attempts_timeout() {
+        let refused = || Outcome::Transient {
+            reason: Retryable::Connect,
+            retry_after: None,
+            message: "cannot connect: Connection refused".into(),
+        };
+        let empty = RetryBudget::new(0.0, 0.0);
+        assert!(empty.withdraw(), "a new budget holds one retry");
+        // The only endpoint, attempts and budget spent: still within the
+        // attempt's timeout, so it waits and connects again.
+        let mut s = step(3, 1);
+        s.unreachable = Some((s.now - Duration::from_secs(4), 9));
+        let d = decide(&s, refused(), &empty, &backoff());
+        let Decision::Reconnect { wait, avoid: None, .. } = d else { panic!("{d:?}") };
+        assert!(wait <= RECONNECT_MAX, "{wait:?}");
+        // Several endpoints: the others first, at once.
+        let mut s = step(1, 3);
+        s.unreachable = Some((s.now, 1));
+        let d = decide(&s, refused(), &empty, &backoff());
+        assert!(matches!(d, Decision::Reconnect { wait: Duration::ZERO, avoid: Some(0), .. }));
+        // Past the timeout, a failure to connect counts like any other.
+        let mut s = step(3, 1);
+        s.unreachable = Some((s.now - Duration::from_secs(5), 20));
+        let Decision::Fail(ScoreError::GaveUp { last, .. }) =
+            decide(&s, refused(), &plenty(), &backoff())
+        else {
+            panic!()
+        };
+        assert!(last.ends_with("(attempts exhausted; no connection for 5.0 s)"), "{last}");
     }
 }

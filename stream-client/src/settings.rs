@@ -164,7 +164,7 @@ pub const SETTINGS: &[Setting] = &[
     setting!(
         "timeout",
         "seconds",
-        "per-attempt timeout (30, 2.5, 500ms, 1m)",
+        "per-attempt timeout, connecting again included (30, 2.5, 500ms, 1m)",
         |c, v| c.timeout = seconds(v)?,
         |c| Some(show_seconds(c.timeout))
     ),

@@ -363,11 +363,15 @@ fn abort_all(pending: &mut VecDeque<Slot>) {
 /// process's totals so far: the last line of a process (`pid`) holds them.
 fn log_end(client: &Client) {
     let s = client.stats();
+    // "connect:3 timeout:1": the reasons behind the retries.
+    let reasons: Vec<String> =
+        s.retries.iter().filter(|(_, n)| *n > 0).map(|(l, n)| format!("{l}:{n}")).collect();
     tracing::info!(
         pid = std::process::id(),
         rows = s.rows_scored,
         requests = s.requests,
         retries = s.total_retries(),
+        retry_reasons = reasons.join(" "),
         failed_batches = s.failed_batches,
         ejections = s.ejections,
         bytes_sent = s.bytes_sent,

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use common::{real_server, stub};
+use common::{real_server, real_server_state, serve_at, stub};
 use stream_client::retry::Retryable;
 use stream_client::{Client, ClientConfig, ScoreError, Scored};
 
@@ -370,6 +370,43 @@ fn one_of_two_servers_killed_mid_run_loses_nothing() {
         stats.total_retries() >= 1 || stats.ejections >= 1,
         "the kill went unnoticed: {stats:?}"
     );
+}
+
+/// The job's only address stops answering for a while and comes back, as
+/// a proxy does when restarted: the batches wait for it, spending no
+/// attempt (two allowed here), and nothing is lost or repeated.
+#[test]
+fn the_only_server_gone_for_a_while_is_waited_for() {
+    let input = rows(40_000, 100);
+    let (mut server, state) = real_server_state("logreg", &["--workers", "1"]);
+    let mut config = ClientConfig::new([server.url()], 100);
+    config.batch_rows = 500;
+    config.in_flight = 4;
+    config.max_attempts = 2;
+    let clean = collect(Client::new(config.clone()).expect("config").score_rows(input.iter()))
+        .expect("clean run");
+
+    let client = Client::new(config).expect("config");
+    let addr = server.addr();
+    let mut back = None;
+    let mut out = Vec::new();
+    for (i, batch) in client.score_rows(input.iter()).enumerate() {
+        if i == 10 {
+            server.kill();
+            let state = state.clone();
+            back = Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                serve_at(state, addr)
+            }));
+        }
+        out.extend_from_slice(&batch.expect("no batch lost").values);
+    }
+    let _revived = back.expect("killed").join().expect("served again");
+    assert_eq!(out, clean);
+    let stats = client.stats();
+    println!("only server restarted: {stats:?}");
+    assert_eq!((stats.rows_scored, stats.failed_batches), (40_000, 0));
+    assert!(stats.retries_for(Retryable::Connect) >= 1, "the outage went unnoticed: {stats:?}");
 }
 
 /// A raw TCP "server" that answers the request holding row 0 at once and

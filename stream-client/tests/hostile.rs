@@ -182,9 +182,12 @@ fn an_unreachable_server_is_reported_as_refused() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a");
     let mut config = ClientConfig::new([format!("http://{port}")], 1);
     config.max_attempts = 1;
+    // Connecting again is part of an attempt, until its timeout.
+    config.timeout = Duration::from_millis(300);
     let client = Client::new(config).expect("config");
     let text = run(&client, 1).expect_err("nothing listens").to_string();
     assert!(text.contains("cannot connect") && text.contains("refused"), "{text}");
+    assert!(text.contains("(attempts exhausted; no connection for 0."), "{text}");
 }
 
 #[test]

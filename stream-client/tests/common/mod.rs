@@ -23,6 +23,10 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn kill(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
@@ -62,11 +66,18 @@ pub fn real_server_state(model: &str, extra: &[&str]) -> (Running, Arc<score_ser
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = score_server::Args::parse_from(argv).into_config().expect("flags");
     let state = score_server::AppState::new(config).expect("model loads");
+    let running = serve_at(state.clone(), "127.0.0.1:0".parse().expect("address"));
+    (running, state)
+}
+
+/// The real score-server with `state` at `addr` (port 0: a free one); the
+/// address of one killed serves again.
+pub fn serve_at(state: Arc<score_server::AppState>, addr: SocketAddr) -> Running {
     let rt = runtime();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    rt.spawn(score_server::server::serve(state.clone(), listener, std::future::pending()));
-    (Running { addr, runtime: Some(rt) }, state)
+    rt.spawn(score_server::server::serve(state, listener, std::future::pending()));
+    Running { addr, runtime: Some(rt) }
 }
 
 /// A stub serving `router` at `/score`.
