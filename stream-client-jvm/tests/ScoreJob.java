@@ -3,12 +3,18 @@ import static org.apache.spark.sql.functions.expr;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.when;
 
+import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.lang.management.MemoryUsage;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -121,6 +127,7 @@ public final class ScoreJob {
                 sampler.join();
                 rows = n;
                 System.out.printf("heap_live_peak_mb=%.1f%n", sampler.peak / 1048576.0);
+                System.out.printf("heap_read_peak_mb=%.1f%n", sampler.peakRead / 1048576.0);
                 break;
             }
             default:
@@ -144,12 +151,17 @@ public final class ScoreJob {
     }
 
     /**
-     * The most heap found live: every 250 ms a full collection, then the heap in use. (The
-     * pools' own after-collection figures are stale between old-generation collections.)
+     * The most heap found live: every 250 ms a full collection, then the heap in use just after
+     * it, as the collector itself reports it (what other threads allocate between the collection
+     * and a later reading of the heap is garbage, not growth: on a busy machine that gap was tens
+     * of MiB). The pools' after-collection figures alone are stale between old-generation
+     * collections, hence the forced one.
      */
     static final class HeapSampler extends Thread {
         volatile boolean stop;
         volatile long peak;
+        /** The most heap in use read after a collection, for comparison. */
+        volatile long peakRead;
 
         HeapSampler() {
             setDaemon(true);
@@ -158,9 +170,31 @@ public final class ScoreJob {
         @Override
         public void run() {
             MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
+            Set<String> heapPools = ManagementFactory.getMemoryPoolMXBeans().stream()
+                    .filter(p -> p.getType() == MemoryType.HEAP).map(MemoryPoolMXBean::getName)
+                    .collect(Collectors.toSet());
+            // The collector of full collections (G1 Old Generation, MarkSweepCompact, ...).
+            com.sun.management.GarbageCollectorMXBean full = null;
+            for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
+                if (gc.getName().matches(".*(Old|MarkSweep|Full).*")
+                        && gc instanceof com.sun.management.GarbageCollectorMXBean) {
+                    full = (com.sun.management.GarbageCollectorMXBean) gc;
+                }
+            }
             while (!stop) {
                 memory.gc();
-                peak = Math.max(peak, memory.getHeapMemoryUsage().getUsed());
+                long live = memory.getHeapMemoryUsage().getUsed();
+                peakRead = Math.max(peakRead, live);
+                if (full != null && full.getLastGcInfo() != null) {
+                    live = 0;
+                    for (Map.Entry<String, MemoryUsage> pool :
+                            full.getLastGcInfo().getMemoryUsageAfterGc().entrySet()) {
+                        if (heapPools.contains(pool.getKey())) {
+                            live += pool.getValue().getUsed();
+                        }
+                    }
+                }
+                peak = Math.max(peak, live);
                 try {
                     Thread.sleep(250);
                 } catch (InterruptedException e) {

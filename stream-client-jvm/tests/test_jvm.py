@@ -257,6 +257,8 @@ def test_executor_heap_does_not_grow_with_the_partition(start_server):
         job = submit(memory="512m", job="heap", rows=rows, width=20, urls=server.url).check()
         assert job.values["rows"] == str(rows)
         peaks[rows] = float(job.values["heap_live_peak_mb"])
+        print(f"{rows} rows: heap read after a full collection, at most "
+              f"{job.values['heap_read_peak_mb']} MiB")
     print(f"live heap peaks (MiB): {peaks}")
     assert peaks[10_000_000] <= 1.5 * peaks[1_000_000] + 32, peaks
 
