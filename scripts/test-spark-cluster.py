@@ -78,7 +78,10 @@ class Job:
                   "--master", "spark://spark-master:7077",
                   # The jobs name themselves; this tells their event logs apart.
                   "--conf", f"spark.score.test={app}",
-                  "--conf", "spark.driver.host=driver", "--conf", "spark.ui.enabled=false",
+                  "--conf", "spark.driver.host=driver",
+                  # The driver's REST API tells when the job is mid-way.
+                  "--conf", "spark.ui.enabled=true", "--conf", "spark.ui.port=4040",
+                  "--conf", "spark.ui.showConsoleProgress=false",
                   "--conf", "spark.eventLog.enabled=true",
                   "--conf", "spark.eventLog.dir=file:///data/events",
                   # One plain JSON file an application (Spark 4 compresses
@@ -172,10 +175,15 @@ def client_summary(app: str) -> dict:
             last[(log, pid.group(1) if pid else "")] = line
     totals = {"client_processes": len(last), "requests": 0, "retries": 0,
               "failed_batches": 0, "ejections": 0}
+    reasons: dict[str, int] = {}
     for line in last.values():
         for key in ("requests", "retries", "failed_batches", "ejections"):
             m = re.search(rf"\b{key}=(\d+)", line)
             totals[key] += int(m.group(1)) if m else 0
+        m = re.search(r'retry_reasons="?([a-z0-9: ]*)', line)
+        for label, n in re.findall(r"([a-z0-9]+):(\d+)", m.group(1) if m else ""):
+            reasons[label] = reasons.get(label, 0) + int(n)
+    totals["retry_reasons"] = " ".join(f"{k}:{v}" for k, v in sorted(reasons.items()))
     return totals
 
 
@@ -194,11 +202,11 @@ print(json.dumps({{"rows": got.num_rows, "lost": lost, "duplicated": dup, "equal
 
 
 def nginx_passed_on() -> int:
-    """Requests nginx passed to another replica after one failed (its
-    error log names each upstream it gave up on)."""
+    """Requests nginx resent to another replica after one failed: access
+    log lines (nginx/nginx.conf's `score` format) naming more than one
+    upstream address ("score-1:8099, score-2:8099")."""
     text = sh("docker", "logs", container("nginx"), check=False)
-    return len(re.findall(r"upstream (?:timed out|prematurely closed|connect\(\) failed)"
-                          r"|no live upstreams", text))
+    return len(re.findall(r'^\S+ \d{3} "[^"]*" "[^",]*,[^"]*"', text, re.M))
 
 
 def wait_workers(n: int) -> None:
@@ -213,26 +221,53 @@ print(sum(w["state"] == "ALIVE" for w in s["workers"]))"""
     raise SystemExit(f"{n} Spark workers did not register")
 
 
-def mid_job(app: str, host: str | None = None, limit: float = 120) -> None:
-    """Returns once APP is mid-job: a task has finished and another is
-    running (on HOST, when given: the fault must find work there).
-    Known limit: Spark buffers the event log, so a task shows here late
-    or not before the job ends, and the wait for HOST timed out for the
-    Java job; the driver's REST API (active tasks per executor) is the
-    reliable source."""
+def executors() -> list[dict]:
+    """The running application's executors, from its driver's REST API
+    (the event log is buffered: a task shows there late)."""
+    code = """
+import json, urllib.request
+base = "http://localhost:4040/api/v1/applications"
+try:
+    app = json.load(urllib.request.urlopen(base, timeout=2))[0]["id"]
+    print(json.dumps(json.load(urllib.request.urlopen(f"{base}/{app}/executors", timeout=2))))
+except Exception:
+    print("[]")"""
+    text = driver("python3", "-c", code, check=False).strip().splitlines()
+    try:
+        return [e for e in json.loads(text[-1]) if e.get("id") != "driver"]
+    except (IndexError, json.JSONDecodeError):
+        return []
+
+
+def wait_fleet(limit: float = 60) -> None:
+    """Waits until the three replicas and nginx answer by name from the
+    driver: a case must leave the fleet as it found it."""
+    code = """
+import urllib.request
+for url in %r:
+    urllib.request.urlopen(url + "/readyz", timeout=2)
+print("ready")""" % (REPLICAS + NGINX)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        started, ended = {}, set()
-        for e in events(app):
-            if e.get("Event") == "SparkListenerTaskStart":
-                started[e["Task Info"]["Task ID"]] = e["Task Info"]["Host"]
-            elif e.get("Event") == "SparkListenerTaskEnd":
-                ended.add(e["Task Info"]["Task ID"])
-        running = [h for t, h in started.items() if t not in ended]
-        if ended and any(host in (None, h) for h in running):
+        if driver("python3", "-c", code, check=False).strip().endswith("ready"):
             return
-        time.sleep(0.3)
-    raise SystemExit(f"{app}: not mid-job after {limit:.0f} s")
+        time.sleep(1)
+    raise SystemExit(f"the fleet did not answer again within {limit:.0f} s")
+
+
+def mid_job(job: "Job", host: str | None = None, limit: float = 120) -> None:
+    """Returns once JOB is mid-job: a scoring task has finished and another
+    is running (on HOST, when given: the fault must find work there)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and job.rc is None:
+        found = executors()
+        done = sum(e.get("completedTasks", 0) for e in found)
+        running = [e["hostPort"].rsplit(":", 1)[0] for e in found if e.get("activeTasks", 0) > 0]
+        if done and any(host in (None, h) for h in running):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{job.app}: not mid-job after {time.monotonic() - job.started:.0f} s"
+                     f"{'' if job.rc is None else f' (it ended, exit {job.rc})'}")
 
 
 def replace_replica() -> None:
@@ -256,7 +291,7 @@ def run_case(case: str, lang: str, clean: dict, results: list) -> bool:
     urls = NGINX if case == "nginx-restarted" else REPLICAS
     nginx_before = nginx_passed_on()
     job = Job(lang, urls, out, app)
-    mid_job(app, "spark-worker-2" if case == "worker-killed" else None)
+    mid_job(job, "spark-worker-2" if case == "worker-killed" else None)
     injected = time.monotonic()
     if case == "worker-killed":
         sh("docker", "kill", container("spark-worker-2"))
@@ -267,14 +302,19 @@ def run_case(case: str, lang: str, clean: dict, results: list) -> bool:
     elif case == "nginx-restarted":
         sh("docker", "restart", "-t", "1", container("nginx"))
     job.wait()
+    time.sleep(1.5)  # nginx flushes its access log each second
     # Put the cluster back as it was for the next case.
     if case == "worker-killed":
         sh("docker", "start", container("spark-worker-2"))
         wait_workers(2)
     elif case == "replica-cut":
-        sh("docker", "network", "connect", network(), container("score-2"))
+        # With its service name: a plain connect leaves the container
+        # without it, and nginx, resolving its upstreams as it starts,
+        # would then fail to start.
+        sh("docker", "network", "connect", "--alias", "score-2", network(), container("score-2"))
     elif case == "replica-replaced":
         restore_replica()
+    wait_fleet()
     row = {"job": lang, "fault": case, "exit": job.rc, "seconds": round(job.seconds, 1),
            "added_s": round(job.seconds - clean[lang]["seconds"], 1),
            "fault_at_s": round(injected - job.started, 1),
@@ -349,7 +389,7 @@ def main() -> None:
 
 def summary(results: list[dict]) -> str:
     cols = ["job", "fault", "ok", "seconds", "added_s", "task_failures", "task_reruns",
-            "retries", "ejections", "nginx_passed_on", "lost", "duplicated"]
+            "retries", "retry_reasons", "ejections", "nginx_passed_on", "lost", "duplicated"]
     lines = [" | ".join(cols)]
     for r in results:
         lines.append(" | ".join(str(r.get(c, "")) for c in cols))

@@ -94,4 +94,15 @@ step "artifacts: dist/ built in release, installed and run without Rust (scripts
 # PySpark, Java and CLI jobs it runs are the quickstart's.
 scripts/test-dist.sh
 
+step "a Spark cluster in containers: faults between hosts (scripts/test-spark-cluster.py, ~10 min)"
+# After test-dist.sh: the Spark image ships dist/'s wheel and jar, and the
+# cluster runs the 0.1.0 server and nginx images it built.
+if docker info >/dev/null 2>&1; then
+  wheels=(dist/stream_client-*.whl)
+  SCORE_TAG=0.1.0 WHEEL=${wheels[0]} JAR=dist/score-client.jar docker/spark/build.sh
+  SCORE_TAG=0.1.0 python3 scripts/test-spark-cluster.py
+else
+  echo "SKIPPED: no Docker engine answers ('docker info' failed): the Spark cluster tests did not run"
+fi
+
 step "done"
